@@ -1,0 +1,95 @@
+"""Account API: log in for a token, revoke it, and who am I."""
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from knox.auth import TokenAuthentication
+from rest_framework import serializers, status
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from apps.accounts.services import LoginFailed, token_create, token_revoke
+from apps.core.api.serializers import InputSerializer
+from apps.tenants.selectors import membership_list_for_user
+
+
+class UserOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    email = serializers.EmailField()
+    full_name = serializers.CharField()
+    is_platform_admin = serializers.BooleanField(source="is_staff")
+
+
+class TokenCreateApi(APIView):
+    """Exchange email and password for an API token (send it as `Authorization: Token …`)."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "login"
+
+    class InputSerializer(InputSerializer):
+        email = serializers.EmailField()
+        password = serializers.CharField(max_length=4096, trim_whitespace=False)
+
+    class OutputSerializer(serializers.Serializer):
+        token = serializers.CharField()
+        expiry = serializers.DateTimeField(allow_null=True)
+        user = UserOutputSerializer()
+
+    def get_authenticate_header(self, request):
+        return "Token"  # wrong credentials answer 401, as for a bad token
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer}, auth=[])
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            instance, raw = token_create(request=request._request, **data.validated_data)
+        except LoginFailed as exc:
+            raise AuthenticationFailed(str(exc)) from exc
+        body = {"token": raw, "expiry": instance.expiry, "user": instance.user}
+        return Response(self.OutputSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+class TokenRevokeApi(APIView):
+    """Revoke the token this request is made with."""
+
+    authentication_classes = [TokenAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request):
+        token_revoke(token=request.auth)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeApi(APIView):
+    """The logged-in user and the tenants they belong to."""
+
+    @extend_schema(
+        responses=inline_serializer(
+            "Me",
+            {
+                "user": UserOutputSerializer(),
+                "memberships": inline_serializer(
+                    "MyMembership",
+                    {
+                        "tenant_slug": serializers.CharField(),
+                        "tenant_name": serializers.CharField(),
+                        "role": serializers.CharField(),
+                    },
+                    many=True,
+                ),
+            },
+        )
+    )
+    def get(self, request):
+        memberships = [
+            {"tenant_slug": m.tenant.slug, "tenant_name": m.tenant.name, "role": m.role}
+            for m in membership_list_for_user(user=request.user)
+        ]
+        return Response(
+            {"user": UserOutputSerializer(request.user).data, "memberships": memberships}
+        )

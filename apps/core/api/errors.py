@@ -1,0 +1,62 @@
+"""The API's one error shape: {"error": {"code", "message", "fields"}} for every failure."""
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def error_body(code: str, message: str, fields: dict | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def error_response(status_code: int, code: str, message: str, fields: dict | None = None):
+    """A plain Django JsonResponse in the API's error shape (for middleware and handlers)."""
+    return JsonResponse(error_body(code, message, fields), status=status_code)
+
+
+def _flatten(detail) -> str | list | dict:
+    if isinstance(detail, dict):
+        return {key: _flatten(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        return [_flatten(item) for item in detail]
+    return str(detail)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # an unexpected error: Django's 500 handler answers in the same shape
+
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail
+        if isinstance(detail, dict):
+            fields = _flatten(detail)
+        else:
+            fields = {"non_field_errors": _flatten(detail if isinstance(detail, list) else [detail])}
+        body = error_body("invalid", "The request has invalid fields; see error.fields.", fields)
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        code = getattr(exc, "default_code", "error")
+        if isinstance(detail, dict | list):
+            body = error_body(code, str(exc.default_detail), {"detail": _flatten(detail)})
+        else:
+            body = error_body(getattr(detail, "code", None) or code, str(detail))
+    return Response(body, status=response.status_code, headers=_copy_headers(response))
+
+
+def _copy_headers(response) -> dict:
+    return {
+        name: response[name]
+        for name in ("WWW-Authenticate", "Retry-After", "Allow")
+        if response.has_header(name)
+    }
+
+
+__all__ = ["error_body", "error_response", "exception_handler", "status"]

@@ -1,0 +1,32 @@
+"""Request-level limits that apply before any view runs."""
+
+from django.conf import settings
+from django.http import HttpResponse
+
+from apps.core.api.errors import error_response
+
+
+class RequestBodyLimitMiddleware:
+    """Answers 413 for a body over DATA_UPLOAD_MAX_MEMORY_SIZE.
+
+    Django checks the limit only when a view reads request.body; DRF's parsers read the stream
+    and skip that check, so it is enforced here, once, for pages and API alike. Django reads a
+    body only up to its declared Content-Length (a chunked body without one reads as empty), so
+    the declared length is the one to check.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            message = f"The request body is larger than {limit // 1024} KiB."
+            if request.path.startswith("/api/"):
+                return error_response(413, "request_too_large", message)
+            return HttpResponse(message, status=413, content_type="text/plain")
+        return self.get_response(request)

@@ -1,0 +1,240 @@
+"""Tenant API: a tenant's own view (/api/v1/t/<slug>/…) and the platform's (/platform/tenants/).
+
+One class per resource path; each HTTP method is one operation with its own serializers.
+"""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from apps.core.api.pagination import PageNumberPagination
+from apps.core.api.serializers import InputSerializer
+from apps.tenants import services
+from apps.tenants.models import Invitation, Membership, Role, Tenant
+from apps.tenants.permissions import PlatformAdmin, TenantAdmin, TenantTeacher
+from apps.tenants.selectors import invitation_list, membership_list, tenant_list_for_user
+
+
+def _validation_error(exc: DjangoValidationError) -> ValidationError:
+    if hasattr(exc, "message_dict"):
+        return ValidationError(exc.message_dict)
+    return ValidationError({"non_field_errors": exc.messages})
+
+
+def _paginated(request, view, queryset, serializer_class):
+    paginator = PageNumberPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+class TenantOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tenant
+        fields = ["id", "slug", "name", "is_active", "created_at"]
+
+
+class MembershipOutputSerializer(serializers.ModelSerializer):
+    email = serializers.EmailField(source="user.email")
+    full_name = serializers.CharField(source="user.full_name")
+
+    class Meta:
+        model = Membership
+        fields = ["id", "email", "full_name", "role", "created_at"]
+
+
+class InvitationOutputSerializer(serializers.ModelSerializer):
+    invited_by = serializers.EmailField(source="invited_by.email", allow_null=True)
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "email", "role", "invited_by", "expires_at", "created_at"]
+
+
+# --- A tenant's own API -----------------------------------------------------------------------
+
+
+class TenantDetailApi(APIView):
+    class OutputSerializer(TenantOutputSerializer):
+        role = serializers.SerializerMethodField()
+
+        class Meta(TenantOutputSerializer.Meta):
+            fields = [*TenantOutputSerializer.Meta.fields, "role"]
+
+        def get_role(self, tenant) -> str:
+            return self.context["role"]
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request, tenant_slug):
+        context = {"role": request.tenant_access.role.value}
+        return Response(self.OutputSerializer(request.tenant, context=context).data)
+
+
+class MemberListApi(APIView):
+    permission_classes = [*APIView.permission_classes, TenantTeacher]
+
+    @extend_schema(responses=MembershipOutputSerializer(many=True))
+    def get(self, request, tenant_slug):
+        members = membership_list(tenant=request.tenant)
+        return _paginated(request, self, members, MembershipOutputSerializer)
+
+
+class MemberDetailApi(APIView):
+    permission_classes = [*APIView.permission_classes, TenantAdmin]
+
+    class UpdateInputSerializer(InputSerializer):
+        role = serializers.ChoiceField(choices=Role.choices)
+
+    def _membership(self, request, membership_id) -> Membership:
+        return get_object_or_404(membership_list(tenant=request.tenant), pk=membership_id)
+
+    @extend_schema(request=UpdateInputSerializer, responses=MembershipOutputSerializer)
+    def patch(self, request, tenant_slug, membership_id):
+        membership = self._membership(request, membership_id)
+        data = self.UpdateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            services.membership_role_set(membership=membership, **data.validated_data)
+        except DjangoValidationError as exc:
+            raise _validation_error(exc) from exc
+        return Response(MembershipOutputSerializer(membership).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, tenant_slug, membership_id):
+        membership = self._membership(request, membership_id)
+        try:
+            services.membership_remove(membership=membership)
+        except DjangoValidationError as exc:
+            raise _validation_error(exc) from exc
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InvitationListApi(APIView):
+    permission_classes = [*APIView.permission_classes, TenantAdmin]
+
+    class CreateInputSerializer(InputSerializer):
+        email = serializers.EmailField()
+        role = serializers.ChoiceField(choices=Role.choices)
+
+    @extend_schema(responses=InvitationOutputSerializer(many=True))
+    def get(self, request, tenant_slug):
+        invitations = invitation_list(tenant=request.tenant)
+        return _paginated(request, self, invitations, InvitationOutputSerializer)
+
+    @extend_schema(request=CreateInputSerializer, responses={201: InvitationOutputSerializer})
+    def post(self, request, tenant_slug):
+        data = self.CreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            issued = services.invitation_create(
+                tenant=request.tenant,
+                invited_by=request.user,
+                base_url=request.build_absolute_uri("/"),
+                **data.validated_data,
+            )
+        except DjangoValidationError as exc:
+            raise _validation_error(exc) from exc
+        return Response(
+            InvitationOutputSerializer(issued.invitation).data, status=status.HTTP_201_CREATED
+        )
+
+
+class InvitationDetailApi(APIView):
+    permission_classes = [*APIView.permission_classes, TenantAdmin]
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, tenant_slug, invitation_id):
+        invitation = get_object_or_404(invitation_list(tenant=request.tenant), pk=invitation_id)
+        services.invitation_revoke(invitation=invitation)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InvitationAcceptApi(APIView):
+    """Accept an invitation: a new person sets a password; an existing one is logged in."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "invitation"
+
+    class InputSerializer(InputSerializer):
+        token = serializers.CharField(max_length=200)
+        password = serializers.CharField(
+            max_length=4096, required=False, trim_whitespace=False, allow_blank=True
+        )
+        full_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+
+    class OutputSerializer(serializers.Serializer):
+        tenant_slug = serializers.CharField(source="tenant.slug")
+        role = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        try:
+            membership = services.invitation_accept(
+                raw_token=values["token"],
+                user=request.user,
+                password=values.get("password") or None,
+                full_name=values.get("full_name", ""),
+            )
+        except services.InvitationInvalid as exc:
+            raise ValidationError({"token": [str(exc)]}) from exc
+        except DjangoValidationError as exc:
+            raise _validation_error(exc) from exc
+        return Response(self.OutputSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+
+# --- The platform administrators' API --------------------------------------------------------
+
+
+class PlatformTenantListApi(APIView):
+    permission_classes = [*APIView.permission_classes, PlatformAdmin]
+
+    class CreateInputSerializer(InputSerializer):
+        slug = serializers.CharField(max_length=50)
+        name = serializers.CharField(max_length=200)
+
+    @extend_schema(responses=TenantOutputSerializer(many=True))
+    def get(self, request):
+        tenants = tenant_list_for_user(user=request.user).order_by("name")
+        return _paginated(request, self, tenants, TenantOutputSerializer)
+
+    @extend_schema(request=CreateInputSerializer, responses={201: TenantOutputSerializer})
+    def post(self, request):
+        data = self.CreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            tenant = services.tenant_create(**data.validated_data)
+        except DjangoValidationError as exc:
+            raise _validation_error(exc) from exc
+        return Response(TenantOutputSerializer(tenant).data, status=status.HTTP_201_CREATED)
+
+
+class PlatformTenantDetailApi(APIView):
+    permission_classes = [*APIView.permission_classes, PlatformAdmin]
+
+    class UpdateInputSerializer(InputSerializer):
+        name = serializers.CharField(max_length=200, required=False)
+        is_active = serializers.BooleanField(required=False)
+
+    @extend_schema(responses=TenantOutputSerializer)
+    def get(self, request, slug):
+        return Response(TenantOutputSerializer(get_object_or_404(Tenant, slug=slug)).data)
+
+    @extend_schema(request=UpdateInputSerializer, responses=TenantOutputSerializer)
+    def patch(self, request, slug):
+        tenant = get_object_or_404(Tenant, slug=slug)
+        data = self.UpdateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            services.tenant_update(tenant=tenant, **data.validated_data)
+        except DjangoValidationError as exc:
+            raise _validation_error(exc) from exc
+        return Response(TenantOutputSerializer(tenant).data)

@@ -1,0 +1,1 @@
+"""Celery workers: the heartbeat every worker publishes, and (later) the training runtime."""
