@@ -4,6 +4,7 @@ The heartbeat is a field per worker in one Redis hash, refreshed on the worker's
 worker that stops (killed, hung, lost its Redis) goes stale within WORKER_HEARTBEAT_MAX_AGE.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -65,7 +66,5 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
         if self.tref is not None:
             self.tref.cancel()
             self.tref = None
-        try:
+        with contextlib.suppress(redis.RedisError):
             heartbeat_remove(hostname=worker.hostname)
-        except redis.RedisError:
-            pass

@@ -7,10 +7,10 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
-from rest_framework.views import APIView
 
 from apps.accounts.services import LoginFailed, token_create, token_revoke
 from apps.core.api.serializers import InputSerializer
+from apps.core.api.views import ApiView
 from apps.tenants.selectors import membership_list_for_user
 
 
@@ -21,7 +21,7 @@ class UserOutputSerializer(serializers.Serializer):
     is_platform_admin = serializers.BooleanField(source="is_staff")
 
 
-class TokenCreateApi(APIView):
+class TokenCreateApi(ApiView):
     """Exchange email and password for an API token (send it as `Authorization: Token …`)."""
 
     authentication_classes = []
@@ -29,31 +29,33 @@ class TokenCreateApi(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "login"
 
-    class InputSerializer(InputSerializer):
+    class TokenCreateInputSerializer(InputSerializer):
         email = serializers.EmailField()
         password = serializers.CharField(max_length=4096, trim_whitespace=False)
 
-    class OutputSerializer(serializers.Serializer):
+    class TokenCreateOutputSerializer(serializers.Serializer):
         token = serializers.CharField()
         expiry = serializers.DateTimeField(allow_null=True)
         user = UserOutputSerializer()
 
+    input_serializers = {"post": TokenCreateInputSerializer}
+
     def get_authenticate_header(self, request):
         return "Token"  # wrong credentials answer 401, as for a bad token
 
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer}, auth=[])
+    @extend_schema(
+        request=TokenCreateInputSerializer, responses={201: TokenCreateOutputSerializer}, auth=[]
+    )
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
         try:
-            instance, raw = token_create(request=request._request, **data.validated_data)
+            instance, raw = token_create(request=request._request, **self.validated_input(request))
         except LoginFailed as exc:
             raise AuthenticationFailed(str(exc)) from exc
         body = {"token": raw, "expiry": instance.expiry, "user": instance.user}
-        return Response(self.OutputSerializer(body).data, status=status.HTTP_201_CREATED)
+        return Response(self.TokenCreateOutputSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
-class TokenRevokeApi(APIView):
+class TokenRevokeApi(ApiView):
     """Revoke the token this request is made with."""
 
     authentication_classes = [TokenAuthentication]
@@ -65,7 +67,7 @@ class TokenRevokeApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MeApi(APIView):
+class MeApi(ApiView):
     """The logged-in user and the tenants they belong to."""
 
     @extend_schema(

@@ -11,10 +11,10 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
-from rest_framework.views import APIView
 
 from apps.core.api.pagination import PageNumberPagination
 from apps.core.api.serializers import InputSerializer
+from apps.core.api.views import ApiView
 from apps.tenants import services
 from apps.tenants.models import Invitation, Membership, Role, Tenant
 from apps.tenants.permissions import PlatformAdmin, TenantAdmin, TenantTeacher
@@ -59,8 +59,8 @@ class InvitationOutputSerializer(serializers.ModelSerializer):
 # --- A tenant's own API -----------------------------------------------------------------------
 
 
-class TenantDetailApi(APIView):
-    class OutputSerializer(TenantOutputSerializer):
+class TenantDetailApi(ApiView):
+    class TenantDetailOutputSerializer(TenantOutputSerializer):
         role = serializers.SerializerMethodField()
 
         class Meta(TenantOutputSerializer.Meta):
@@ -69,14 +69,14 @@ class TenantDetailApi(APIView):
         def get_role(self, tenant) -> str:
             return self.context["role"]
 
-    @extend_schema(responses=OutputSerializer)
+    @extend_schema(responses=TenantDetailOutputSerializer)
     def get(self, request, tenant_slug):
         context = {"role": request.tenant_access.role.value}
-        return Response(self.OutputSerializer(request.tenant, context=context).data)
+        return Response(self.TenantDetailOutputSerializer(request.tenant, context=context).data)
 
 
-class MemberListApi(APIView):
-    permission_classes = [*APIView.permission_classes, TenantTeacher]
+class MemberListApi(ApiView):
+    permission_classes = [*ApiView.permission_classes, TenantTeacher]
 
     @extend_schema(responses=MembershipOutputSerializer(many=True))
     def get(self, request, tenant_slug):
@@ -84,22 +84,23 @@ class MemberListApi(APIView):
         return _paginated(request, self, members, MembershipOutputSerializer)
 
 
-class MemberDetailApi(APIView):
-    permission_classes = [*APIView.permission_classes, TenantAdmin]
+class MemberDetailApi(ApiView):
+    permission_classes = [*ApiView.permission_classes, TenantAdmin]
 
-    class UpdateInputSerializer(InputSerializer):
+    class MemberUpdateInputSerializer(InputSerializer):
         role = serializers.ChoiceField(choices=Role.choices)
 
     def _membership(self, request, membership_id) -> Membership:
         return get_object_or_404(membership_list(tenant=request.tenant), pk=membership_id)
 
-    @extend_schema(request=UpdateInputSerializer, responses=MembershipOutputSerializer)
+    input_serializers = {"patch": MemberUpdateInputSerializer}
+
+    @extend_schema(request=MemberUpdateInputSerializer, responses=MembershipOutputSerializer)
     def patch(self, request, tenant_slug, membership_id):
         membership = self._membership(request, membership_id)
-        data = self.UpdateInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        values = self.validated_input(request)
         try:
-            services.membership_role_set(membership=membership, **data.validated_data)
+            services.membership_role_set(membership=membership, **values)
         except DjangoValidationError as exc:
             raise _validation_error(exc) from exc
         return Response(MembershipOutputSerializer(membership).data)
@@ -114,28 +115,31 @@ class MemberDetailApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class InvitationListApi(APIView):
-    permission_classes = [*APIView.permission_classes, TenantAdmin]
+class InvitationListApi(ApiView):
+    permission_classes = [*ApiView.permission_classes, TenantAdmin]
 
-    class CreateInputSerializer(InputSerializer):
+    class InvitationCreateInputSerializer(InputSerializer):
         email = serializers.EmailField()
         role = serializers.ChoiceField(choices=Role.choices)
+
+    input_serializers = {"post": InvitationCreateInputSerializer}
 
     @extend_schema(responses=InvitationOutputSerializer(many=True))
     def get(self, request, tenant_slug):
         invitations = invitation_list(tenant=request.tenant)
         return _paginated(request, self, invitations, InvitationOutputSerializer)
 
-    @extend_schema(request=CreateInputSerializer, responses={201: InvitationOutputSerializer})
+    @extend_schema(
+        request=InvitationCreateInputSerializer, responses={201: InvitationOutputSerializer}
+    )
     def post(self, request, tenant_slug):
-        data = self.CreateInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        values = self.validated_input(request)
         try:
             issued = services.invitation_create(
                 tenant=request.tenant,
                 invited_by=request.user,
                 base_url=request.build_absolute_uri("/"),
-                **data.validated_data,
+                **values,
             )
         except DjangoValidationError as exc:
             raise _validation_error(exc) from exc
@@ -144,8 +148,8 @@ class InvitationListApi(APIView):
         )
 
 
-class InvitationDetailApi(APIView):
-    permission_classes = [*APIView.permission_classes, TenantAdmin]
+class InvitationDetailApi(ApiView):
+    permission_classes = [*ApiView.permission_classes, TenantAdmin]
 
     @extend_schema(responses={204: None})
     def delete(self, request, tenant_slug, invitation_id):
@@ -154,29 +158,31 @@ class InvitationDetailApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class InvitationAcceptApi(APIView):
+class InvitationAcceptApi(ApiView):
     """Accept an invitation: a new person sets a password; an existing one is logged in."""
 
     permission_classes = [AllowAny]
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "invitation"
 
-    class InputSerializer(InputSerializer):
+    class InvitationAcceptInputSerializer(InputSerializer):
         token = serializers.CharField(max_length=200)
         password = serializers.CharField(
             max_length=4096, required=False, trim_whitespace=False, allow_blank=True
         )
         full_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
 
-    class OutputSerializer(serializers.Serializer):
+    class InvitationAcceptOutputSerializer(serializers.Serializer):
         tenant_slug = serializers.CharField(source="tenant.slug")
         role = serializers.CharField()
 
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    input_serializers = {"post": InvitationAcceptInputSerializer}
+
+    @extend_schema(
+        request=InvitationAcceptInputSerializer, responses={201: InvitationAcceptOutputSerializer}
+    )
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
+        values = self.validated_input(request)
         try:
             membership = services.invitation_accept(
                 raw_token=values["token"],
@@ -188,53 +194,57 @@ class InvitationAcceptApi(APIView):
             raise ValidationError({"token": [str(exc)]}) from exc
         except DjangoValidationError as exc:
             raise _validation_error(exc) from exc
-        return Response(self.OutputSerializer(membership).data, status=status.HTTP_201_CREATED)
+        return Response(
+            self.InvitationAcceptOutputSerializer(membership).data, status=status.HTTP_201_CREATED
+        )
 
 
 # --- The platform administrators' API --------------------------------------------------------
 
 
-class PlatformTenantListApi(APIView):
-    permission_classes = [*APIView.permission_classes, PlatformAdmin]
+class PlatformTenantListApi(ApiView):
+    permission_classes = [*ApiView.permission_classes, PlatformAdmin]
 
-    class CreateInputSerializer(InputSerializer):
+    class TenantCreateInputSerializer(InputSerializer):
         slug = serializers.CharField(max_length=50)
         name = serializers.CharField(max_length=200)
+
+    input_serializers = {"post": TenantCreateInputSerializer}
 
     @extend_schema(responses=TenantOutputSerializer(many=True))
     def get(self, request):
         tenants = tenant_list_for_user(user=request.user).order_by("name")
         return _paginated(request, self, tenants, TenantOutputSerializer)
 
-    @extend_schema(request=CreateInputSerializer, responses={201: TenantOutputSerializer})
+    @extend_schema(request=TenantCreateInputSerializer, responses={201: TenantOutputSerializer})
     def post(self, request):
-        data = self.CreateInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        values = self.validated_input(request)
         try:
-            tenant = services.tenant_create(**data.validated_data)
+            tenant = services.tenant_create(**values)
         except DjangoValidationError as exc:
             raise _validation_error(exc) from exc
         return Response(TenantOutputSerializer(tenant).data, status=status.HTTP_201_CREATED)
 
 
-class PlatformTenantDetailApi(APIView):
-    permission_classes = [*APIView.permission_classes, PlatformAdmin]
+class PlatformTenantDetailApi(ApiView):
+    permission_classes = [*ApiView.permission_classes, PlatformAdmin]
 
-    class UpdateInputSerializer(InputSerializer):
+    class TenantUpdateInputSerializer(InputSerializer):
         name = serializers.CharField(max_length=200, required=False)
         is_active = serializers.BooleanField(required=False)
+
+    input_serializers = {"patch": TenantUpdateInputSerializer}
 
     @extend_schema(responses=TenantOutputSerializer)
     def get(self, request, slug):
         return Response(TenantOutputSerializer(get_object_or_404(Tenant, slug=slug)).data)
 
-    @extend_schema(request=UpdateInputSerializer, responses=TenantOutputSerializer)
+    @extend_schema(request=TenantUpdateInputSerializer, responses=TenantOutputSerializer)
     def patch(self, request, slug):
         tenant = get_object_or_404(Tenant, slug=slug)
-        data = self.UpdateInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        values = self.validated_input(request)
         try:
-            services.tenant_update(tenant=tenant, **data.validated_data)
+            services.tenant_update(tenant=tenant, **values)
         except DjangoValidationError as exc:
             raise _validation_error(exc) from exc
         return Response(TenantOutputSerializer(tenant).data)

@@ -53,7 +53,9 @@ class Membership(TimeStampedModel):
     class Meta:
         ordering = ["tenant", "user__email"]
         constraints = [
-            models.UniqueConstraint(fields=["user", "tenant"], name="membership_user_tenant_unique"),
+            models.UniqueConstraint(
+                fields=["user", "tenant"], name="membership_user_tenant_unique"
+            ),
             models.CheckConstraint(
                 condition=models.Q(role__in=Role.values), name="membership_role_valid"
             ),

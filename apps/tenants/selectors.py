@@ -65,7 +65,9 @@ def invitation_get_by_token(*, raw_token: str) -> Invitation | None:
     """The pending invitation behind a link, in any tenant (the token is the secret)."""
     with scopes_disabled():
         return (
-            Invitation.objects.filter(token_digest=token_digest(raw_token), accepted_at__isnull=True)
+            Invitation.objects.filter(
+                token_digest=token_digest(raw_token), accepted_at__isnull=True
+            )
             .select_related("tenant")
             .first()
         )

@@ -55,9 +55,7 @@ def membership_create(*, tenant: Tenant, user, role: str) -> Membership:
 def _lock_admins(tenant: Tenant) -> list[Membership]:
     """Lock the tenant's admin rows (in id order), so two demotions cannot both pass the check."""
     return list(
-        Membership.objects.select_for_update()
-        .filter(tenant=tenant, role=Role.ADMIN)
-        .order_by("id")
+        Membership.objects.select_for_update().filter(tenant=tenant, role=Role.ADMIN).order_by("id")
     )
 
 
@@ -179,8 +177,10 @@ def invitation_accept(
                 )
             if user.pk != existing.pk:
                 raise ValidationError(
-                    {"non_field_errors": f"This invitation is for {invitation.email}; "
-                     f"you are logged in as {user.email}."}
+                    {
+                        "non_field_errors": f"This invitation is for {invitation.email}; "
+                        f"you are logged in as {user.email}."
+                    }
                 )
             member = existing
         else:

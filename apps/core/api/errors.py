@@ -39,7 +39,9 @@ def exception_handler(exc, context):
         if isinstance(detail, dict):
             fields = _flatten(detail)
         else:
-            fields = {"non_field_errors": _flatten(detail if isinstance(detail, list) else [detail])}
+            fields = {
+                "non_field_errors": _flatten(detail if isinstance(detail, list) else [detail])
+            }
         body = error_body("invalid", "The request has invalid fields; see error.fields.", fields)
     else:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)

@@ -1,0 +1,151 @@
+"""Shared fixtures: two tenants with people in every role, API clients with real tokens, a real
+Celery worker process, and a clean Redis for throttles."""
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.test import Client
+from knox.models import AuthToken
+from rest_framework.test import APIClient
+
+from apps.tenants.models import Invitation, Membership, Role, Tenant
+from tests.factories import InvitationFactory, MembershipFactory, TenantFactory, UserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_test_redis():
+    """The suite owns its Redis database (REDIS_URL); start from an empty one."""
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture(autouse=True)
+def _reset_throttles():
+    """DRF throttles count in Redis; each test starts with fresh counters."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(match="aula:*throttle_*"))
+    if keys:
+        client.delete(*keys)
+
+
+@dataclass
+class TenantWorld:
+    tenant: Tenant
+    admin: Membership
+    teacher: Membership
+    learner: Membership
+    invitation: Invitation
+    invitation_token: str
+
+
+def _tenant_world(slug: str) -> TenantWorld:
+    tenant = TenantFactory(slug=slug, name=f"School {slug.upper()}")
+    token = f"token-for-{slug}-0123456789abcdef"
+    return TenantWorld(
+        tenant=tenant,
+        admin=MembershipFactory(tenant=tenant, role=Role.ADMIN),
+        teacher=MembershipFactory(tenant=tenant, role=Role.TEACHER),
+        learner=MembershipFactory(tenant=tenant, role=Role.LEARNER),
+        invitation=InvitationFactory(tenant=tenant, raw_token=token),
+        invitation_token=token,
+    )
+
+
+@pytest.fixture
+def tenant_a(db) -> TenantWorld:
+    return _tenant_world("alpha")
+
+
+@pytest.fixture
+def tenant_b(db) -> TenantWorld:
+    return _tenant_world("beta")
+
+
+@pytest.fixture
+def platform_admin(db):
+    return UserFactory(email="root@example.org", is_staff=True, is_superuser=True)
+
+
+def api_client_for(user) -> APIClient:
+    """An API client that authenticates the way real clients do: with a token header."""
+    client = APIClient()
+    if user is not None:
+        _, raw = AuthToken.objects.create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {raw}")
+    return client
+
+
+def page_client_for(user) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def wait_for(condition, *, timeout: float, interval: float = 0.1, message: str = ""):
+    """Poll `condition` until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s: {message}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real Celery worker (a separate process) on the test database and the test Redis."""
+    from workers.heartbeat import heartbeats_read
+
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url_of_test_db(),
+        "REDIS_URL": settings.REDIS_URL,
+        "WORKER_HEARTBEAT_INTERVAL": "1",
+    }
+    hostname = f"test-{os.getpid()}@localhost"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "config", "worker",
+                "-Q", "default,gpu", "--concurrency", "1", "--pool", "solo",
+                "-n", hostname, "--loglevel", "INFO",
+            ],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_for(
+            lambda: hostname in heartbeats_read() or process.poll() is not None,
+            timeout=120,
+            message="the Celery worker's first heartbeat",
+        )
+        if process.poll() is not None:
+            raise AssertionError(f"worker exited: {log_path.read_text()[-4000:]}")
+        yield {"hostname": hostname, "process": process, "log": log_path}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _database_url_of_test_db() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    user = db.get("USER") or "postgres"
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{db['NAME']}"

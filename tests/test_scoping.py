@@ -1,0 +1,34 @@
+"""Every tenant-owned model is scoped: a query outside `scope(tenant=…)` raises."""
+
+import pytest
+from django.apps import apps
+from django_scopes import ScopeError, scope
+
+from apps.tenants.models import Tenant
+
+
+def _tenant_owned_models():
+    return [
+        model
+        for model in apps.get_models()
+        if any(
+            getattr(field, "related_model", None) is Tenant and field.many_to_one
+            for field in model._meta.get_fields()
+        )
+    ]
+
+
+def test_every_tenant_owned_model_has_a_scoped_manager():
+    models = _tenant_owned_models()
+    assert {m._meta.label for m in models} >= {"tenants.Membership", "tenants.Invitation"}
+    for model in models:
+        with pytest.raises(ScopeError):
+            list(model.objects.all())
+
+
+@pytest.mark.django_db
+def test_a_scope_shows_only_its_tenants_rows(tenant_a, tenant_b):
+    for model in _tenant_owned_models():
+        with scope(tenant=tenant_a.tenant):
+            rows = list(model.objects.all())
+        assert rows and {row.tenant_id for row in rows} == {tenant_a.tenant.id}
