@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format check-compose bench clean
+.PHONY: install run test lint format check-compose clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint:
 format:
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+## Validate docker-compose.yml with the real Compose v2 binary (installed with the dev extras).
+check-compose: install
+	SECRET_KEY=check POSTGRES_PASSWORD=check $(BIN)/docker-compose config --quiet
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
