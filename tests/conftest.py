@@ -90,15 +90,19 @@ def page_client_for(user) -> Client:
     return client
 
 
-def wait_for(condition, *, timeout: float, interval: float = 0.1, message: str = ""):
-    """Poll `condition` until it returns a truthy value or the deadline passes."""
+def wait_for(condition, *, timeout: float, interval: float = 0.1, message=""):
+    """Poll `condition` until it returns a truthy value or the deadline passes.
+
+    `message` says what was awaited: a string, or a callable for one built at the timeout.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s: {message}")
+            explained = message() if callable(message) else message
+            raise AssertionError(f"timed out after {timeout} s: {explained}")
         time.sleep(interval)
 
 

@@ -14,7 +14,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.conftest import wait_for
 from workers.heartbeat import HEARTBEATS_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,18 +75,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_until(condition, *, timeout: float, message, interval: float = 0.25):
-    """Polls `condition` until it returns something truthy; `message()` explains a timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s: {message()}")
-        time.sleep(interval)
 
 
 def http_get(url: str) -> tuple[int, str]:
@@ -171,7 +159,7 @@ def wait_ready(run: LauncherRun, var_dir: Path) -> dict:
             return None
         return json.loads(body) if status == 200 else None
 
-    body = wait_until(ready, timeout=READY_TIMEOUT_S, message=lambda: f"/readyz{run.log()}")
+    body = wait_for(ready, timeout=READY_TIMEOUT_S, message=lambda: f"/readyz{run.log()}")
     assert body == {
         "status": "ok",
         "checks": {
@@ -181,7 +169,7 @@ def wait_ready(run: LauncherRun, var_dir: Path) -> dict:
         },
     }, run.log()
     # The banner follows the launcher's own readiness probe, at most a second later.
-    wait_until(
+    wait_for(
         lambda: "Ctrl-C stops everything." in run.log_path.read_text(),
         timeout=30,
         message=lambda: f"the banner{run.log()}",
@@ -221,7 +209,7 @@ def stop_and_assert_all_gone(run: LauncherRun, var_dir: Path) -> None:
     assert code == 0, run.log()
     assert "launcher: all stopped." in run.log_path.read_text(), run.log()
     # SIGKILL is delivered asynchronously: give a killed process a moment to leave the table.
-    wait_until(
+    wait_for(
         lambda: not any(live_members(pgid) for pgid in run.pids.values()),
         timeout=10,
         message=lambda: (
