@@ -35,8 +35,5 @@ def page_not_found(request, exception=None):
 def server_error(request):
     if _is_api(request):
         return error_response(500, "server_error", "Something went wrong on our side.")
-    # No context processors: the failure may be in one of them.
-    template = loader.get_template("error.html")
-    return HttpResponseServerError(
-        template.render({"status": 500, "message": "Something went wrong on our side."})
-    )
+    # A standalone page with no context processors or base template: the failure may be there.
+    return HttpResponseServerError(loader.get_template("500.html").render())
