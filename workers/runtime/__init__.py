@@ -1,0 +1,1 @@
+"""The model-building runtime: plain PyTorch, no Django (see docs/runtime.md)."""
