@@ -1,0 +1,338 @@
+"""The harness inside the sandbox: loads the job, locks the limits, runs the learner's code.
+
+Started by runner.py as `python -I -B -u -c BOOTSTRAP ...`, already without privileges (the
+bootstrap drops them before importing this module). It reads only the job directory, which holds
+the training and validation splits, the test INPUTS and the code, never a test label. It talks
+to the parent over one pipe (`result_fd`), one JSON object a line:
+
+    {"type": "ready"}                                   set up, limits locked
+    {"type": "progress", "point": {...}}                a trainer progress point
+    {"type": "result", "predictions": [...], "outcome": {...}}
+    {"type": "error", "kind": "...", "message": "...", "line": N | null}
+
+The learner's code runs in this very process, so it can write anything on that pipe too: the
+parent treats every line as untrusted input (validates it, caps its size, never unpickles it).
+"""
+
+import contextlib
+import dataclasses
+import errno
+import json
+import linecache
+import os
+import resource
+import sys
+import traceback
+import types
+import typing
+
+from workers.runtime.sandbox.checks import SUBMISSION_FILENAME
+
+MAIN_PID = os.getpid()
+_result_fd = -1
+
+
+def send(message: dict) -> None:
+    """One line to the parent, from the main process only (a fork of the learner's is muted)."""
+    if os.getpid() != MAIN_PID or _result_fd < 0:
+        return
+    data = (json.dumps(message, separators=(",", ":")) + "\n").encode()
+    view = memoryview(data)
+    while view:
+        written = os.write(_result_fd, view)
+        view = view[written:]
+
+
+def _exit(code: int) -> typing.NoReturn:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # the learner may have replaced or closed it
+            stream.flush()
+    os._exit(code)
+
+
+def main(job_dir: str, result_fd: int) -> None:
+    global _result_fd
+    _result_fd = result_fd
+    # Nothing but stdio and the result pipe stays open for the learner's code.
+    os.closerange(3, result_fd)
+    os.closerange(result_fd + 1, 1 << 16)
+    try:
+        job, tensors, trainer, objects = _load(job_dir)
+        _lock_memory(job["memory_bytes"])
+    except BaseException as error:
+        traceback.print_exc()
+        send({"type": "error", "kind": "sandbox", "message": f"{type(error).__name__}: {error}",
+              "line": None})  # fmt: skip
+        _exit(70)
+    send({"type": "ready"})
+    try:
+        result = _run(job, tensors, trainer, objects)
+    except BaseException as error:
+        if os.getpid() != MAIN_PID:  # a fork of the learner's code: leave quietly
+            os._exit(1)
+        kind, message, line = _explain(error)
+        _print_learner_traceback(error)
+        send({"type": "error", "kind": kind, "message": message, "line": line})
+        _exit(1)
+    if os.getpid() != MAIN_PID:
+        os._exit(0)
+    send(result)
+    _exit(0)
+
+
+def _load(job_dir: str):
+    with open(os.path.join(job_dir, "job.json"), encoding="utf-8") as handle:
+        job = json.load(handle)
+    import torch
+
+    torch.set_num_threads(job["threads"])
+    torch.set_num_interop_threads(1)
+    tensors = torch.load(os.path.join(job_dir, "data.pt"), weights_only=True)
+    with open(os.path.join(job_dir, SUBMISSION_FILENAME), encoding="utf-8") as handle:
+        job["code"] = handle.read()
+    # Everything the run will import comes in now, before memory is locked, so that the limit
+    # measures the learner's use and not the runtime's. The trainer is optional until needed.
+    try:
+        from workers.runtime import trainer
+    except ImportError as error:
+        trainer = error
+    objects = {name: _rebuild(job[name]) for name in ("info", "training", "budget")}
+    return job, tensors, trainer, objects
+
+
+# torch imports torch._dynamo (and sympy) when the first optimizer is made: about 2 s and 265 MiB
+# of address space. Importing it up front would cost every run those 2 s, also the many that
+# fail in build_model, so the limit leaves room for it instead.
+LAZY_IMPORT_ALLOWANCE = 384 * 1024 * 1024
+
+
+def _lock_memory(memory_bytes: int) -> None:
+    """RLIMIT_AS = the address space in use now (Python, torch, the data) + the learner's budget
+    (+ room for torch's own lazy imports)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        in_use = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    allowance = 0 if "torch._dynamo" in sys.modules else LAZY_IMPORT_ALLOWANCE
+    limit = in_use + memory_bytes + allowance
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _run(job: dict, tensors: dict, trainer, objects: dict) -> dict:
+    import torch
+
+    code = job["code"]
+    module = types.ModuleType("submission")
+    module.__file__ = SUBMISSION_FILENAME
+    sys.modules["submission"] = module
+    linecache.cache[SUBMISSION_FILENAME] = (
+        len(code), None, code.splitlines(keepends=True), SUBMISSION_FILENAME
+    )  # fmt: skip
+    exec(compile(code, SUBMISSION_FILENAME, "exec"), module.__dict__)  # noqa: S102 (the point)
+
+    info = objects["info"]
+    model = module.build_model(tuple(info.input_shape), info.num_classes)
+    if not isinstance(model, torch.nn.Module):
+        raise _Invalid("invalid_model", "build_model must return a torch.nn.Module; it returned "
+                                        f"{_describe(model)}.")  # fmt: skip
+    optimizer = None
+    configure = getattr(module, "configure_optimizer", None)
+    if configure is not None:
+        optimizer = configure(model)
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            returned = _describe(optimizer)
+            raise _Invalid("invalid_optimizer", "configure_optimizer must return a "
+                           f"torch.optim.Optimizer; it returned {returned}.")  # fmt: skip
+    if isinstance(trainer, ImportError):
+        raise _Invalid("sandbox", f"The trainer is not available: {trainer}")
+    extra = {} if objects["budget"] is None else {"budget": objects["budget"]}
+    outcome = trainer.train(
+        model,
+        training=objects["training"],
+        train=Split(tensors["train_x"], tensors["train_y"]),
+        val=Split(tensors["val_x"], tensors["val_y"]),
+        info=info,
+        device="cpu",
+        progress=lambda point: send({"type": "progress", "point": point}),
+        optimizer=optimizer,
+        **extra,
+    )
+    predictions = trainer.predict(
+        model, tensors["test_x"], info=info, training=objects["training"], device="cpu"
+    )
+    return {
+        "type": "result",
+        "predictions": predictions.to(torch.int64).reshape(-1).tolist(),
+        "outcome": outcome.as_dict(),
+    }
+
+
+@dataclasses.dataclass
+class Split:
+    """As workers.runtime.datasets.Split, which the sandbox does not get (see runner.py)."""
+
+    x: typing.Any
+    y: typing.Any
+
+
+class _Invalid(Exception):
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def _describe(value) -> str:
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    return f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _explain(error: BaseException) -> tuple[str, str, int | None]:
+    """(kind, message, line in the learner's code) for an exception out of the learner's code."""
+    line = _learner_line(error)
+    if isinstance(error, _Invalid):
+        return error.kind, str(error), line
+    for cause in _chain(error):
+        kind = _resource_kind(cause)
+        if kind:
+            return kind, "", line
+    text = str(error).strip().splitlines()
+    headline = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    if isinstance(error, SystemExit):
+        headline = f"Your code called exit({error.code!r})"
+    if len(headline) > 400:
+        headline = headline[:400] + "..."
+    if line is not None:
+        headline += f" (line {line} of your code)"
+    return "exception", headline, line
+
+
+def _chain(error: BaseException):
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def _resource_kind(error: BaseException) -> str | None:
+    if isinstance(error, MemoryError):
+        return "memory"
+    if isinstance(error, OSError):
+        if error.errno == errno.EFBIG:
+            return "file_size"
+        if error.errno == errno.ENOSPC:
+            return "disk"
+        if error.errno == errno.EAGAIN:  # fork() or clone() over RLIMIT_NPROC
+            return "processes"
+        if error.errno == errno.ENOMEM:
+            return "memory"
+    if isinstance(error, RuntimeError):
+        text = str(error)
+        if "can't allocate memory" in text or "not enough memory" in text:
+            return "memory"  # torch's CPU allocator under RLIMIT_AS
+        if "can't start new thread" in text:
+            return "processes"
+    return None
+
+
+def _learner_frames(error: BaseException) -> list[traceback.FrameSummary]:
+    return [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if frame.filename == SUBMISSION_FILENAME
+    ]
+
+
+def _learner_line(error: BaseException) -> int | None:
+    if isinstance(error, SyntaxError) and error.filename == SUBMISSION_FILENAME:
+        return error.lineno
+    frames = _learner_frames(error)
+    return frames[-1].lineno if frames else None
+
+
+def _print_learner_traceback(error: BaseException) -> None:
+    """The traceback through the learner's own code only, to their stderr."""
+    if isinstance(error, _Invalid):
+        sys.stderr.write(f"{error}\n")
+        return
+    try:
+        frames = _learner_frames(error)
+        lines = ["Traceback (most recent call last):\n"] if frames else []
+        lines += traceback.format_list(frames)
+        lines += traceback.format_exception_only(type(error), error)
+        sys.stderr.write("".join(lines))
+    except Exception:  # noqa: S110 (stderr may be gone; the parent still gets the error line)
+        pass
+
+
+# --- rebuilding the parent's dataclasses from JSON ---------------------------------------------
+
+
+def _rebuild(described):
+    """An object the parent described as {"type": "module.Qualname", "fields": {...}}."""
+    if described is None:
+        return None
+    cls = _resolve(described["type"])
+    if cls is None:
+        return _namespace(described["fields"])
+    return _from_fields(cls, described["fields"])
+
+
+def _resolve(name: str):
+    module_name, _, qualname = name.rpartition(".")
+    if not module_name.startswith("workers.runtime."):
+        return None  # a stand-in (tests): the trainer only reads attributes
+    try:
+        import importlib
+
+        value = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            value = getattr(value, part)
+    except (ImportError, AttributeError):
+        return None
+    return value if dataclasses.is_dataclass(value) else None
+
+
+def _namespace(value):
+    if isinstance(value, dict):
+        return types.SimpleNamespace(**{k: _namespace(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_namespace(v) for v in value)
+    return value
+
+
+def _from_fields(cls, data: dict):
+    hints = typing.get_type_hints(cls)
+    kwargs = {
+        f.name: _convert(hints.get(f.name), data[f.name])
+        for f in dataclasses.fields(cls)
+        if f.init and f.name in data
+    }
+    return cls(**kwargs)
+
+
+def _convert(hint, value):
+    if value is None or hint is None:
+        return value
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return _from_fields(hint, value)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            if arg is not type(None):
+                converted = _convert(arg, value)
+                if converted is not value or not isinstance(value, dict | list):
+                    return converted
+        return value
+    if origin is tuple and isinstance(value, list):
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v) for v in value)
+        if args and len(args) == len(value):
+            return tuple(_convert(a, v) for a, v in zip(args, value, strict=True))
+        return tuple(value)
+    if origin is list and isinstance(value, list):
+        return [_convert(args[0] if args else None, v) for v in value]
+    return value
