@@ -20,6 +20,8 @@ DEBUG = env.bool("DEBUG", default=False)
 # HTTPS on means secure cookies, HSTS and the redirect to https; production runs with it.
 HTTPS = env.bool("HTTPS", default=not DEBUG)
 VAR_DIR = Path(env("VAR_DIR", default=str(BASE_DIR / "var")))
+# Datasets that need a download (cifar10, mnist, fashion_mnist): `manage.py download_datasets`.
+DATA_DIR = Path(env("DATA_DIR", default=str(VAR_DIR / "datasets")))
 
 SECRET_KEY = env("SECRET_KEY", default="")
 if not SECRET_KEY:
@@ -49,6 +51,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.tenants",
     "apps.demo",
+    "workers",
 ]
 
 MIDDLEWARE = [

@@ -132,6 +132,9 @@ def _run(job: dict, tensors: dict, trainer, objects: dict) -> dict:
     exec(compile(code, SUBMISSION_FILENAME, "exec"), module.__dict__)  # noqa: S102 (the point)
 
     info = objects["info"]
+    # The initial weights come from the exercise's seed, as for specs (trainer.seeded): the
+    # same code gives the same run. This process serves one run, so seeding globally is fine.
+    torch.manual_seed(objects["training"].seed)
     model = module.build_model(tuple(info.input_shape), info.num_classes)
     if not isinstance(model, torch.nn.Module):
         raise _Invalid("invalid_model", "build_model must return a torch.nn.Module; it returned "
