@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format check-compose clean
+.PHONY: install run test lint format bench check-compose clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+## Performance measurements (numbers and machines in benchmarks/README.md).
+bench: install
+	$(BIN)/python benchmarks/train_vs_seed.py
 
 lint:
 	$(BIN)/ruff check .
