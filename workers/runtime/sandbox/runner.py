@@ -492,6 +492,10 @@ def _bubblewrap_launch(bwrap: str, job: Path, ids, limits: SandboxLimits) -> _La
     args += data(f"learner:x:{gid}:\n".encode(), "/etc/group")
     args += data(b"127.0.0.1 localhost sandbox\n::1 localhost\n", "/etc/hosts")
 
+    # The private /tmp comes before the binds: a checkout (and so its virtualenv) may live under
+    # /tmp, and a tmpfs mounted after the binds would hide them.
+    args += ["--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]  # noqa: S108
+    made.add("/tmp")  # noqa: S108
     bound = _python_paths()
     for path in bound:
         args += [*parents(path), "--ro-bind", path, path]
@@ -505,9 +509,8 @@ def _bubblewrap_launch(bwrap: str, job: Path, ids, limits: SandboxLimits) -> _La
             args += ["--ro-bind", str(RUNTIME_DIR / entry), f"{runtime}/{entry}"]
     args += ["--ro-bind", str(job / "in"), JOB_IN_SANDBOX]
     args += ["--proc", "/proc", "--dev", "/dev"]
-    # A private /tmp and /dev/shm in memory, of a fixed size; then the root turns read-only.
-    for scratch in ("/tmp", "/dev/shm"):  # noqa: S108 (the sandbox's own)
-        args += ["--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", scratch]
+    # A private /dev/shm in memory too, of the same fixed size; then the root turns read-only.
+    args += ["--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm"]  # noqa: S108
     args += ["--remount-ro", "/", "--chdir", "/tmp"]  # noqa: S108
     program = seccomp_program()
     if program is not None:
