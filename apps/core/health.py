@@ -2,6 +2,7 @@
 
 import time
 
+from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
@@ -29,8 +30,6 @@ def _check_redis() -> dict:
 
 
 def _check_worker() -> dict:
-    from django.conf import settings
-
     now = time.time()
     fresh = {
         name: beat

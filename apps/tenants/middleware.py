@@ -27,8 +27,8 @@ class TenantMiddleware:
         except Resolver404:
             return self.get_response(request)
 
-        if match.app_name == "admin" or request.path_info.startswith("/admin/"):
-            if request.user.is_authenticated and request.user.is_staff:
+        if match.app_name == "admin":
+            if request.user.is_staff:  # the admin's own login page handles everyone else
                 with scopes_disabled():
                     return self.get_response(request)
             return self.get_response(request)

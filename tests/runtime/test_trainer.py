@@ -282,17 +282,17 @@ def test_without_augmentation_an_epoch_is_the_shuffled_images():
     assert torch.equal(prepare.epoch(prepare.source(images), order), images[order])
 
 
-def test_normalisation_and_no_augmentation_outside_training():
+def test_inference_input_is_normalised_per_channel_and_never_augmented():
     augment = AugmentSpec(
         random_crop_padding=4, horizontal_flip=True,
         normalize_mean=(0.5, 0.25, 0.0), normalize_std=(0.5, 0.25, 1.0),
     )  # fmt: skip
-    prepare = BatchPreparer(
-        kind="image", augment=augment, device=torch.device("cpu"),
-        generator=torch.Generator().manual_seed(0),
-    )  # fmt: skip
-    images = torch.tensor([0, 255, 51], dtype=torch.uint8).view(1, 3, 1, 1).expand(2, 3, 2, 2)
-    out = prepare(images.contiguous(), train=False)
-    expected = torch.tensor([(0 - 0.5) / 0.5, (1 - 0.25) / 0.25, (0.2 - 0.0) / 1.0])
-    assert torch.allclose(out[0, :, 0, 0], expected)
-    assert torch.equal(out[0], out[1])  # no crop or flip when not training
+    training = replace(parse_spec(TEMPLATES["cifar-cnn"].spec).training, augment=augment)
+    info = load_dataset("shapes").info
+    prepare = BatchPreparer.for_inference(info=info, training=training, device="cpu")
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    out = prepare.batch(images)
+    mean = torch.tensor([0.5, 0.25, 0.0]).view(1, 3, 1, 1)
+    std = torch.tensor([0.5, 0.25, 1.0]).view(1, 3, 1, 1)
+    # Pixel for pixel: no crop offset, no mirroring, only (x / 255 - mean) / std.
+    assert torch.allclose(out, (images.float() / 255 - mean) / std, atol=1e-6)

@@ -71,7 +71,9 @@ class BatchPreparer:
             return x
         return x.float().mul_(self.scale).add_(self.shift)
 
-    def __call__(self, x: torch.Tensor, *, train: bool) -> torch.Tensor:
-        if train:
-            x = self.epoch(self.source(x), torch.arange(x.shape[0], device=x.device))
-        return self.batch(x)
+    @classmethod
+    def for_inference(cls, *, info, training, device: torch.device) -> "BatchPreparer":
+        """Normalises as the training settings say, never augments (no random draws)."""
+        augment = training.augment if training else None
+        generator = torch.Generator(device=device)
+        return cls(kind=info.kind, augment=augment, device=device, generator=generator)

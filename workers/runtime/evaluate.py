@@ -76,16 +76,8 @@ def evaluate(model: nn.Module, test, *, info, training=None, device=None) -> dic
     predicted = predict(model, test.x, info=info, training=training, device=device)
     metrics = metrics_from_predictions(test.y, predicted, class_names=info.class_names)
     metrics.update(model_size(model))
-    one = predict_input(test.x[:1], info=info, training=training, device=device)
+    prepare = BatchPreparer.for_inference(info=info, training=training, device=device)
+    one = prepare.batch(test.x[:1].to(device))
     metrics["latency_seconds_per_sample"] = latency_per_sample(model, one, device=device)
     metrics["device"] = device.type
     return metrics
-
-
-def predict_input(x: torch.Tensor, *, info, training=None, device) -> torch.Tensor:
-    """One batch prepared exactly as `predict` prepares it (for timing a single sample)."""
-    prepare = BatchPreparer(
-        kind=info.kind, augment=training.augment if training else None, device=device,
-        generator=torch.Generator(device=device),
-    )  # fmt: skip
-    return prepare(x.to(device), train=False)

@@ -322,13 +322,10 @@ def predict(
     device = choose_device(device)
     model.eval()
     forward = logits_model(model)
-    prepare = BatchPreparer(
-        kind=info.kind, augment=training.augment if training else None, device=device,
-        generator=torch.Generator(device=device),
-    )  # fmt: skip
+    prepare = BatchPreparer.for_inference(info=info, training=training, device=device)
     predictions = []
     for start in range(0, x.shape[0], batch_size):
-        xb = prepare(x[start : start + batch_size].to(device), train=False)
+        xb = prepare.batch(x[start : start + batch_size].to(device))
         with _autocast(device):
             predictions.append(_predicted(forward(xb).float()))
     return torch.cat(predictions).cpu() if predictions else torch.empty(0, dtype=torch.long)

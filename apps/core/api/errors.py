@@ -2,7 +2,7 @@
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -59,6 +59,3 @@ def _copy_headers(response) -> dict:
         for name in ("WWW-Authenticate", "Retry-After", "Allow")
         if response.has_header(name)
     }
-
-
-__all__ = ["error_body", "error_response", "exception_handler", "status"]
