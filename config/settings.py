@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.accounts",
     "apps.tenants",
+    "apps.courses",
+    "apps.jobs",
     "apps.demo",
     "workers",
 ]

@@ -15,8 +15,22 @@ from django.test import Client
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
+from apps.courses.models import Assignment, Course, Enrollment, Exercise, Lesson, Skill
+from apps.jobs.models import Job, Submission
 from apps.tenants.models import Invitation, Membership, Role, Tenant
-from tests.factories import InvitationFactory, MembershipFactory, TenantFactory, UserFactory
+from tests.factories import (
+    AssignmentFactory,
+    CourseFactory,
+    EnrollmentFactory,
+    ExerciseFactory,
+    InvitationFactory,
+    LessonFactory,
+    MembershipFactory,
+    SkillFactory,
+    TenantFactory,
+    UserFactory,
+    graded_submission,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,18 +58,47 @@ class TenantWorld:
     learner: Membership
     invitation: Invitation
     invitation_token: str
+    # A published course taught by `teacher`, `learner` enrolled, one lesson, skill, exercise
+    # (XOR, spec) and open assignment, and the learner's first attempt: succeeded, graded 80.
+    skill: Skill
+    course: Course
+    lesson: Lesson
+    exercise: Exercise
+    assignment: Assignment
+    enrollment: Enrollment
+    submission: Submission
+    job: Job
 
 
 def _tenant_world(slug: str) -> TenantWorld:
     tenant = TenantFactory(slug=slug, name=f"School {slug.upper()}")
     token = f"token-for-{slug}-0123456789abcdef"
+    teacher = MembershipFactory(tenant=tenant, role=Role.TEACHER)
+    learner = MembershipFactory(tenant=tenant, role=Role.LEARNER)
+    skill = SkillFactory(tenant=tenant, slug=f"{slug}-mlp", name=f"MLPs at {slug}")
+    course = CourseFactory(tenant=tenant, slug=f"{slug}-nn", title=f"Neural networks at {slug}")
+    course.teachers.add(teacher.user)
+    lesson = LessonFactory(course=course, position=1)
+    lesson.skills.add(skill)
+    exercise = ExerciseFactory(course=course, title=f"XOR at {slug}")
+    exercise.skills.add(skill)
+    assignment = AssignmentFactory(exercise=exercise)
+    submission = graded_submission(assignment=assignment, learner=learner.user, attempt=1)
     return TenantWorld(
         tenant=tenant,
         admin=MembershipFactory(tenant=tenant, role=Role.ADMIN),
-        teacher=MembershipFactory(tenant=tenant, role=Role.TEACHER),
-        learner=MembershipFactory(tenant=tenant, role=Role.LEARNER),
+        teacher=teacher,
+        learner=learner,
         invitation=InvitationFactory(tenant=tenant, raw_token=token),
         invitation_token=token,
+        skill=skill,
+        course=course,
+        lesson=lesson,
+        exercise=exercise,
+        assignment=assignment,
+        enrollment=EnrollmentFactory(course=course, user=learner.user),
+        submission=submission,
+        job=submission.job,
     )
 
 

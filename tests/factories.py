@@ -73,3 +73,142 @@ class InvitationFactory(ScopesDisabledFactory):
     role = Role.LEARNER
     token_digest = factory.LazyAttribute(lambda o: token_digest(o.raw_token))
     expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=7))
+
+
+# --- Courses and jobs -------------------------------------------------------------------------
+
+
+class SkillFactory(ScopesDisabledFactory):
+    class Meta:
+        model = "courses.Skill"
+
+    tenant = factory.SubFactory(TenantFactory)
+    slug = factory.Sequence(lambda n: f"skill-{n}")
+    name = factory.Sequence(lambda n: f"Skill {n}")
+
+
+class CourseFactory(ScopesDisabledFactory):
+    class Meta:
+        model = "courses.Course"
+
+    tenant = factory.SubFactory(TenantFactory)
+    slug = factory.Sequence(lambda n: f"course-{n}")
+    title = factory.Sequence(lambda n: f"Course {n}")
+    published_at = factory.LazyFunction(timezone.now)
+
+
+class LessonFactory(ScopesDisabledFactory):
+    class Meta:
+        model = "courses.Lesson"
+
+    course = factory.SubFactory(CourseFactory)
+    tenant = factory.SelfAttribute("course.tenant")
+    title = factory.Sequence(lambda n: f"Lesson {n}")
+    body = "# Heading\n\nSome text."
+    position = factory.Sequence(lambda n: n + 1)
+
+
+def _template_spec(slug: str) -> dict:
+    from workers.runtime.templates import TEMPLATES
+
+    return TEMPLATES[slug].spec
+
+
+class ExerciseFactory(ScopesDisabledFactory):
+    """By default the XOR template: a spec exercise that trains in well under a second."""
+
+    class Meta:
+        model = "courses.Exercise"
+
+    course = factory.SubFactory(CourseFactory)
+    tenant = factory.SelfAttribute("course.tenant")
+    title = factory.Sequence(lambda n: f"Exercise {n}")
+    dataset = "xor"
+    min_metric = 0.5
+    target_metric = 0.95
+    max_seconds = 60
+    starter_spec = factory.LazyFunction(lambda: _template_spec("xor"))
+
+
+class AssignmentFactory(ScopesDisabledFactory):
+    """Open since an hour ago, due in a week, 5 attempts, published."""
+
+    class Meta:
+        model = "courses.Assignment"
+
+    exercise = factory.SubFactory(ExerciseFactory)
+    course = factory.SelfAttribute("exercise.course")
+    tenant = factory.SelfAttribute("exercise.tenant")
+    opens_at = factory.LazyFunction(lambda: timezone.now() - timedelta(hours=1))
+    due_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=7))
+    max_attempts = 5
+    published_at = factory.LazyFunction(timezone.now)
+
+
+class EnrollmentFactory(ScopesDisabledFactory):
+    class Meta:
+        model = "courses.Enrollment"
+
+    course = factory.SubFactory(CourseFactory)
+    tenant = factory.SelfAttribute("course.tenant")
+    user = factory.SubFactory(UserFactory)
+
+
+class SubmissionFactory(ScopesDisabledFactory):
+    class Meta:
+        model = "jobs.Submission"
+
+    assignment = factory.SubFactory(AssignmentFactory)
+    tenant = factory.SelfAttribute("assignment.tenant")
+    learner = factory.SubFactory(UserFactory)
+    kind = "spec"
+    spec = factory.LazyFunction(lambda: _template_spec("xor"))
+    attempt = factory.Sequence(lambda n: n + 1)
+
+
+class JobFactory(ScopesDisabledFactory):
+    class Meta:
+        model = "jobs.Job"
+
+    submission = factory.SubFactory(SubmissionFactory)
+    tenant = factory.SelfAttribute("submission.tenant")
+
+
+class JobEventFactory(ScopesDisabledFactory):
+    class Meta:
+        model = "jobs.JobEvent"
+
+    job = factory.SubFactory(JobFactory)
+    tenant = factory.SelfAttribute("job.tenant")
+    seq = factory.Sequence(lambda n: n + 1)
+    attempt = 1
+    type = "queued"
+
+
+class GradeFactory(ScopesDisabledFactory):
+    class Meta:
+        model = "jobs.Grade"
+
+    submission = factory.SubFactory(SubmissionFactory)
+    tenant = factory.SelfAttribute("submission.tenant")
+    score = 80
+    max_score = 100
+    automatic_score = factory.SelfAttribute("score")
+    source = "automatic"
+    metrics = factory.LazyFunction(lambda: {"accuracy": 0.86})
+
+
+def graded_submission(*, assignment, learner, attempt: int, score=80, accuracy=0.86):
+    """A submission whose job succeeded (events queued, started, succeeded) with its grade."""
+    submission = SubmissionFactory(assignment=assignment, learner=learner, attempt=attempt)
+    now = timezone.now()
+    job = JobFactory(
+        submission=submission, state="succeeded", attempt=1, lease_token=1, last_seq=3,
+        dispatched_at=now, started_at=now, finished_at=now,
+    )  # fmt: skip
+    for seq, kind in enumerate(("queued", "started", "succeeded"), start=1):
+        JobEventFactory(job=job, seq=seq, type=kind, attempt=0 if seq == 1 else 1)
+    grade = GradeFactory(submission=submission, score=score, metrics={"accuracy": accuracy})
+    with scopes_disabled():
+        grade.revisions.create(tenant=grade.tenant, score=grade.score, source="automatic")
+    return submission

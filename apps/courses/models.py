@@ -1,0 +1,227 @@
+"""Courses and what is taught in them: skills, lessons, exercises, assignments and enrollments.
+
+An Exercise says what to build (dataset, metric, grading scheme, compute budget, allowed kinds);
+an Assignment puts it in front of a course's learners with dates and an attempt limit.
+"""
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+from django_scopes import ScopedManager
+
+from apps.core.models import TimeStampedModel
+from apps.tenants.models import Tenant, slug_validator
+
+
+class Skill(TimeStampedModel):
+    """Something a learner can master; lessons teach skills and exercises practise them."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="skills")
+    slug = models.SlugField(max_length=50, validators=[slug_validator])
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, max_length=5000)
+
+    objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "slug"], name="skill_slug_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Course(TimeStampedModel):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="courses")
+    slug = models.SlugField(max_length=50, validators=[slug_validator])
+    title = models.CharField(max_length=200)
+    summary = models.TextField(blank=True, max_length=5000)
+    published_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    # Tenant teachers who teach this course (its creator first); tenant admins teach every course.
+    teachers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="courses_taught"
+    )
+
+    objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        ordering = ["title"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "slug"], name="course_slug_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_published(self) -> bool:
+        return self.published_at is not None
+
+
+class Lesson(TimeStampedModel):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="lessons")
+    title = models.CharField(max_length=200)
+    body = models.TextField("body (Markdown)", blank=True, max_length=100_000)
+    position = models.PositiveIntegerField()
+    skills = models.ManyToManyField(Skill, blank=True, related_name="lessons")
+
+    objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        ordering = ["course", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["course", "position"], name="lesson_position_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Metric(models.TextChoices):
+    ACCURACY = "accuracy", "Accuracy"
+    BALANCED_ACCURACY = "balanced_accuracy", "Balanced accuracy (mean per-class accuracy)"
+
+
+class Exercise(TimeStampedModel):
+    """A model-building task and how it is graded.
+
+    Grading: the score rises linearly from 0 at `min_metric` to `max_score` at `target_metric`.
+    Above `param_budget` parameters, the score loses `param_penalty` of itself for every 100%
+    over the budget (capped at the whole score).
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="exercises")
+    title = models.CharField(max_length=200)
+    instructions = models.TextField("instructions (Markdown)", blank=True, max_length=100_000)
+    dataset = models.CharField(max_length=50)
+    metric = models.CharField(max_length=32, choices=Metric.choices, default=Metric.ACCURACY)
+    min_metric = models.FloatField(validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    target_metric = models.FloatField(validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    max_score = models.DecimalField(max_digits=6, decimal_places=2, default=100)
+    param_budget = models.PositiveBigIntegerField(null=True, blank=True)
+    param_penalty = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    max_seconds = models.PositiveIntegerField(
+        default=300, validators=[MinValueValidator(1), MaxValueValidator(6 * 3600 - 600)]
+    )
+    max_epochs = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(10_000)]
+    )
+    allow_spec = models.BooleanField(default=True)
+    allow_code = models.BooleanField(default=False)
+    starter_spec = models.JSONField(null=True, blank=True)
+    starter_code = models.TextField(blank=True, max_length=64 * 1024)
+    skills = models.ManyToManyField(Skill, blank=True, related_name="exercises")
+
+    objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        ordering = ["course", "title"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(allow_spec=True) | Q(allow_code=True),
+                name="exercise_allows_a_kind",
+            ),
+            models.CheckConstraint(
+                condition=Q(target_metric__gt=F("min_metric")),
+                name="exercise_target_above_min",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_score__gt=0), name="exercise_max_score_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def allowed_kinds(self) -> list[str]:
+        return [
+            kind
+            for kind, allowed in (("spec", self.allow_spec), ("code", self.allow_code))
+            if allowed
+        ]
+
+
+class LatePolicy(models.TextChoices):
+    REFUSE = "refuse", "Refuse late submissions"
+    ACCEPT = "accept", "Accept late submissions"
+    PENALTY = "penalty", "Accept with a penalty"
+
+
+class Assignment(TimeStampedModel):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="assignments")
+    exercise = models.ForeignKey(Exercise, on_delete=models.PROTECT, related_name="assignments")
+    opens_at = models.DateTimeField()
+    due_at = models.DateTimeField()
+    # Past due_at, under the "accept"/"penalty" policies, submissions are taken until closes_at
+    # (None: no end).
+    closes_at = models.DateTimeField(null=True, blank=True)
+    max_attempts = models.PositiveIntegerField(
+        default=5, validators=[MinValueValidator(1), MaxValueValidator(1000)]
+    )
+    late_policy = models.CharField(
+        max_length=16, choices=LatePolicy.choices, default=LatePolicy.REFUSE
+    )
+    late_penalty = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        ordering = ["due_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(due_at__gt=F("opens_at")), name="assignment_due_after_open"
+            ),
+            models.CheckConstraint(
+                condition=Q(closes_at__isnull=True) | Q(closes_at__gte=F("due_at")),
+                name="assignment_closes_after_due",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_attempts__gte=1), name="assignment_attempts_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(late_policy__in=LatePolicy.values), name="assignment_late_policy_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.exercise} in {self.course}"
+
+    @property
+    def is_published(self) -> bool:
+        return self.published_at is not None
+
+
+class Enrollment(TimeStampedModel):
+    """A learner taking a course; enrolled learners see its published assignments."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="enrollments")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrollments"
+    )
+
+    objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        ordering = ["course", "user__email"]
+        constraints = [
+            models.UniqueConstraint(fields=["course", "user"], name="enrollment_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.course}"
