@@ -1,9 +1,11 @@
-"""Websocket routes. Tenant-owned streams carry the tenant slug, and their consumers check it."""
+"""Websocket routes. Each consumer checks the session and the tenant of what it streams."""
 
 from django.urls import path
 
+from apps.jobs.consumers import JobEventsConsumer
 from apps.tenants.consumers import TenantEventsConsumer
 
 websocket_urlpatterns = [
     path("ws/t/<slug:tenant_slug>/events/", TenantEventsConsumer.as_asgi()),
+    path("ws/jobs/<uuid:job_id>/", JobEventsConsumer.as_asgi()),
 ]

@@ -123,6 +123,7 @@ CELERY_RESULT_EXPIRES = timedelta(days=1)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # "gpu" runs training and grading (one job per GPU); "default" runs light tasks.
 CELERY_TASK_QUEUES = (Queue("default"), Queue("gpu"))
+CELERY_TASK_ROUTES = {"workers.run_job": {"queue": "gpu"}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -132,10 +133,29 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# --- Jobs: leases, the reaper, dispatch --------------------------------------------------------
+# A running job's lease is renewed every third of this; a worker silent for longer is lost.
+JOB_LEASE_SECONDS = env.float("JOB_LEASE_SECONDS", default=30.0)
+# After this many lost workers a job fails instead of being requeued again.
+JOB_MAX_WORKERS_LOST = 3
+JOB_REAPER_INTERVAL_SECONDS = env.float("JOB_REAPER_INTERVAL_SECONDS", default=10.0)
+# A queued job not yet published this long after its last change is published by the reaper.
+JOB_DISPATCH_GRACE_SECONDS = env.float("JOB_DISPATCH_GRACE_SECONDS", default=2.0)
+# A published job still queued this long after is published again (its message may be lost).
+JOB_REDISPATCH_AFTER_SECONDS = env.float("JOB_REDISPATCH_AFTER_SECONDS", default=600.0)
+# Publishing gives up fast when the broker is down: the job stays queued for the reaper.
+JOB_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+# Code submissions without bubblewrap run with resource limits only (development machines).
+SANDBOX_ALLOW_LIMITS_ONLY = env.bool("SANDBOX_ALLOW_LIMITS_ONLY", default=False)
+
 CELERY_BEAT_SCHEDULE = {
     "credentials-purge": {
         "task": "apps.accounts.tasks.credentials_purge",
         "schedule": crontab(minute=17),
+    },
+    "reap-jobs": {
+        "task": "workers.reap_jobs",
+        "schedule": JOB_REAPER_INTERVAL_SECONDS,
     },
 }
 # A worker whose heartbeat is older than this is reported down by /readyz.

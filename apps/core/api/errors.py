@@ -59,3 +59,12 @@ def _copy_headers(response) -> dict:
         for name in ("WWW-Authenticate", "Retry-After", "Allow")
         if response.has_header(name)
     }
+
+
+def validation_error_from(exc):
+    """A Django ValidationError (from a service) as DRF's, keeping the field names."""
+    from rest_framework.exceptions import ValidationError
+
+    if hasattr(exc, "message_dict"):
+        return ValidationError(exc.message_dict)
+    return ValidationError({"non_field_errors": exc.messages})

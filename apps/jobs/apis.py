@@ -1,0 +1,370 @@
+"""Jobs API: submit, validate a spec, follow a job, cancel it, read grades, override them, and
+the assignment leaderboard. Everything is under /api/v1/t/<slug>/.
+
+Access: a learner sees their own submissions and jobs; a teacher of the course (or a tenant
+admin) sees all of the course's. An object the caller may not see is a 404, as if it did not
+exist; a teacher-only operation asked by someone who may see the object is a 403.
+"""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Q
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.response import Response
+
+from apps.core.api.errors import validation_error_from
+from apps.core.api.pagination import paginated_response
+from apps.core.api.serializers import InputSerializer
+from apps.core.api.views import ApiView
+from apps.courses.access import course_sees, course_teaches
+from apps.courses.models import Assignment
+from apps.jobs import selectors, services
+from apps.jobs.models import Grade, Job, Submission, SubmissionKind
+
+MAX_SPEC_BYTES = 256 * 1024
+
+
+class JsonDocumentField(serializers.JSONField):
+    """A spec document: a JSON object, and not a huge one."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("A spec is a JSON object.")
+        return super().to_internal_value(data)
+
+
+# --- Output --------------------------------------------------------------------------------------
+
+
+class GradeRevisionOutputSerializer(serializers.Serializer):
+    score = serializers.DecimalField(max_digits=6, decimal_places=2)
+    source = serializers.CharField()
+    reason = serializers.CharField()
+    author = serializers.EmailField(source="author.email", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+
+
+class GradeOutputSerializer(serializers.ModelSerializer):
+    overridden_by = serializers.EmailField(source="overridden_by.email", allow_null=True,
+                                           default=None)  # fmt: skip
+
+    class Meta:
+        model = Grade
+        fields = [
+            "score", "max_score", "metrics", "feedback", "source", "automatic_score",
+            "override_reason", "overridden_by", "overridden_at", "created_at",
+        ]  # fmt: skip
+
+
+class GradeWithHistoryOutputSerializer(GradeOutputSerializer):
+    revisions = GradeRevisionOutputSerializer(many=True)
+
+    class Meta(GradeOutputSerializer.Meta):
+        fields = [*GradeOutputSerializer.Meta.fields, "revisions"]
+
+
+class JobOutputSerializer(serializers.ModelSerializer):
+    submission = serializers.UUIDField(source="submission_id")
+    cancel_requested = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id", "submission", "state", "attempt", "workers_lost", "last_seq", "created_at",
+            "started_at", "finished_at", "cancel_requested", "failure_kind", "message",
+            "outcome", "device",
+        ]  # fmt: skip
+
+    def get_cancel_requested(self, job) -> bool:
+        return job.cancel_requested_at is not None
+
+
+class SubmissionOutputSerializer(serializers.ModelSerializer):
+    assignment = serializers.UUIDField(source="assignment_id")
+    learner = serializers.EmailField(source="learner.email")
+    job = JobOutputSerializer()
+    grade = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Submission
+        fields = ["id", "assignment", "learner", "kind", "attempt", "is_late", "created_at",
+                  "job", "grade"]  # fmt: skip
+
+    @extend_schema(responses=GradeOutputSerializer(allow_null=True))
+    def get_grade(self, submission) -> dict | None:
+        grade = getattr(submission, "grade", None) if _has_grade(submission) else None
+        return None if grade is None else GradeOutputSerializer(grade).data
+
+
+class SubmissionDetailOutputSerializer(SubmissionOutputSerializer):
+    spec = serializers.JSONField()
+    code = serializers.CharField()
+    grade = serializers.SerializerMethodField()
+
+    class Meta(SubmissionOutputSerializer.Meta):
+        fields = [*SubmissionOutputSerializer.Meta.fields, "spec", "code"]
+
+    @extend_schema(responses=GradeWithHistoryOutputSerializer(allow_null=True))
+    def get_grade(self, submission) -> dict | None:
+        if not _has_grade(submission):
+            return None
+        return GradeWithHistoryOutputSerializer(submission.grade).data
+
+
+def _has_grade(submission) -> bool:
+    try:
+        submission.grade  # noqa: B018 (a reverse one-to-one raises when absent)
+    except Grade.DoesNotExist:
+        return False
+    return True
+
+
+class JobEventOutputSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    attempt = serializers.IntegerField()
+    type = serializers.CharField()
+    payload = serializers.JSONField()
+    at = serializers.DateTimeField(source="created_at")
+
+
+# --- Lookups with the access rule ----------------------------------------------------------------
+
+
+def _assignment(request, assignment_id) -> Assignment:
+    assignment = (
+        Assignment.objects.select_related("course", "exercise").filter(id=assignment_id).first()
+    )
+    if assignment is None:
+        raise exceptions.NotFound()
+    access, user = request.tenant_access, request.user
+    teaches = course_teaches(access=access, user=user, course=assignment.course)
+    visible = assignment.is_published and course_sees(
+        access=access, user=user, course=assignment.course
+    )
+    if not teaches and not visible:
+        raise exceptions.NotFound()
+    request.teaches = teaches
+    return assignment
+
+
+def _submission(request, submission_id) -> Submission:
+    submission = selectors.submission_get(submission_id=submission_id)
+    if submission is None or not selectors.submission_visible(
+        access=request.tenant_access, user=request.user, submission=submission
+    ):
+        raise exceptions.NotFound()
+    return submission
+
+
+def _job(request, job_id) -> Job:
+    job = selectors.job_get(job_id=job_id)
+    if job is None or not selectors.job_visible(access=request.tenant_access, user=request.user,
+                                                job=job):  # fmt: skip
+        raise exceptions.NotFound()
+    return job
+
+
+def _teacher_only(request, course) -> None:
+    if not course_teaches(access=request.tenant_access, user=request.user, course=course):
+        raise exceptions.PermissionDenied("This needs a teacher of this course.")
+
+
+# --- Views -----------------------------------------------------------------------------------
+
+
+class AssignmentSubmissionListApi(ApiView):
+    class SubmissionCreateInputSerializer(InputSerializer):
+        kind = serializers.ChoiceField(choices=SubmissionKind.choices)
+        spec = JsonDocumentField(required=False)
+        code = serializers.CharField(required=False, max_length=64 * 1024, trim_whitespace=False)
+
+    input_serializers = {"post": SubmissionCreateInputSerializer}
+
+    @extend_schema(responses=SubmissionOutputSerializer(many=True))
+    def get(self, request, tenant_slug, assignment_id):
+        """A teacher of the course sees every submission; a learner their own."""
+        assignment = _assignment(request, assignment_id)
+        learner = None if request.teaches else request.user
+        rows = selectors.submission_list(assignment=assignment, learner=learner)
+        return paginated_response(request, self, rows, SubmissionOutputSerializer)
+
+    @extend_schema(
+        request=SubmissionCreateInputSerializer,
+        responses={201: SubmissionDetailOutputSerializer},
+    )
+    def post(self, request, tenant_slug, assignment_id):
+        assignment = _assignment(request, assignment_id)
+        values = self.validated_input(request)
+        try:
+            submission = services.submission_create(
+                assignment=assignment,
+                learner=request.user,
+                kind=values["kind"],
+                spec=values.get("spec"),
+                code=values.get("code", ""),
+            )
+        except DjangoValidationError as exc:
+            raise validation_error_from(exc) from exc
+        # As created (the worker may already have claimed the job: the events tell that).
+        return Response(
+            SubmissionDetailOutputSerializer(submission).data, status=status.HTTP_201_CREATED
+        )
+
+
+class SpecValidateApi(ApiView):
+    """Shapes and parameter counts of a spec on the assignment's dataset, or its problems.
+    Creates nothing."""
+
+    class SpecValidateInputSerializer(InputSerializer):
+        spec = JsonDocumentField()
+
+    class LayerReportSerializer(serializers.Serializer):
+        position = serializers.CharField()
+        type = serializers.CharField()
+        output_shape = serializers.ListField(child=serializers.IntegerField())
+        params = serializers.IntegerField()
+
+    class ProblemSerializer(serializers.Serializer):
+        path = serializers.CharField()
+        layer = serializers.CharField(allow_null=True)
+        message = serializers.CharField()
+
+    class SpecReportOutputSerializer(serializers.Serializer):
+        valid = serializers.BooleanField()
+        input_shape = serializers.ListField(child=serializers.IntegerField(), allow_null=True)
+        output_shape = serializers.ListField(child=serializers.IntegerField(), allow_null=True)
+        layers = serializers.ListField(child=serializers.DictField())
+        total_params = serializers.IntegerField(allow_null=True)
+        total_flops = serializers.IntegerField(allow_null=True)
+        memory_bytes = serializers.IntegerField(allow_null=True)
+        problems = serializers.ListField(child=serializers.DictField())
+
+    input_serializers = {"post": SpecValidateInputSerializer}
+
+    @extend_schema(request=SpecValidateInputSerializer, responses=SpecReportOutputSerializer)
+    def post(self, request, tenant_slug, assignment_id):
+        assignment = _assignment(request, assignment_id)
+        values = self.validated_input(request)
+        return Response(services.spec_report(exercise=assignment.exercise, spec=values["spec"]))
+
+
+class LeaderboardApi(ApiView):
+    class LeaderboardRowSerializer(serializers.Serializer):
+        rank = serializers.IntegerField()
+        learner = serializers.EmailField()
+        full_name = serializers.CharField()
+        score = serializers.DecimalField(max_digits=6, decimal_places=2)
+        max_score = serializers.DecimalField(max_digits=6, decimal_places=2)
+        submission = serializers.UUIDField()
+        attempt = serializers.IntegerField()
+        submitted_at = serializers.DateTimeField()
+
+    @extend_schema(responses=LeaderboardRowSerializer(many=True))
+    def get(self, request, tenant_slug, assignment_id):
+        assignment = _assignment(request, assignment_id)
+        _teacher_only(request, assignment.course)
+        rows = [
+            {
+                "rank": rank,
+                "learner": grade.submission.learner.email,
+                "full_name": grade.submission.learner.full_name,
+                "score": grade.score,
+                "max_score": grade.max_score,
+                "submission": grade.submission_id,
+                "attempt": grade.submission.attempt,
+                "submitted_at": grade.submission.created_at,
+            }
+            for rank, grade in enumerate(selectors.leaderboard(assignment=assignment), start=1)
+        ]
+        return Response(self.LeaderboardRowSerializer(rows, many=True).data)
+
+
+class SubmissionListApi(ApiView):
+    @extend_schema(responses=SubmissionOutputSerializer(many=True))
+    def get(self, request, tenant_slug):
+        """Mine, plus every submission to the courses I teach."""
+        mine = Q(learner=request.user)
+        taught = selectors.courses_taught_filter(access=request.tenant_access, user=request.user)
+        rows = selectors.submission_list()
+        if taught is None:
+            pass  # a tenant admin teaches every course
+        elif request.tenant_access.allows("teacher"):
+            rows = rows.filter(mine | Q(assignment__course__teachers=request.user)).distinct()
+        else:
+            rows = rows.filter(mine)
+        return paginated_response(request, self, rows, SubmissionOutputSerializer)
+
+
+class SubmissionDetailApi(ApiView):
+    @extend_schema(responses=SubmissionDetailOutputSerializer)
+    def get(self, request, tenant_slug, submission_id):
+        submission = _submission(request, submission_id)
+        return Response(SubmissionDetailOutputSerializer(submission).data)
+
+
+class GradeOverrideApi(ApiView):
+    class GradeOverrideInputSerializer(InputSerializer):
+        score = serializers.DecimalField(max_digits=6, decimal_places=2, min_value=0)
+        reason = serializers.CharField(max_length=2000)
+
+    input_serializers = {"post": GradeOverrideInputSerializer}
+
+    @extend_schema(request=GradeOverrideInputSerializer, responses=GradeWithHistoryOutputSerializer)
+    def post(self, request, tenant_slug, submission_id):
+        submission = _submission(request, submission_id)
+        _teacher_only(request, submission.assignment.course)
+        values = self.validated_input(request)
+        if not _has_grade(submission):
+            raise exceptions.ValidationError(
+                {
+                    "non_field_errors": [
+                        "This submission has no grade yet (its job has not succeeded)."
+                    ]
+                }
+            )
+        try:
+            grade = services.grade_override(grade=submission.grade, by=request.user, **values)
+        except DjangoValidationError as exc:
+            raise validation_error_from(exc) from exc
+        return Response(GradeWithHistoryOutputSerializer(grade).data)
+
+
+class JobDetailApi(ApiView):
+    @extend_schema(responses=JobOutputSerializer)
+    def get(self, request, tenant_slug, job_id):
+        return Response(JobOutputSerializer(_job(request, job_id)).data)
+
+
+class JobEventListApi(ApiView):
+    MAX_EVENTS = 1000
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("after", int, description="Events after this sequence number")
+        ],
+        responses=JobEventOutputSerializer(many=True),
+    )
+    def get(self, request, tenant_slug, job_id):
+        """The job's events after `after` (default 0), in order, at most 1000 per call."""
+        job = _job(request, job_id)
+        raw = request.query_params.get("after", "0")
+        if not raw.isdigit() or len(raw) > 9:
+            raise exceptions.ValidationError({"after": ["A whole number of 0 or more."]})
+        events = selectors.events_after(job_id=job.id, after=int(raw), limit=self.MAX_EVENTS)
+        return Response(JobEventOutputSerializer(events, many=True).data)
+
+
+class JobCancelApi(ApiView):
+    @extend_schema(request=None, responses=JobOutputSerializer)
+    def post(self, request, tenant_slug, job_id):
+        job = _job(request, job_id)
+        try:
+            job = services.job_cancel(job=job, by=request.user)
+        except services.Conflict as exc:
+            raise JobConflict(str(exc)) from exc
+        return Response(JobOutputSerializer(job).data)
+
+
+class JobConflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"

@@ -1,0 +1,249 @@
+"""Running a claimed job: train the submission, evaluate it on the hidden test split, grade it.
+
+Called by the Celery task (`workers.tasks.run_job`) once `job_claim` gave it the lease. A watch
+thread renews the lease and reads the cancel flag twice a second, so the trainer's per-step
+`should_cancel` is a flag read, not a query.
+"""
+
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.db import connection
+
+from apps.jobs.grading import grade_compute
+from apps.jobs.lease import (
+    Claim,
+    LeaseLost,
+    cancel_requested,
+    claim_event_append,
+    claim_finish,
+    lease_renew,
+)
+from apps.jobs.models import Grade, GradeRevision, GradeSource, Job, SubmissionKind
+from apps.jobs.states import JobState
+from workers.runtime.datasets import DatasetMissing, load_dataset
+from workers.runtime.errors import SpecInvalid
+from workers.runtime.evaluate import evaluate, metrics_from_predictions
+from workers.runtime.sandbox import SandboxLimits, run_code_submission
+from workers.runtime.spec import build_model, parse_spec
+from workers.runtime.trainer import ComputeBudget, choose_device, seeded, train
+
+log = logging.getLogger(__name__)
+
+# How often the watch thread reads the cancel flag (the trainer sees a cancel within this).
+WATCH_INTERVAL_S = 0.5
+# A code run's wall clock: the training budget plus time to start, predict and report.
+CODE_WALL_MARGIN_S = 30
+
+
+class LeaseWatch(threading.Thread):
+    """Renews the lease every third of its length and watches the cancel flag."""
+
+    def __init__(self, claim: Claim):
+        super().__init__(name=f"lease-{claim.job_id}", daemon=True)
+        self.claim = claim
+        self.cancelled = threading.Event()
+        self.lost = threading.Event()
+        self._stop_event = threading.Event()
+
+    def should_stop(self) -> bool:
+        return self.cancelled.is_set() or self.lost.is_set()
+
+    def run(self) -> None:
+        renew_every = settings.JOB_LEASE_SECONDS / 3
+        renewed = time.monotonic()
+        try:
+            while not self._stop_event.wait(WATCH_INTERVAL_S):
+                try:
+                    if cancel_requested(self.claim):
+                        self.cancelled.set()
+                    if time.monotonic() - renewed >= renew_every:
+                        if not lease_renew(self.claim):
+                            log.warning("job %s: lease lost, stopping", self.claim.job_id)
+                            self.lost.set()
+                            return
+                        renewed = time.monotonic()
+                except Exception:
+                    log.warning("job %s: lease watch failed", self.claim.job_id, exc_info=True)
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=5)
+
+
+class ProgressReporter:
+    """Each progress point of the trainer becomes a JobEvent (the trainer throttles them)."""
+
+    def __init__(self, claim: Claim):
+        self.claim = claim
+
+    def __call__(self, point: dict) -> None:
+        claim_event_append(self.claim, type="progress", payload=point)
+
+
+def _training_for(submission, exercise):
+    """A spec brings its own training settings; a code submission uses the exercise's starter
+    spec's (batch size, epochs, seed) with its own optimizer from configure_optimizer()."""
+    if submission.kind == SubmissionKind.SPEC:
+        return parse_spec(submission.spec).training
+    if exercise.starter_spec:
+        return parse_spec(exercise.starter_spec).training
+    from workers.runtime.templates import TEMPLATES
+
+    return parse_spec(TEMPLATES["xor"].spec).training
+
+
+def _budget(exercise) -> ComputeBudget:
+    return ComputeBudget(max_seconds=exercise.max_seconds, max_epochs=exercise.max_epochs)
+
+
+def _grade_writer(job: Job, metrics: dict):
+    def write(locked: Job) -> dict:
+        submission = job.submission
+        exercise = submission.assignment.exercise
+        result = grade_compute(
+            exercise=exercise,
+            assignment=submission.assignment,
+            metrics=metrics,
+            is_late=submission.is_late,
+        )
+        grade = Grade.objects.create(
+            tenant_id=job.tenant_id,
+            submission=submission,
+            score=result.score,
+            max_score=result.max_score,
+            automatic_score=result.score,
+            metrics=metrics,
+            feedback=result.feedback,
+            source=GradeSource.AUTOMATIC,
+        )
+        GradeRevision.objects.create(
+            tenant_id=job.tenant_id, grade=grade, score=grade.score, source=GradeSource.AUTOMATIC
+        )
+        return {
+            "grade": {
+                "score": str(grade.score),
+                "max_score": str(grade.max_score),
+                "feedback": grade.feedback,
+            },
+            "metrics": metrics,
+        }
+
+    return write
+
+
+def job_run(claim: Claim) -> str:
+    """Run the claimed job to its end; returns the final state (or "lost" when the lease went
+    to another run, which then owns the job)."""
+    job = Job.objects.select_related("submission__assignment__exercise").get(id=claim.job_id)
+    watch = LeaseWatch(claim)
+    watch.start()
+    try:
+        return _run(job, claim, watch)
+    except LeaseLost:
+        log.warning("job %s: lease lost; this run stops without writing", claim.job_id)
+        return "lost"
+    except Exception:
+        log.exception("job %s: the run failed inside the platform", claim.job_id)
+        return _fail(
+            claim,
+            kind="internal",
+            message="The platform failed while running this job; it was not your model's "
+            "fault. Please submit again, and tell your teacher if it happens again.",
+        )
+    finally:
+        watch.stop()
+
+
+def _run(job: Job, claim: Claim, watch: LeaseWatch) -> str:
+    submission = job.submission
+    exercise = submission.assignment.exercise
+    device = choose_device()
+    try:
+        training = _training_for(submission, exercise)
+        # Code trains in the sandbox on the CPU; a spec trains here, on the job's device.
+        data_device = device if submission.kind == SubmissionKind.SPEC else "cpu"
+        data = load_dataset(exercise.dataset, data_dir=settings.DATA_DIR, device=data_device)
+    except (SpecInvalid, DatasetMissing) as exc:
+        return _fail(claim, kind="setup", message=str(exc))
+    progress = ProgressReporter(claim)
+    if submission.kind == SubmissionKind.SPEC:
+        info = data.info
+        model = seeded(training.seed, lambda: build_model(submission.spec, info))
+        outcome = train(
+            model, training=training, train=data.train, val=data.val, info=info, device=device,
+            budget=_budget(exercise), progress=progress, should_cancel=watch.should_stop,
+        )  # fmt: skip
+        if watch.lost.is_set():
+            raise LeaseLost
+        if outcome.status == "cancelled":
+            return _end(claim, JobState.CANCELLED, {"message": "Cancelled."}, outcome.as_dict())
+        if outcome.status == "diverged":
+            return _fail(claim, kind="diverged", message=outcome.diagnosis, outcome=outcome)
+        metrics = evaluate(model, data.test, info=info, training=training, device=device)
+        summary = outcome.as_dict()
+    else:
+        limits = SandboxLimits(wall_seconds=exercise.max_seconds + CODE_WALL_MARGIN_S)
+        result = run_code_submission(
+            code=submission.code, data=data, training=training, budget=_budget(exercise),
+            limits=limits, allow_limits_only=settings.SANDBOX_ALLOW_LIMITS_ONLY,
+            progress=progress, should_cancel=watch.should_stop,
+        )  # fmt: skip
+        if watch.lost.is_set():
+            raise LeaseLost
+        if result.status == "cancelled":
+            return _end(claim, JobState.CANCELLED, {"message": "Cancelled."}, result.outcome)
+        if result.status == "timed_out":
+            return _end(
+                claim,
+                JobState.TIMED_OUT,
+                {"message": result.message, "kind": result.kind, "output": result.output},
+                result.outcome,
+                failure_kind=result.kind or "wall_time",
+                message=result.message,
+            )
+        if not result.succeeded:
+            return _fail(claim, kind=result.kind or "failed", message=result.message,
+                         output=result.output, outcome=result.outcome)  # fmt: skip
+        metrics = metrics_from_predictions(
+            data.test.y, result.predictions, class_names=data.info.class_names
+        )
+        metrics["device"] = "cpu"
+        summary = result.outcome
+    summary_note = _budget_note(summary)
+    claim_finish(
+        claim,
+        state=JobState.SUCCEEDED,
+        final_payload={"message": summary_note, "outcome": summary},
+        on_locked=_grade_writer(job, metrics),
+        outcome=summary,
+        message=summary_note,
+    )
+    return JobState.SUCCEEDED
+
+
+def _budget_note(summary: dict | None) -> str:
+    if summary and summary.get("status") == "timed_out":
+        return (
+            f"Training stopped at the exercise's time budget after "
+            f"{summary['epochs_completed']} epoch(s); the model was graded as it was then."
+        )
+    return "Trained and graded."
+
+
+def _end(claim, state, payload, outcome, **fields) -> str:
+    claim_finish(claim, state=state, final_payload=payload, outcome=outcome, **fields)
+    return state
+
+
+def _fail(claim, *, kind: str, message: str, output: str = "", outcome=None) -> str:
+    if hasattr(outcome, "as_dict"):
+        outcome = outcome.as_dict()
+    payload = {"message": message, "kind": kind}
+    if output:
+        payload["output"] = output
+    return _end(claim, JobState.FAILED, payload, outcome, failure_kind=kind, message=message)

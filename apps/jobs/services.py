@@ -1,0 +1,174 @@
+"""Writes on submissions, jobs and grades that requests make: submit, cancel, override."""
+
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.courses.models import Assignment, Enrollment, LatePolicy
+from apps.jobs.dispatch import job_dispatch_on_commit
+from apps.jobs.lease import event_append, state_set
+from apps.jobs.models import Grade, GradeRevision, GradeSource, Job, Submission, SubmissionKind
+from apps.jobs.states import FINAL_STATES, JobState
+from workers.runtime.datasets import dataset_info
+from workers.runtime.errors import SpecInvalid
+from workers.runtime.sandbox.checks import check_code
+from workers.runtime.spec import inspect_spec
+
+
+class Conflict(Exception):
+    """The request is well-formed but the object's state does not allow it (HTTP 409)."""
+
+
+def spec_report(*, exercise, spec) -> dict:
+    """Per-layer shapes and parameter counts of `spec` on the exercise's dataset, with every
+    problem found (an empty list when it can train). Creates nothing."""
+    try:
+        report = inspect_spec(spec, dataset_info(exercise.dataset))
+    except SpecInvalid as exc:  # the document itself does not parse
+        return {
+            "valid": False,
+            "input_shape": None,
+            "output_shape": None,
+            "layers": [],
+            "total_params": None,
+            "total_flops": None,
+            "memory_bytes": None,
+            "problems": [problem.as_dict() for problem in exc.problems],
+        }
+    return {"valid": report.ok, **report.as_dict()}
+
+
+def _problems_error(field: str, problems) -> ValidationError:
+    return ValidationError({field: [problem.message for problem in problems]})
+
+
+@dataclass(frozen=True)
+class Window:
+    is_late: bool
+
+
+def assignment_window_check(assignment: Assignment, now) -> Window:
+    """Whether the assignment takes a submission at `now`; raises with the reason if not."""
+    if not assignment.is_published or now < assignment.opens_at:
+        raise ValidationError({"assignment": ["This assignment is not open yet."]})
+    if now <= assignment.due_at:
+        return Window(is_late=False)
+    if assignment.late_policy == LatePolicy.REFUSE:
+        raise ValidationError({"assignment": ["This assignment was due; it takes no more work."]})
+    if assignment.closes_at is not None and now > assignment.closes_at:
+        raise ValidationError({"assignment": ["This assignment is closed."]})
+    return Window(is_late=True)
+
+
+def submission_create(
+    *, assignment: Assignment, learner, kind: str, spec=None, code: str = ""
+) -> Submission:
+    """Validate the learner's model, check the assignment's window and attempts, then create the
+    Submission, its queued Job and the job's first event together; the job is dispatched after
+    commit. Raises ValidationError naming the field at fault, having written nothing."""
+    exercise = assignment.exercise
+    if kind not in exercise.allowed_kinds:
+        allowed = " or ".join(exercise.allowed_kinds)
+        raise ValidationError({"kind": [f"This exercise takes {allowed} submissions."]})
+    if kind == SubmissionKind.SPEC:
+        if spec is None:
+            raise ValidationError({"spec": ["A spec submission needs a spec."]})
+        if code:
+            raise ValidationError({"code": ["A spec submission takes no code."]})
+        try:
+            report = inspect_spec(spec, dataset_info(exercise.dataset))
+        except SpecInvalid as exc:
+            raise _problems_error("spec", exc.problems) from exc
+        if report.problems:
+            raise _problems_error("spec", report.problems)
+    else:
+        if spec is not None:
+            raise ValidationError({"spec": ["A code submission takes no spec."]})
+        problems = check_code(code or "")
+        if problems:
+            raise _problems_error("code", problems)
+    with transaction.atomic():
+        # The enrollment row serialises one learner's submissions to one course, so two at
+        # once cannot both take the last attempt.
+        enrollment = (
+            Enrollment.objects.select_for_update()
+            .filter(course_id=assignment.course_id, user=learner)
+            .first()
+        )
+        if enrollment is None:
+            raise ValidationError({"assignment": ["You are not enrolled in this course."]})
+        window = assignment_window_check(assignment, timezone.now())
+        used = Submission.objects.filter(assignment=assignment, learner=learner).count()
+        if used >= assignment.max_attempts:
+            raise ValidationError(
+                {"assignment": [f"All {assignment.max_attempts} attempts are used."]}
+            )
+        submission = Submission(
+            tenant_id=assignment.tenant_id,
+            assignment=assignment,
+            learner=learner,
+            kind=kind,
+            spec=spec if kind == SubmissionKind.SPEC else None,
+            code=code if kind == SubmissionKind.CODE else "",
+            attempt=used + 1,
+            is_late=window.is_late,
+        )
+        submission.full_clean()
+        submission.save()
+        job = Job.objects.create(tenant_id=assignment.tenant_id, submission=submission)
+        event_append(
+            job,
+            type=JobState.QUEUED,
+            payload={"submission": str(submission.id), "attempt": submission.attempt},
+        )
+        job_dispatch_on_commit(job)
+    return submission
+
+
+def job_cancel(*, job: Job, by) -> Job:
+    """A queued job ends cancelled at once; a running one is flagged, and its worker stops it
+    within a second. Raises Conflict for a finished job."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(id=job.id)
+        if job.state in FINAL_STATES:
+            raise Conflict(f"This job has already ended ({job.state}).")
+        if job.cancel_requested_at is not None:
+            return job
+        job.cancel_requested_at = timezone.now()
+        job.cancel_requested_by = by
+        if job.state == JobState.QUEUED:
+            state_set(job, JobState.CANCELLED)
+            event_append(job, type=JobState.CANCELLED, payload={"message": "Cancelled."})
+        else:
+            job.save(update_fields=["cancel_requested_at", "cancel_requested_by", "updated_at"])
+            event_append(job, type="cancel_requested", payload={})
+    return job
+
+
+def grade_override(*, grade: Grade, by, score, reason: str) -> Grade:
+    """A teacher's grade replaces the current one; the automatic score and every revision stay."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": ["Say why the grade is overridden."]})
+    if score < 0 or score > grade.max_score:
+        raise ValidationError({"score": [f"The score must be between 0 and {grade.max_score}."]})
+    with transaction.atomic():
+        grade = Grade.objects.select_for_update().get(id=grade.id)
+        grade.score = score
+        grade.source = GradeSource.TEACHER
+        grade.override_reason = reason
+        grade.overridden_by = by
+        grade.overridden_at = timezone.now()
+        grade.full_clean()
+        grade.save()
+        GradeRevision.objects.create(
+            tenant_id=grade.tenant_id,
+            grade=grade,
+            score=score,
+            source=GradeSource.TEACHER,
+            reason=reason,
+            author=by,
+        )
+    return grade
