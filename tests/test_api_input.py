@@ -10,7 +10,7 @@ from drf_spectacular.generators import SchemaGenerator
 
 from tests.conftest import api_client_for
 from tests.snapshots import db_snapshot
-from tests.urlmap import all_routes
+from tests.urlmap import all_routes, example_values
 
 BODY_METHODS = ("post", "put", "patch", "delete")
 
@@ -36,12 +36,7 @@ OPERATIONS = list(_operations())
 
 
 def _fill(path: str, world) -> str:
-    values = {
-        "tenant_slug": world.tenant.slug,
-        "slug": world.tenant.slug,
-        "membership_id": world.learner.id,
-        "invitation_id": world.invitation.id,
-    }
+    values = example_values(world)
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)
 
 
@@ -50,6 +45,8 @@ def _wrong_value(prop: dict):
         return "maybe"
     if prop.get("type") in ("integer", "number"):
         return "twelve"
+    if prop.get("type") == "object":
+        return "a string where an object belongs"
     if "enum" in prop or "$ref" in prop or "allOf" in prop:
         return "not-one-of-the-choices"
     return {"an": "object where a string belongs"}

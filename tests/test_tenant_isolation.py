@@ -14,18 +14,13 @@ from config.asgi import application
 from config.routing import websocket_urlpatterns
 from tests.conftest import api_client_for, page_client_for
 from tests.snapshots import db_snapshot
-from tests.urlmap import Route, tenant_routes
+from tests.urlmap import Route, example_values, tenant_routes
 
 METHODS = ["get", "post", "put", "patch", "delete"]
 
 
 def _values(world, slug_of=None):
-    """Example URL values: the tenant slug of `slug_of` (default: world's), objects of world."""
-    return {
-        "tenant_slug": (slug_of or world).tenant.slug,
-        "membership_id": world.learner.id,
-        "invitation_id": world.invitation.id,
-    }
+    return example_values(world, slug_of)
 
 
 def _client_for(route: Route, user):
@@ -72,8 +67,17 @@ def test_another_tenants_objects_under_my_tenant_answer_404(route, tenant_a, ten
     assert db_snapshot() == before
 
 
+# Keywords that tie a websocket stream to one tenant: its slug, or a tenant-owned object whose
+# consumer checks the caller against the object's tenant.
+TENANT_KEYWORDS = {"tenant_slug", "job_id"}
+
+
 def _websocket_tenant_routes():
-    return [p for p in websocket_urlpatterns if "tenant_slug" in str(p.pattern)]
+    return [
+        p
+        for p in websocket_urlpatterns
+        if TENANT_KEYWORDS & set(Route(str(p.pattern), p.callback, p.name).params)
+    ]
 
 
 def _session_cookie(user) -> bytes:
@@ -92,7 +96,7 @@ async def _connect(path: str, cookie: bytes):
 
 
 def test_every_websocket_route_is_tenant_scoped():
-    # A websocket stream without the tenant in its route would need its own isolation test.
+    # A websocket stream not tied to a tenant by its route would need its own isolation test.
     assert all(isinstance(p, URLPattern) for p in websocket_urlpatterns)
     assert len(_websocket_tenant_routes()) == len(websocket_urlpatterns)
 

@@ -54,3 +54,22 @@ def all_routes() -> list[Route]:
 
 def tenant_routes() -> list[Route]:
     return [r for r in all_routes() if "tenant_slug" in r.params]
+
+
+def example_values(world, slug_of=None) -> dict[str, object]:
+    """URL values for every keyword: the tenant slug of `slug_of` (default: `world`'s) and the
+    objects of `world` (a tests.conftest.TenantWorld)."""
+    return {
+        "tenant_slug": (slug_of or world).tenant.slug,
+        "slug": (slug_of or world).tenant.slug,
+        "membership_id": world.learner.id,
+        "invitation_id": world.invitation.id,
+        "course_id": world.course.id,
+        "lesson_id": world.lesson.id,
+        "skill_id": world.skill.id,
+        "exercise_id": world.exercise.id,
+        "assignment_id": world.assignment.id,
+        "enrollment_id": world.enrollment.id,
+        "submission_id": world.submission.id,
+        "job_id": world.job.id,
+    }

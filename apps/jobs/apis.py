@@ -8,7 +8,8 @@ exist; a teacher-only operation asked by someone who may see the object is a 403
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
@@ -21,9 +22,8 @@ from apps.courses.models import Assignment
 from apps.jobs import selectors, services
 from apps.jobs.models import Grade, Job, Submission, SubmissionKind
 
-MAX_SPEC_BYTES = 256 * 1024
 
-
+@extend_schema_field(OpenApiTypes.OBJECT)
 class JsonDocumentField(serializers.JSONField):
     """A spec document: a JSON object, and not a huge one."""
 
