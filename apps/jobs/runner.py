@@ -36,14 +36,19 @@ log = logging.getLogger(__name__)
 WATCH_INTERVAL_S = 0.5
 # A code run's wall clock: the training budget plus time to start, predict and report.
 CODE_WALL_MARGIN_S = 30
+# Beyond its training budget, a run has this long to evaluate and report before it is given up.
+RUN_OVERRUN_S = 600
 
 
 class LeaseWatch(threading.Thread):
-    """Renews the lease every third of its length and watches the cancel flag."""
+    """Renews the lease every third of its length and watches the cancel flag. Past `deadline`
+    seconds it stops renewing: a run stuck inside one step then loses its lease, and the reaper
+    hands the job on (and fails it after too many tries) instead of leaving it running forever."""
 
-    def __init__(self, claim: Claim):
+    def __init__(self, claim: Claim, *, deadline: float):
         super().__init__(name=f"lease-{claim.job_id}", daemon=True)
         self.claim = claim
+        self.deadline = time.monotonic() + deadline
         self.cancelled = threading.Event()
         self.lost = threading.Event()
         self._stop_event = threading.Event()
@@ -59,6 +64,12 @@ class LeaseWatch(threading.Thread):
                 try:
                     if cancel_requested(self.claim):
                         self.cancelled.set()
+                    if time.monotonic() > self.deadline:
+                        log.error(
+                            "job %s: past its deadline; lease left to expire", self.claim.job_id
+                        )
+                        self.lost.set()
+                        return
                     if time.monotonic() - renewed >= renew_every:
                         if not lease_renew(self.claim):
                             log.warning("job %s: lease lost, stopping", self.claim.job_id)
@@ -140,7 +151,8 @@ def job_run(claim: Claim) -> str:
     """Run the claimed job to its end; returns the final state (or "lost" when the lease went
     to another run, which then owns the job)."""
     job = Job.objects.select_related("submission__assignment__exercise").get(id=claim.job_id)
-    watch = LeaseWatch(claim)
+    exercise = job.submission.assignment.exercise
+    watch = LeaseWatch(claim, deadline=exercise.max_seconds + RUN_OVERRUN_S)
     watch.start()
     try:
         return _run(job, claim, watch)
