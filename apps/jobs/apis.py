@@ -348,7 +348,8 @@ class JobEventListApi(ApiView):
         """The job's events after `after` (default 0), in order, at most 1000 per call."""
         job = _job(request, job_id)
         raw = request.query_params.get("after", "0")
-        if not raw.isdigit() or len(raw) > 9:
+        # isdigit() alone takes "²", which int() refuses (a 500).
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
             raise exceptions.ValidationError({"after": ["A whole number of 0 or more."]})
         events = selectors.events_after(job_id=job.id, after=int(raw), limit=self.MAX_EVENTS)
         return Response(JobEventOutputSerializer(events, many=True).data)

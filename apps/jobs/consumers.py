@@ -60,7 +60,8 @@ def _stored_after(tenant_id, job_id, after: int, upto: int | None = None):
 def _after(query_string: bytes) -> int:
     values = parse_qs(query_string.decode("latin-1")).get("after", ["0"])
     value = values[-1]
-    if not value.isdigit() or len(value) > 9:
+    # isdigit() alone takes "²", which int() refuses.
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:
         raise Refused(CLOSE_BAD_REQUEST)
     return int(value)
 

@@ -34,7 +34,8 @@ def _percent(value: float) -> str:
 
 def grade_compute(*, exercise, assignment, metrics: dict, is_late: bool) -> GradeResult:
     value = metric_value(exercise.metric, metrics)
-    max_score = Decimal(exercise.max_score)
+    # To the cent: the score is min(max_score, ...) and must print as 100.00, never as 100.
+    max_score = Decimal(exercise.max_score).quantize(CENT)
     low, high = exercise.min_metric, exercise.target_metric
     fraction = min(1.0, max(0.0, (value - low) / (high - low)))
     name = Metric(exercise.metric).label.lower()
@@ -59,5 +60,5 @@ def grade_compute(*, exercise, assignment, metrics: dict, is_late: bool) -> Grad
         score *= 1 - assignment.late_penalty
         lines.append(f"Submitted after the due date: minus {assignment.late_penalty * 100:.0f}%.")
     rounded = min(max_score, Decimal(str(score)).quantize(CENT, rounding=ROUND_HALF_UP))
-    lines.append(f"Score: {rounded} / {max_score.quantize(CENT)}.")
+    lines.append(f"Score: {rounded} / {max_score}.")
     return GradeResult(rounded, max_score, value, "\n".join(lines))
