@@ -16,9 +16,7 @@ def course_teaches(*, access: TenantAccess, user, course: Course) -> bool:
 
 
 def course_takes(*, user, course: Course) -> bool:
-    return (
-        course.is_published and Enrollment.objects.filter(course=course, user=user).exists()
-    )
+    return course.is_published and Enrollment.objects.filter(course=course, user=user).exists()
 
 
 def course_sees(*, access: TenantAccess, user, course: Course) -> bool:
