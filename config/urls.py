@@ -9,6 +9,7 @@ from apps.core import health
 api_v1 = [
     path("", include("apps.accounts.api_urls")),
     path("", include("apps.tenants.api_urls")),
+    path("", include("apps.courses.api_urls")),
     path("", include("apps.jobs.api_urls")),
 ]
 
