@@ -1,16 +1,23 @@
-"""Demo data for `make run`: one tenant with an admin, a teacher and two learners.
+"""Demo data for `make run`: one tenant with an admin, a teacher and two learners, and a
+published course with lessons, exercises and open assignments (apps/demo/course.py).
 
 Idempotent: a second run finds the rows and changes nothing, so restarting never duplicates.
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 from django_scopes import scope
 
+from apps.courses import services as courses
+from apps.courses.models import Assignment, Course, Enrollment, Exercise, LatePolicy, Lesson, Skill
+from apps.demo import course as demo
 from apps.tenants.models import Membership, Role, Tenant
 from apps.tenants.services import membership_create, tenant_create
+from workers.runtime.templates import TEMPLATES
 
 DEMO_TENANT_SLUG = "demo"
 
@@ -28,6 +35,8 @@ DEMO_LOGINS = (
     DemoLogin("ada@demo.aula.localhost", "demo-learner-pass", Role.LEARNER),
     DemoLogin("alan@demo.aula.localhost", "demo-learner-pass", Role.LEARNER),
 )
+COURSE_TEACHER = "teacher@demo.aula.localhost"
+COURSE_LEARNERS = ("ada@demo.aula.localhost", "alan@demo.aula.localhost")
 PLATFORM_ADMIN = DemoLogin("root@aula.localhost", "demo-platform-pass", "platform admin")
 
 
@@ -55,4 +64,93 @@ def demo_seed() -> tuple[Tenant, bool]:
             if not Membership.objects.filter(tenant=tenant, user=user).exists():
                 membership_create(tenant=tenant, user=user, role=login.role)
                 created = True
+    with scope(tenant=tenant):
+        created |= _course_seed(tenant)
     return tenant, created
+
+
+def _course_seed(tenant: Tenant) -> bool:
+    """The demo course, each row made only where it is missing; whether any was."""
+    User = get_user_model()
+    created = False
+    skills = {}
+    for skill in demo.SKILLS:
+        skills[skill.slug] = Skill.objects.filter(tenant=tenant, slug=skill.slug).first()
+        if skills[skill.slug] is None:
+            skills[skill.slug] = courses.skill_create(
+                tenant=tenant, slug=skill.slug, name=skill.name, description=skill.description
+            )
+            created = True
+
+    course = Course.objects.filter(tenant=tenant, slug=demo.COURSE_SLUG).first()
+    if course is None:
+        course = courses.course_create(
+            tenant=tenant,
+            created_by=User.objects.get(email=COURSE_TEACHER),
+            slug=demo.COURSE_SLUG,
+            title=demo.COURSE_TITLE,
+            summary=demo.COURSE_SUMMARY,
+        )
+        created = True
+    if not course.is_published:
+        courses.course_publish(course=course)
+        created = True
+    for email in COURSE_LEARNERS:
+        if not Enrollment.objects.filter(course=course, user__email=email).exists():
+            courses.enrollment_create(course=course, email=email)
+            created = True
+
+    for lesson in demo.LESSONS:
+        if not Lesson.objects.filter(course=course, position=lesson.position).exists():
+            courses.lesson_create(
+                course=course,
+                title=lesson.title,
+                body=lesson.body,
+                position=lesson.position,
+                skills=[skills[slug] for slug in lesson.skills],
+            )
+            created = True
+
+    opens_at = timezone.now()
+    for planned in demo.EXERCISES:
+        exercise = Exercise.objects.filter(course=course, title=planned.title).first()
+        if exercise is None:
+            exercise = courses.exercise_create(
+                course=course,
+                title=planned.title,
+                instructions=planned.instructions,
+                dataset=planned.dataset,
+                min_metric=planned.min_metric,
+                target_metric=planned.target_metric,
+                skills=[skills[slug] for slug in planned.skills],
+                **_exercise_model(planned),
+            )
+            created = True
+        if not Assignment.objects.filter(course=course, exercise=exercise).exists():
+            assignment = courses.assignment_create(
+                course=course,
+                exercise=exercise,
+                opens_at=opens_at,
+                due_at=opens_at + timedelta(days=60),
+                closes_at=opens_at + timedelta(days=74),
+                max_attempts=10,
+                late_policy=LatePolicy.PENALTY,
+                late_penalty=0.2,
+            )
+            courses.assignment_publish(assignment=assignment)
+            created = True
+    return created
+
+
+def _exercise_model(planned: demo.DemoExercise) -> dict:
+    """The starter and budget: a runtime template's (spec and code), or the digits MLP's."""
+    if planned.template is None:
+        return {"starter_spec": demo.DIGITS_STARTER_SPEC, **demo.DIGITS_BUDGET}
+    template = TEMPLATES[planned.template]
+    return {
+        "starter_spec": template.spec,
+        "starter_code": template.code,
+        "allow_code": True,
+        "max_seconds": template.budget.max_seconds,
+        "max_epochs": template.budget.max_epochs,
+    }

@@ -1,0 +1,195 @@
+"""The demo course, as data: "Building neural networks", its skills, lessons and exercises.
+
+The three reference models of `workers.runtime.templates` are its first exercises (each as a
+spec and as code), and an MLP on scikit-learn's digits its fourth (spec only).
+"""
+
+from dataclasses import dataclass
+
+COURSE_SLUG = "building-neural-networks"
+COURSE_TITLE = "Building neural networks"
+COURSE_SUMMARY = (
+    "From the XOR network to convolutional and recurrent networks: build each model as a "
+    "layer-stack spec or in PyTorch code, train it on a GPU and see how it scores."
+)
+
+
+@dataclass(frozen=True)
+class DemoSkill:
+    slug: str
+    name: str
+    description: str
+
+
+SKILLS = (
+    DemoSkill("mlp", "Multilayer perceptrons", "Stacking linear layers with non-linearities."),
+    DemoSkill("training", "Training a network", "Losses, optimisers, learning rates and epochs."),
+    DemoSkill("cnn", "Convolutional networks", "Convolutions and pooling for images."),
+    DemoSkill("rnn", "Recurrent networks", "Embeddings and LSTMs for sequences."),
+)
+
+
+@dataclass(frozen=True)
+class DemoLesson:
+    position: int
+    title: str
+    body: str
+    skills: tuple[str, ...]
+
+
+LESSON_MLP = """\
+# Multilayer perceptrons and XOR
+
+A **linear layer** computes `y = W x + b`: every output is a weighted sum of the inputs. Stack
+two linear layers and you still have one linear function, because `W2 (W1 x) = (W2 W1) x`.
+A straight line cannot separate the four XOR points:
+
+| x1 | x2 | XOR |
+|----|----|-----|
+| 0  | 0  | 0   |
+| 0  | 1  | 1   |
+| 1  | 0  | 1   |
+| 1  | 1  | 0   |
+
+Put a **non-linearity** between the layers and the network can bend its decision boundary.
+ReLU, `max(0, z)`, is the usual choice: cheap, and its gradient does not vanish for positive
+inputs. Two hidden ReLU units are enough for XOR:
+
+```
+linear(2 -> 2) -> relu -> linear(2 -> 1) -> sigmoid
+```
+
+The sigmoid turns the last number into a probability, and **binary cross-entropy** measures
+how far that probability is from the label. Training repeats: predict a batch, measure the
+loss, take its gradient with respect to every weight, and step each weight against it. The
+**optimiser** decides the step; Adam adapts it per weight, so a learning rate of 0.01 to 0.05
+works for most small networks.
+
+Things to try: a network this small can get stuck with a "dead" ReLU that never fires. A
+different seed, a third hidden unit or a smaller learning rate gets it out.
+"""
+
+LESSON_CNN = """\
+# Convolutional networks
+
+An image of 32 x 32 pixels in colour has 3072 numbers. A linear layer from it to 120 units
+needs 368,640 weights, and it has to learn separately that a corner at the top left is the
+same thing as a corner at the bottom right.
+
+A **convolution** slides one small filter (say 5 x 5 x 3) over the whole image and records
+how strongly each patch matches it. The same weights are used everywhere, so a filter that
+finds an edge finds it anywhere, with 76 weights instead of thousands. A layer has several
+filters (its *output channels*), each producing a map of where its pattern occurs.
+
+**Pooling** keeps the strongest response in each 2 x 2 window: the maps shrink by half, and
+small shifts of the input stop mattering. The classic pattern is
+
+```
+conv -> relu -> pool -> conv -> relu -> pool -> flatten -> linear -> relu -> linear
+```
+
+Early filters find edges and colours; later ones combine them into corners, curves and whole
+shapes. The final linear layers turn those into one score per class, and **cross-entropy**
+trains the scores.
+
+**Augmentation** shows the network a slightly different image every epoch (a random crop
+after padding, a horizontal flip), so it learns the shape rather than the exact pixels.
+"""
+
+LESSON_RNN = """\
+# Recurrent networks
+
+Some inputs are sequences: words, notes, events in time. Their meaning depends on the order,
+and their length is not one fixed number of features.
+
+An **embedding** turns each token id into a vector the network learns, so similar tokens can
+end up close together. A **recurrent** layer then reads the vectors one step at a time and
+keeps a hidden state: at each step it combines the new input with what it remembers.
+
+A plain RNN forgets quickly, because its gradient shrinks a little at every step it travels
+back. The **LSTM** adds a cell state with gates that decide what to keep, what to forget and
+what to output, so information can survive many steps.
+
+To classify a whole sequence, keep the hidden state after the **last** step: it has read
+everything. Then a linear layer gives one score per class:
+
+```
+embedding(16) -> lstm(64, output: last) -> linear(6)
+```
+
+In this course's `sequences` dataset, the class is the order in which three marker tokens
+appear among random ones; only a model that remembers what it has seen can tell.
+"""
+
+LESSONS = (
+    DemoLesson(1, "Multilayer perceptrons and XOR", LESSON_MLP, ("mlp", "training")),
+    DemoLesson(2, "Convolutional networks", LESSON_CNN, ("cnn", "training")),
+    DemoLesson(3, "Recurrent networks", LESSON_RNN, ("rnn",)),
+)
+
+
+@dataclass(frozen=True)
+class DemoExercise:
+    title: str
+    instructions: str
+    dataset: str
+    template: str | None  # a workers.runtime.templates slug: its spec, code and budget
+    min_metric: float
+    target_metric: float
+    skills: tuple[str, ...]
+
+
+DIGITS_STARTER_SPEC = {
+    "version": 1,
+    "layers": [{"type": "linear", "out_features": 10}],
+    "training": {
+        "optimizer": {"type": "adam", "lr": 0.003},
+        "epochs": 40,
+        "batch_size": 64,
+        "seed": 0,
+    },
+}
+
+EXERCISES = (
+    DemoExercise(
+        "The XOR network",
+        "Train a network that computes XOR of its two inputs. The starter is the smallest one "
+        "that can: make it learn reliably, as a spec or in PyTorch code.",
+        "xor",
+        "xor",
+        0.5,
+        0.95,
+        ("mlp", "training"),
+    ),
+    DemoExercise(
+        "A CNN for shapes",
+        "Classify 32 x 32 colour images of ten shapes. The starter is the CNN of PyTorch's "
+        "CIFAR-10 tutorial; it also runs on CIFAR-10 itself.",
+        "shapes",
+        "cifar-cnn",
+        0.3,
+        0.9,
+        ("cnn", "training"),
+    ),
+    DemoExercise(
+        "An RNN that reads sequences",
+        "Tell which of six orders three marker tokens appear in, among random tokens. Start "
+        "from the embedding and LSTM in the starter.",
+        "sequences",
+        "rnn-sequences",
+        0.3,
+        0.9,
+        ("rnn",),
+    ),
+    DemoExercise(
+        "An MLP for handwritten digits",
+        "Recognise 8 x 8 images of handwritten digits. The starter is one linear layer; add a "
+        "hidden layer with a non-linearity and reach 95% accuracy.",
+        "digits",
+        None,
+        0.5,
+        0.95,
+        ("mlp",),
+    ),
+)
+DIGITS_BUDGET = {"max_seconds": 120, "max_epochs": 100}
