@@ -21,11 +21,8 @@ One class per resource path, one method per operation (docs/architecture.md).
 """
 
 from collections.abc import Sequence
-from contextlib import contextmanager
 from typing import Literal
 
-from django.core.exceptions import NON_FIELD_ERRORS
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -33,6 +30,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
+from apps.core.api.errors import service_errors
 from apps.core.api.pagination import PageNumberPagination
 from apps.core.api.serializers import InputSerializer
 from apps.core.api.views import ApiView
@@ -99,22 +97,6 @@ class TenantTeacherToChange(TenantTeacher):
         return request.method in SAFE_METHODS or super().has_permission(request, view)
 
 
-@contextmanager
-def _field_errors():
-    """A service's django ValidationError as the API's 400, "__all__" named non_field_errors."""
-    try:
-        yield
-    except DjangoValidationError as exc:
-        if not hasattr(exc, "error_dict"):
-            raise ValidationError({"non_field_errors": exc.messages}) from exc
-        raise ValidationError(
-            {
-                ("non_field_errors" if field == NON_FIELD_ERRORS else field): messages
-                for field, messages in exc.message_dict.items()
-            }
-        ) from exc
-
-
 def _skills(request, ids: Sequence) -> list[Skill]:
     ids = list(dict.fromkeys(ids))
     found = {skill.pk: skill for skill in skill_list(tenant=request.tenant).filter(pk__in=ids)}
@@ -135,17 +117,6 @@ class CoursesApiView(ApiView):
     field optional (the schema shows it as Patched…)."""
 
     pagination_class = PageNumberPagination
-
-    def validated_input(self, request) -> dict:
-        serializer_class = self.input_serializers[request.method.lower()]
-        serializer = serializer_class(data=request.data, partial=request.method == "PATCH")
-        serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
-
-    def paginated(self, request, queryset, serializer_class) -> Response:
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(queryset, request, view=self)
-        return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 
 # --- Serializers ------------------------------------------------------------------------------
@@ -318,7 +289,7 @@ class CourseListApi(CoursesApiView):
     @extend_schema(request=CourseInputSerializer, responses={201: CourseOutputSerializer})
     def post(self, request, tenant_slug):
         values = self.validated_input(request)
-        with _field_errors():
+        with service_errors():
             course = services.course_create(
                 tenant=request.tenant, created_by=request.user, **values
             )
@@ -339,7 +310,7 @@ class CourseDetailApi(CoursesApiView):
     def patch(self, request, tenant_slug, course_id):
         course = _course(request, course_id, need="write")
         values = self.validated_input(request)
-        with _field_errors():
+        with service_errors():
             services.course_update(course=course, **values)
         return Response(CourseOutputSerializer(course).data)
 
@@ -378,7 +349,7 @@ class LessonListApi(CoursesApiView):
     def post(self, request, tenant_slug, course_id):
         course = _course(request, course_id, need="write")
         values = _with_skills(request, self.validated_input(request))
-        with _field_errors():
+        with service_errors():
             lesson = services.lesson_create(course=course, **values)
         return Response(LessonOutputSerializer(lesson).data, status=status.HTTP_201_CREATED)
 
@@ -401,7 +372,7 @@ class LessonDetailApi(CoursesApiView):
     def patch(self, request, tenant_slug, course_id, lesson_id):
         lesson = self._lesson(request, course_id, lesson_id, "write")
         values = _with_skills(request, self.validated_input(request))
-        with _field_errors():
+        with service_errors():
             services.lesson_update(lesson=lesson, **values)
         return Response(LessonOutputSerializer(lesson).data)
 
@@ -434,7 +405,7 @@ class SkillListApi(CoursesApiView):
     @extend_schema(request=SkillInputSerializer, responses={201: SkillOutputSerializer})
     def post(self, request, tenant_slug):
         values = self.validated_input(request)
-        with _field_errors():
+        with service_errors():
             skill = services.skill_create(tenant=request.tenant, **values)
         return Response(SkillOutputSerializer(skill).data, status=status.HTTP_201_CREATED)
 
@@ -454,7 +425,7 @@ class SkillDetailApi(CoursesApiView):
     def patch(self, request, tenant_slug, skill_id):
         skill = get_object_or_404(skill_list(tenant=request.tenant), pk=skill_id)
         values = self.validated_input(request)
-        with _field_errors():
+        with service_errors():
             services.skill_update(skill=skill, **values)
         return Response(SkillOutputSerializer(skill).data)
 
@@ -495,7 +466,7 @@ class ExerciseListApi(CoursesApiView):
     def post(self, request, tenant_slug, course_id):
         course = _course(request, course_id, need="write")
         values = _with_skills(request, self.validated_input(request))
-        with _field_errors():
+        with service_errors():
             exercise = services.exercise_create(course=course, **values)
         return Response(ExerciseOutputSerializer(exercise).data, status=status.HTTP_201_CREATED)
 
@@ -519,7 +490,7 @@ class ExerciseDetailApi(CoursesApiView):
     def patch(self, request, tenant_slug, exercise_id):
         exercise = self._exercise(request, exercise_id, "write")
         values = _with_skills(request, self.validated_input(request))
-        with _field_errors():
+        with service_errors():
             services.exercise_update(exercise=exercise, **values)
         return Response(ExerciseOutputSerializer(exercise).data)
 
@@ -561,7 +532,7 @@ class AssignmentListApi(CoursesApiView):
         if exercise is None:
             raise ValidationError({"exercise": ["No exercise with this id in this tenant."]})
         values["exercise"] = exercise
-        with _field_errors():
+        with service_errors():
             assignment = services.assignment_create(course=course, **values)
         return Response(AssignmentOutputSerializer(assignment).data, status=status.HTTP_201_CREATED)
 
@@ -601,7 +572,7 @@ class AssignmentDetailApi(CoursesApiView):
             request, assignment.course, need="write", learner_may_see=assignment.is_published
         )
         values = self.validated_input(request)
-        with _field_errors():
+        with service_errors():
             services.assignment_update(assignment=assignment, **values)
         return Response(AssignmentOutputSerializer(assignment).data)
 
@@ -650,7 +621,7 @@ class EnrollmentListApi(CoursesApiView):
     def post(self, request, tenant_slug, course_id):
         course = _course(request, course_id, need="write")
         values = self.validated_input(request)
-        with _field_errors():
+        with service_errors():
             enrollment = services.enrollment_create(course=course, **values)
         return Response(EnrollmentOutputSerializer(enrollment).data, status=status.HTTP_201_CREATED)
 

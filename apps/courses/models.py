@@ -41,7 +41,7 @@ class Course(TimeStampedModel):
     summary = models.TextField(blank=True, max_length=5000)
     published_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     # Tenant teachers who teach this course (its creator first); tenant admins teach every course.
     teachers = models.ManyToManyField(

@@ -26,12 +26,12 @@ from workers.runtime.spec import inspect_spec
 Errors = dict[str, list[str]]
 
 
-def _save_validated(instance: models.Model, errors: Errors, exclude=()) -> None:
+def _save_validated(instance: models.Model, errors: Errors) -> None:
     """full_clean() and the caller's cross-field errors, reported together; then save."""
     try:
         # The model's check constraints restate the cross-field rules in worse words, so they
         # run only once those rules pass (then they also catch what raced in meanwhile).
-        instance.full_clean(exclude=exclude, validate_constraints=not errors)
+        instance.full_clean(validate_constraints=not errors)
     except ValidationError as exc:
         for field, messages in exc.message_dict.items():
             errors.setdefault(field, []).extend(messages)
@@ -58,7 +58,7 @@ def _set_given(instance: models.Model, **values) -> None:
             setattr(instance, name, value)
 
 
-def _slugged_save(instance: Course | Skill, exclude=()) -> None:
+def _slugged_save(instance: Course | Skill) -> None:
     """Save a course or skill, its slug unique in the tenant (said under "slug")."""
     errors: Errors = {}
     model = type(instance)
@@ -66,13 +66,10 @@ def _slugged_save(instance: Course | Skill, exclude=()) -> None:
     if taken.exclude(pk=instance.pk).exists():
         noun = model._meta.verbose_name
         errors["slug"] = [f"A {noun} with the slug '{instance.slug}' already exists here."]
-    _save_validated(instance, errors, exclude)
+    _save_validated(instance, errors)
 
 
 # --- Courses ----------------------------------------------------------------------------------
-
-# created_by is the service's to set, and None once that user is deleted (SET_NULL).
-COURSE_UNCHECKED = ["created_by"]
 
 
 @transaction.atomic
@@ -84,7 +81,7 @@ def course_create(
         course = Course(
             tenant=tenant, slug=slug, title=title, summary=summary, created_by=created_by
         )
-        _slugged_save(course, exclude=COURSE_UNCHECKED)
+        _slugged_save(course)
         course.teachers.add(created_by)
     return course
 
@@ -99,7 +96,7 @@ def course_update(
     """Change what is given; None leaves a field as it is."""
     _set_given(course, slug=slug, title=title, summary=summary)
     with scope(tenant=course.tenant_id):
-        _slugged_save(course, exclude=COURSE_UNCHECKED)
+        _slugged_save(course)
     return course
 
 

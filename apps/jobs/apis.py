@@ -14,7 +14,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
 from apps.core.api.errors import validation_error_from
-from apps.core.api.pagination import paginated_response
+from apps.core.api.pagination import PageNumberPagination
 from apps.core.api.serializers import InputSerializer
 from apps.core.api.views import ApiView
 from apps.courses.access import course_sees, course_teaches
@@ -173,6 +173,8 @@ def _teacher_only(request, course) -> None:
 
 
 class AssignmentSubmissionListApi(ApiView):
+    pagination_class = PageNumberPagination
+
     class SubmissionCreateInputSerializer(InputSerializer):
         kind = serializers.ChoiceField(choices=SubmissionKind.choices)
         spec = JsonDocumentField(required=False)
@@ -186,7 +188,7 @@ class AssignmentSubmissionListApi(ApiView):
         assignment = _assignment(request, assignment_id)
         learner = None if request.teaches else request.user
         rows = selectors.submission_list(assignment=assignment, learner=learner)
-        return paginated_response(request, self, rows, SubmissionOutputSerializer)
+        return self.paginated(request, rows, SubmissionOutputSerializer)
 
     @extend_schema(
         request=SubmissionCreateInputSerializer,
@@ -280,6 +282,8 @@ class LeaderboardApi(ApiView):
 
 
 class SubmissionListApi(ApiView):
+    pagination_class = PageNumberPagination
+
     @extend_schema(responses=SubmissionOutputSerializer(many=True))
     def get(self, request, tenant_slug):
         """Mine, plus every submission to the courses I teach."""
@@ -292,7 +296,7 @@ class SubmissionListApi(ApiView):
             rows = rows.filter(mine | Q(assignment__course__teachers=request.user)).distinct()
         else:
             rows = rows.filter(mine)
-        return paginated_response(request, self, rows, SubmissionOutputSerializer)
+        return self.paginated(request, rows, SubmissionOutputSerializer)
 
 
 class SubmissionDetailApi(ApiView):

@@ -12,6 +12,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
+from apps.core.api.errors import validation_error_from
 from apps.core.api.pagination import PageNumberPagination
 from apps.core.api.serializers import InputSerializer
 from apps.core.api.views import ApiView
@@ -19,18 +20,6 @@ from apps.tenants import services
 from apps.tenants.models import Invitation, Membership, Role, Tenant
 from apps.tenants.permissions import PlatformAdmin, TenantAdmin, TenantTeacher
 from apps.tenants.selectors import invitation_list, membership_list, tenant_list_for_user
-
-
-def _validation_error(exc: DjangoValidationError) -> ValidationError:
-    if hasattr(exc, "message_dict"):
-        return ValidationError(exc.message_dict)
-    return ValidationError({"non_field_errors": exc.messages})
-
-
-def _paginated(request, view, queryset, serializer_class):
-    paginator = PageNumberPagination()
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 
 class TenantOutputSerializer(serializers.ModelSerializer):
@@ -76,12 +65,13 @@ class TenantDetailApi(ApiView):
 
 
 class MemberListApi(ApiView):
+    pagination_class = PageNumberPagination
     permission_classes = [*ApiView.permission_classes, TenantTeacher]
 
     @extend_schema(responses=MembershipOutputSerializer(many=True))
     def get(self, request, tenant_slug):
         members = membership_list(tenant=request.tenant)
-        return _paginated(request, self, members, MembershipOutputSerializer)
+        return self.paginated(request, members, MembershipOutputSerializer)
 
 
 class MemberDetailApi(ApiView):
@@ -102,7 +92,7 @@ class MemberDetailApi(ApiView):
         try:
             services.membership_role_set(membership=membership, **values)
         except DjangoValidationError as exc:
-            raise _validation_error(exc) from exc
+            raise validation_error_from(exc) from exc
         return Response(MembershipOutputSerializer(membership).data)
 
     @extend_schema(responses={204: None})
@@ -111,11 +101,12 @@ class MemberDetailApi(ApiView):
         try:
             services.membership_remove(membership=membership)
         except DjangoValidationError as exc:
-            raise _validation_error(exc) from exc
+            raise validation_error_from(exc) from exc
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class InvitationListApi(ApiView):
+    pagination_class = PageNumberPagination
     permission_classes = [*ApiView.permission_classes, TenantAdmin]
 
     class InvitationCreateInputSerializer(InputSerializer):
@@ -127,7 +118,7 @@ class InvitationListApi(ApiView):
     @extend_schema(responses=InvitationOutputSerializer(many=True))
     def get(self, request, tenant_slug):
         invitations = invitation_list(tenant=request.tenant)
-        return _paginated(request, self, invitations, InvitationOutputSerializer)
+        return self.paginated(request, invitations, InvitationOutputSerializer)
 
     @extend_schema(
         request=InvitationCreateInputSerializer, responses={201: InvitationOutputSerializer}
@@ -142,7 +133,7 @@ class InvitationListApi(ApiView):
                 **values,
             )
         except DjangoValidationError as exc:
-            raise _validation_error(exc) from exc
+            raise validation_error_from(exc) from exc
         return Response(
             InvitationOutputSerializer(issued.invitation).data, status=status.HTTP_201_CREATED
         )
@@ -193,7 +184,7 @@ class InvitationAcceptApi(ApiView):
         except services.InvitationInvalid as exc:
             raise ValidationError({"token": [str(exc)]}) from exc
         except DjangoValidationError as exc:
-            raise _validation_error(exc) from exc
+            raise validation_error_from(exc) from exc
         return Response(
             self.InvitationAcceptOutputSerializer(membership).data, status=status.HTTP_201_CREATED
         )
@@ -203,6 +194,7 @@ class InvitationAcceptApi(ApiView):
 
 
 class PlatformTenantListApi(ApiView):
+    pagination_class = PageNumberPagination
     permission_classes = [*ApiView.permission_classes, PlatformAdmin]
 
     class TenantCreateInputSerializer(InputSerializer):
@@ -214,7 +206,7 @@ class PlatformTenantListApi(ApiView):
     @extend_schema(responses=TenantOutputSerializer(many=True))
     def get(self, request):
         tenants = tenant_list_for_user(user=request.user).order_by("name")
-        return _paginated(request, self, tenants, TenantOutputSerializer)
+        return self.paginated(request, tenants, TenantOutputSerializer)
 
     @extend_schema(request=TenantCreateInputSerializer, responses={201: TenantOutputSerializer})
     def post(self, request):
@@ -222,7 +214,7 @@ class PlatformTenantListApi(ApiView):
         try:
             tenant = services.tenant_create(**values)
         except DjangoValidationError as exc:
-            raise _validation_error(exc) from exc
+            raise validation_error_from(exc) from exc
         return Response(TenantOutputSerializer(tenant).data, status=status.HTTP_201_CREATED)
 
 
@@ -246,5 +238,5 @@ class PlatformTenantDetailApi(ApiView):
         try:
             services.tenant_update(tenant=tenant, **values)
         except DjangoValidationError as exc:
-            raise _validation_error(exc) from exc
+            raise validation_error_from(exc) from exc
         return Response(TenantOutputSerializer(tenant).data)

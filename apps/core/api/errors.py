@@ -1,5 +1,7 @@
 """The API's one error shape: {"error": {"code", "message", "fields"}} for every failure."""
 
+from contextlib import contextmanager
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
@@ -62,9 +64,27 @@ def _copy_headers(response) -> dict:
 
 
 def validation_error_from(exc):
-    """A Django ValidationError (from a service) as DRF's, keeping the field names."""
+    """A Django ValidationError (from a service) as DRF's, keeping the field names; errors not
+    about one field ("__all__") are named non_field_errors."""
+    from django.core.exceptions import NON_FIELD_ERRORS
     from rest_framework.exceptions import ValidationError
 
-    if hasattr(exc, "message_dict"):
-        return ValidationError(exc.message_dict)
-    return ValidationError({"non_field_errors": exc.messages})
+    if not hasattr(exc, "error_dict"):
+        return ValidationError({"non_field_errors": exc.messages})
+    return ValidationError(
+        {
+            ("non_field_errors" if field == NON_FIELD_ERRORS else field): messages
+            for field, messages in exc.message_dict.items()
+        }
+    )
+
+
+@contextmanager
+def service_errors():
+    """Inside an API view: a service's ValidationError becomes the API's 400 with field errors."""
+    from django.core.exceptions import ValidationError as DjangoValidationError
+
+    try:
+        yield
+    except DjangoValidationError as exc:
+        raise validation_error_from(exc) from exc

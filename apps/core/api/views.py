@@ -4,6 +4,8 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.views import APIView
 
+from apps.core.api.pagination import PageNumberPagination
+
 
 class ApiView(APIView):
     """Declare `input_serializers = {"post": SomeInputSerializer}`; read with `validated_input`.
@@ -23,6 +25,16 @@ class ApiView(APIView):
             raise ValidationError({"non_field_errors": ["This endpoint takes no request body."]})
 
     def validated_input(self, request) -> dict:
-        serializer = self.input_serializers[request.method.lower()](data=request.data)
+        """The body, validated by the method's serializer; for PATCH every field is optional."""
+        serializer_class = self.input_serializers[request.method.lower()]
+        serializer = serializer_class(data=request.data, partial=request.method == "PATCH")
         serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
+        return dict(serializer.validated_data)
+
+    def paginated(self, request, queryset, serializer_class, context=None):
+        """One page of `queryset` in the paginated envelope (set `pagination_class` on the view
+        so that the schema documents the envelope)."""
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        data = serializer_class(page, many=True, context=context or {}).data
+        return paginator.get_paginated_response(data)
