@@ -11,6 +11,7 @@ import time
 
 from django.conf import settings
 from django.db import connection
+from django_scopes import scope
 
 from apps.jobs.grading import grade_compute
 from apps.jobs.lease import (
@@ -57,6 +58,12 @@ class LeaseWatch(threading.Thread):
         return self.cancelled.is_set() or self.lost.is_set()
 
     def run(self) -> None:
+        # A thread starts without the task's tenant scope (a context variable): open it again,
+        # or every query of the watch raises ScopeError and the lease is never renewed.
+        with scope(tenant=self.claim.tenant_id):
+            self._watch()
+
+    def _watch(self) -> None:
         renew_every = settings.JOB_LEASE_SECONDS / 3
         renewed = time.monotonic()
         try:
