@@ -8,9 +8,11 @@ thread renews the lease and reads the cancel flag twice a second, so the trainer
 import logging
 import threading
 import time
+from datetime import datetime
 
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 from django_scopes import scope
 
 from apps.jobs.grading import grade_compute
@@ -91,6 +93,25 @@ class LeaseWatch(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
         self.join(timeout=5)
+
+
+class FirstStep:
+    """The trainer's per-step cancel check, noting when it was first asked: the moment the first
+    training step begins. The job's outcome keeps it (`first_step_at`), so claim to first step
+    (the run's setup) and submit to first step can be read off a job."""
+
+    def __init__(self, should_cancel):
+        self.should_cancel = should_cancel
+        self.at: datetime | None = None
+
+    def __call__(self) -> bool:
+        if self.at is None:
+            self.at = timezone.now()
+        return self.should_cancel()
+
+    def stamped(self, outcome) -> dict:
+        at = self.at.isoformat() if self.at else None
+        return {**outcome.as_dict(), "first_step_at": at}
 
 
 class ProgressReporter:
@@ -193,18 +214,19 @@ def _run(job: Job, claim: Claim, watch: LeaseWatch) -> str:
     if submission.kind == SubmissionKind.SPEC:
         info = data.info
         model = seeded(training.seed, lambda: build_model(submission.spec, info))
+        first_step = FirstStep(watch.should_stop)
         outcome = train(
             model, training=training, train=data.train, val=data.val, info=info, device=device,
-            budget=_budget(exercise), progress=progress, should_cancel=watch.should_stop,
+            budget=_budget(exercise), progress=progress, should_cancel=first_step,
         )  # fmt: skip
         if watch.lost.is_set():
             raise LeaseLost
+        summary = first_step.stamped(outcome)
         if outcome.status == "cancelled":
-            return _end(claim, JobState.CANCELLED, {"message": "Cancelled."}, outcome.as_dict())
+            return _end(claim, JobState.CANCELLED, {"message": "Cancelled."}, summary)
         if outcome.status == "diverged":
-            return _fail(claim, kind="diverged", message=outcome.diagnosis, outcome=outcome)
+            return _fail(claim, kind="diverged", message=outcome.diagnosis, outcome=summary)
         metrics = evaluate(model, data.test, info=info, training=training, device=device)
-        summary = outcome.as_dict()
     else:
         limits = SandboxLimits(wall_seconds=exercise.max_seconds + CODE_WALL_MARGIN_S)
         result = run_code_submission(

@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 import uuid
+from datetime import datetime
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -82,6 +83,10 @@ def _stored_messages(job_id) -> list[dict]:
 def _last_seq(job_id) -> int:
     with scopes_disabled():
         return Job.objects.get(id=job_id).last_seq
+
+
+def _time(iso: str) -> datetime:
+    return datetime.fromisoformat(iso)
 
 
 def _is_final(event) -> bool:
@@ -433,3 +438,8 @@ def test_reconnecting_with_after_mid_run_loses_and_duplicates_nothing(
     assert events[-1]["type"] == "succeeded"
     assert code == 1000
     assert events == _stored_messages(job_id)
+    # The outcome says when training began: after the claim, before the first progress point.
+    first_step_at = events[-1]["payload"]["outcome"]["first_step_at"]
+    started = next(e["at"] for e in events if e["type"] == "started")
+    first_progress = next(e["at"] for e in events if e["type"] == "progress")
+    assert _time(started) < _time(first_step_at) < _time(first_progress)
