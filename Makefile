@@ -28,6 +28,7 @@ test: install
 ## Performance measurements (numbers and machines in benchmarks/README.md).
 bench: install
 	$(BIN)/python benchmarks/train_vs_seed.py
+	$(BIN)/python benchmarks/dispatch_latency.py
 
 lint:
 	$(BIN)/ruff check .
