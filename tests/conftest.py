@@ -157,7 +157,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url_of_test_db(),
+        "DATABASE_URL": database_url_of_test_db(),
         "REDIS_URL": settings.REDIS_URL,
         "WORKER_HEARTBEAT_INTERVAL": "1",
     }
@@ -188,7 +188,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
             process.kill()
 
 
-def _database_url_of_test_db() -> str:
+def database_url_of_test_db() -> str:
     from django.db import connection
 
     db = connection.settings_dict

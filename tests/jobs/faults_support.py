@@ -7,6 +7,7 @@ and stopping or restarting that Redis breaks nothing else.
 """
 
 import contextlib
+import copy
 import os
 import re
 import signal
@@ -16,11 +17,12 @@ import time
 from pathlib import Path
 
 import kombu.pools
+from django.conf import settings
 from django.test import override_settings
 
 from config.celery import app as celery_app
 from config.launcher import free_local_port, redis_answers, redis_executable
-from tests.conftest import ROOT, _database_url_of_test_db, wait_for
+from tests.conftest import ROOT, database_url_of_test_db, wait_for
 
 LOG_TAIL_CHARS = 3000
 STOP_GRACE_S = 15
@@ -114,7 +116,7 @@ class CeleryStack:
     def _env(self, extra: dict) -> dict:
         return {
             **os.environ,
-            "DATABASE_URL": _database_url_of_test_db(),
+            "DATABASE_URL": database_url_of_test_db(),
             "REDIS_URL": self.redis_url,
             "CELERY_BROKER_URL": self.redis_url,
             "CELERY_RESULT_BACKEND": self.redis_url,
@@ -189,10 +191,11 @@ def this_process_on_redis(url: str):
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
 
-    layers = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                          "CONFIG": {"hosts": [url], "prefix": "aula:asgi"}}}  # fmt: skip
-    caches = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                          "LOCATION": url, "KEY_PREFIX": "aula"}}  # fmt: skip
+    # The project's own settings, with only the Redis address changed.
+    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
+    layers["default"]["CONFIG"]["hosts"][0]["address"] = url
+    caches = copy.deepcopy(settings.CACHES)
+    caches["default"]["LOCATION"] = url
     with override_settings(REDIS_URL=url, CELERY_BROKER_URL=url, CACHES=caches,
                            CHANNEL_LAYERS=layers):  # fmt: skip
         reset_producer(url)
