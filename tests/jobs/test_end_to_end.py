@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 
 from apps.jobs.models import Grade, Job, JobEvent
 from config.asgi import application
+from tests.conftest import wait_for
 from tests.factories import PASSWORD, AssignmentFactory, ExerciseFactory
 from workers.runtime.templates import TEMPLATES
 
@@ -124,3 +125,69 @@ def test_a_submission_trains_on_the_worker_and_streams_to_its_grade(
     assert detail["grade"]["score"] == "100.00"
     assert detail["grade"]["metrics"]["accuracy"] == accuracy
     assert detail["grade"]["feedback"].endswith("Score: 100.00 / 100.00.")
+
+
+def test_a_running_job_cancelled_through_the_api_ends_cancelled_without_a_grade(
+    celery_worker_process, tenant_a
+):
+    long_run = {**DIGITS_MLP, "training": {**DIGITS_MLP["training"], "epochs": 500}}
+    exercise = ExerciseFactory(course=tenant_a.course, dataset="digits", min_metric=0.5,
+                               target_metric=0.9, starter_spec=long_run)  # fmt: skip
+    assignment = AssignmentFactory(exercise=exercise)
+    api, cookie = _logged_in(tenant_a.learner.user.email)
+    base = f"/api/v1/t/{tenant_a.tenant.slug}"
+    response = api.post(f"{base}/assignments/{assignment.id}/submissions/",
+                        {"kind": "spec", "spec": long_run}, format="json")  # fmt: skip
+    assert response.status_code == 201, response.content
+    job_id = response.json()["job"]["id"]
+
+    def training() -> bool:
+        events = api.get(f"{base}/jobs/{job_id}/events/").json()
+        return any(event["type"] == "progress" for event in events)
+
+    wait_for(training, timeout=120, message="the job's first progress event")
+    response = api.post(f"{base}/jobs/{job_id}/cancel/")
+    assert response.status_code == 200, response.content
+    assert (response.json()["state"], response.json()["cancel_requested"]) == ("running", True)
+
+    events = async_to_sync(_read_until_final)(job_id, cookie)
+
+    types = [event["type"] for event in events]
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+    assert types[:2] == ["queued", "started"]
+    assert types[-1] == "cancelled"
+    assert types.count("cancel_requested") == 1
+    assert set(types[2:-1]) == {"progress", "cancel_requested"}
+    with scopes_disabled():
+        job = Job.objects.get(id=job_id)
+        assert (job.state, job.outcome["status"]) == ("cancelled", "cancelled")
+        assert job.outcome["epochs_completed"] < 500
+        assert not Grade.objects.filter(submission__job=job).exists()
+
+
+def test_a_code_submission_trains_in_the_sandbox_on_the_worker_and_is_graded(
+    celery_worker_process, tenant_a
+):
+    template = TEMPLATES["xor"]
+    exercise = ExerciseFactory(course=tenant_a.course, dataset="xor", allow_code=True,
+                               min_metric=0.5, target_metric=0.95, max_seconds=90,
+                               starter_spec=template.spec, starter_code=template.code)  # fmt: skip
+    assignment = AssignmentFactory(exercise=exercise)
+    api, cookie = _logged_in(tenant_a.learner.user.email)
+    response = api.post(
+        f"/api/v1/t/{tenant_a.tenant.slug}/assignments/{assignment.id}/submissions/",
+        {"kind": "code", "code": template.code},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    job_id = response.json()["job"]["id"]
+
+    events = async_to_sync(_read_until_final)(job_id, cookie)
+
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+    assert events[-1]["type"] == "succeeded", events[-1]
+    assert {event["type"] for event in events[2:-1]} == {"progress"}
+    final = events[-1]["payload"]
+    assert final["metrics"]["accuracy"] == 1.0
+    assert final["metrics"]["device"] == "cpu"
+    assert final["grade"]["score"] == "100.00"
