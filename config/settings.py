@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "apps.tenants",
     "apps.courses",
     "apps.jobs",
+    "apps.quotas",
     "apps.demo",
     "workers",
 ]
@@ -147,6 +148,14 @@ JOB_DISPATCH_GRACE_SECONDS = env.float("JOB_DISPATCH_GRACE_SECONDS", default=2.0
 JOB_REDISPATCH_AFTER_SECONDS = env.float("JOB_REDISPATCH_AFTER_SECONDS", default=600.0)
 # Publishing gives up fast when the broker is down: the job stays queued for the reaper.
 JOB_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+# The quota a tenant gets until a platform administrator sets its own (apps/quotas).
+DEFAULT_TENANT_QUOTA = {
+    "period": "month",
+    "gpu_seconds": env.int("DEFAULT_TENANT_GPU_SECONDS", default=100 * 3600),
+    "max_running_jobs": 2,
+    "max_queued_jobs": 100,
+    "max_seconds_per_job": 3600,
+}
 # Code submissions without bubblewrap run with resource limits only (development machines).
 SANDBOX_ALLOW_LIMITS_ONLY = env.bool("SANDBOX_ALLOW_LIMITS_ONLY", default=False)
 

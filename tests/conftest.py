@@ -28,6 +28,7 @@ from tests.factories import (
     MembershipFactory,
     SkillFactory,
     TenantFactory,
+    TenantQuotaFactory,
     UserFactory,
     graded_submission,
 )
@@ -72,6 +73,7 @@ class TenantWorld:
 
 def _tenant_world(slug: str) -> TenantWorld:
     tenant = TenantFactory(slug=slug, name=f"School {slug.upper()}")
+    TenantQuotaFactory(tenant=tenant)
     token = f"token-for-{slug}-0123456789abcdef"
     teacher = MembershipFactory(tenant=tenant, role=Role.TEACHER)
     learner = MembershipFactory(tenant=tenant, role=Role.LEARNER)

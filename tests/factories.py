@@ -3,6 +3,7 @@
 import functools
 import secrets
 from datetime import timedelta
+from decimal import Decimal
 
 import factory
 from django.contrib.auth.hashers import make_password
@@ -10,6 +11,7 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from apps.accounts.models import User
+from apps.quotas.models import LedgerEntry, TenantQuota
 from apps.tenants.models import Invitation, Membership, Role, Tenant
 from apps.tenants.selectors import token_digest
 
@@ -204,11 +206,36 @@ def graded_submission(*, assignment, learner, attempt: int, score=80, accuracy=0
     now = timezone.now()
     job = JobFactory(
         submission=submission, state="succeeded", attempt=1, lease_token=1, last_seq=3,
-        dispatched_at=now, started_at=now, finished_at=now,
+        dispatched_at=now, started_at=now, finished_at=now, run_started_at=now,
+        budget_seconds=60,
     )  # fmt: skip
     for seq, kind in enumerate(("queued", "started", "succeeded"), start=1):
         JobEventFactory(job=job, seq=seq, type=kind, attempt=0 if seq == 1 else 1)
     grade = GradeFactory(submission=submission, score=score, metrics={"accuracy": accuracy})
     with scopes_disabled():
         grade.revisions.create(tenant=grade.tenant, score=grade.score, source="automatic")
+        # Its ledger: 60 GPU-seconds reserved at admission, 2.5 charged at the end.
+        period = TenantQuota.objects.get(tenant=submission.tenant).period_started_at
+        for kind, reserved, used in (("reserve", 60, 0), ("settle", -60, Decimal("2.5"))):
+            LedgerEntry.objects.create(
+                tenant=submission.tenant, period_started_at=period, job=job, learner=learner,
+                kind=kind, reserved=reserved, used=used,
+            )  # fmt: skip
     return submission
+
+
+class TenantQuotaFactory(ScopesDisabledFactory):
+    """An hour of GPU time a month, two jobs at once, 100 waiting, 10 minutes a job."""
+
+    class Meta:
+        model = "quotas.TenantQuota"
+
+    tenant = factory.SubFactory(TenantFactory)
+    period = "month"
+    period_started_at = factory.LazyFunction(
+        lambda: timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    )
+    gpu_seconds = 3600
+    max_running_jobs = 2
+    max_queued_jobs = 100
+    max_seconds_per_job = 600

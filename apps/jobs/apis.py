@@ -21,6 +21,7 @@ from apps.courses.access import course_sees, course_teaches
 from apps.courses.models import Assignment
 from apps.jobs import selectors, services
 from apps.jobs.models import Grade, Job, Submission, SubmissionKind
+from apps.quotas.services import QuotaExceeded
 
 
 @extend_schema_field(OpenApiTypes.OBJECT)
@@ -207,6 +208,8 @@ class AssignmentSubmissionListApi(ApiView):
             )
         except DjangoValidationError as exc:
             raise validation_error_from(exc) from exc
+        except QuotaExceeded as exc:
+            raise QuotaRefusal(str(exc)) from exc
         # As created (the worker may already have claimed the job: the events tell that).
         return Response(
             SubmissionDetailOutputSerializer(submission).data, status=status.HTTP_201_CREATED
@@ -368,6 +371,13 @@ class JobCancelApi(ApiView):
         except services.Conflict as exc:
             raise JobConflict(str(exc)) from exc
         return Response(JobOutputSerializer(job).data)
+
+
+class QuotaRefusal(exceptions.APIException):
+    """The submission is valid but does not fit the tenant's GPU quota (nothing was created)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "quota_exceeded"
 
 
 class JobConflict(exceptions.APIException):

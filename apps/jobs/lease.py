@@ -16,6 +16,7 @@ from django.utils import timezone
 from apps.jobs.events import job_event_publish
 from apps.jobs.models import Job, JobEvent
 from apps.jobs.states import FINAL_STATES, JobState, transition_check
+from apps.quotas.services import quota_settle
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ def state_set(job: Job, target: str, **fields) -> None:
         job.finished_at = timezone.now()
         job.lease_expires_at = None
     job.save()
+    if target in FINAL_STATES:
+        quota_settle(job)  # in the same transaction: a job ends and is charged together
 
 
 def worker_lost(job: Job, *, now) -> None:
@@ -136,6 +139,7 @@ def job_claim(*, job_id, owner: str, device: str = "") -> Claim | None:
             lease_owner=owner,
             lease_expires_at=now + timedelta(seconds=lease_seconds()),
             started_at=job.started_at or now,
+            run_started_at=now,
             device=device,
         )
         event_append(job, type="started", payload={"attempt": attempt, "device": device})

@@ -65,8 +65,12 @@ class Job(TimeStampedModel):
     # The last JobEvent.seq written (events are numbered 1, 2, 3... without gaps).
     last_seq = models.PositiveIntegerField(default=0)
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    # GPU-seconds reserved for it at admission (its time budget); 0: admitted without a quota.
+    budget_seconds = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When the current run claimed it: settlement charges the device time from here to the end.
+    run_started_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

@@ -136,8 +136,10 @@ def _training_for(submission, exercise):
     return parse_spec(TEMPLATES["xor"].spec).training
 
 
-def _budget(exercise) -> ComputeBudget:
-    return ComputeBudget(max_seconds=exercise.max_seconds, max_epochs=exercise.max_epochs)
+def _budget(job, exercise) -> ComputeBudget:
+    """The exercise's budget, within what the job reserved from its tenant's quota."""
+    seconds = job.budget_seconds or exercise.max_seconds
+    return ComputeBudget(max_seconds=seconds, max_epochs=exercise.max_epochs)
 
 
 def _grade_writer(job: Job, metrics: dict):
@@ -217,7 +219,7 @@ def _run(job: Job, claim: Claim, watch: LeaseWatch) -> str:
         first_step = FirstStep(watch.should_stop)
         outcome = train(
             model, training=training, train=data.train, val=data.val, info=info, device=device,
-            budget=_budget(exercise), progress=progress, should_cancel=first_step,
+            budget=_budget(job, exercise), progress=progress, should_cancel=first_step,
         )  # fmt: skip
         if watch.lost.is_set():
             raise LeaseLost
@@ -228,9 +230,9 @@ def _run(job: Job, claim: Claim, watch: LeaseWatch) -> str:
             return _fail(claim, kind="diverged", message=outcome.diagnosis, outcome=summary)
         metrics = evaluate(model, data.test, info=info, training=training, device=device)
     else:
-        limits = SandboxLimits(wall_seconds=exercise.max_seconds + CODE_WALL_MARGIN_S)
+        limits = SandboxLimits(wall_seconds=_budget(job, exercise).max_seconds + CODE_WALL_MARGIN_S)
         result = run_code_submission(
-            code=submission.code, data=data, training=training, budget=_budget(exercise),
+            code=submission.code, data=data, training=training, budget=_budget(job, exercise),
             limits=limits, allow_limits_only=settings.SANDBOX_ALLOW_LIMITS_ONLY,
             progress=progress, should_cancel=watch.should_stop,
         )  # fmt: skip

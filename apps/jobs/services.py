@@ -11,6 +11,7 @@ from apps.jobs.dispatch import job_dispatch_on_commit
 from apps.jobs.lease import event_append, state_set
 from apps.jobs.models import Grade, GradeRevision, GradeSource, Job, Submission, SubmissionKind
 from apps.jobs.states import FINAL_STATES, JobState
+from apps.quotas.services import job_budget, quota_admit, quota_locked, quota_reserve
 from workers.runtime.datasets import dataset_info
 from workers.runtime.errors import SpecInvalid
 from workers.runtime.sandbox.checks import check_code
@@ -124,7 +125,13 @@ def submission_create(
             validate_constraints=False,
         )
         submission.save()
-        job = Job.objects.create(tenant_id=assignment.tenant_id, submission=submission)
+        quota = quota_locked(assignment.tenant_id)
+        budget = job_budget(quota, exercise.max_seconds)
+        quota_admit(quota=quota, learner=learner, seconds=budget)
+        job = Job.objects.create(
+            tenant_id=assignment.tenant_id, submission=submission, budget_seconds=budget
+        )
+        quota_reserve(quota=quota, job=job, learner=learner, seconds=budget)
         event_append(
             job,
             type=JobState.QUEUED,
