@@ -67,6 +67,9 @@ def test_an_mlp_beats_95_percent_on_digits():
     assert metrics["accuracy"] > 0.95
 
 
+# The one test that trains a CNN for its whole budget: about 40 s alone on two cores, several
+# minutes when the machine is shared, so it gets more than the suite's 300 s timeout.
+@pytest.mark.timeout(900)
 def test_the_cnn_template_beats_90_percent_on_shapes():
     template = TEMPLATES["cifar-cnn"]
     outcome, metrics = _train_and_evaluate(template.spec, "shapes", template.budget)
