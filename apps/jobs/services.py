@@ -93,9 +93,12 @@ def submission_create(
     with transaction.atomic():
         # The enrollment row serialises one learner's submissions to one course, so two at
         # once cannot both take the last attempt.
+        # Only this row: Enrollment's default ordering joins the course and the user, and a bare
+        # FOR UPDATE would lock those too, serialising every submission to the course.
         enrollment = (
-            Enrollment.objects.select_for_update()
+            Enrollment.objects.select_for_update(of=("self",))
             .filter(course_id=assignment.course_id, user=learner)
+            .order_by("pk")
             .first()
         )
         if enrollment is None:
