@@ -168,6 +168,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workers.reap_jobs",
         "schedule": JOB_REAPER_INTERVAL_SECONDS,
     },
+    # Starts the new period of quotas whose period ended (admission also rolls its own).
+    "quota-periods-roll": {
+        "task": "apps.quotas.tasks.quota_periods_roll",
+        "schedule": crontab(minute="*/10"),
+    },
 }
 # A worker whose heartbeat is older than this is reported down by /readyz.
 WORKER_HEARTBEAT_INTERVAL = env.float("WORKER_HEARTBEAT_INTERVAL", default=10.0)

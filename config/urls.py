@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("apps.tenants.api_urls")),
     path("", include("apps.courses.api_urls")),
     path("", include("apps.jobs.api_urls")),
+    path("", include("apps.quotas.api_urls")),
 ]
 
 urlpatterns = [

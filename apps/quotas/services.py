@@ -7,12 +7,14 @@ that ends the job, once per job (a unique ledger row), so a job is never charged
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django_scopes import scopes_disabled
 
 from apps.quotas.models import LedgerEntry, LedgerKind, Period, TenantQuota
 
@@ -48,9 +50,16 @@ def period_start_for(moment: datetime, period: str) -> datetime:
 
 
 def period_end(start: datetime, period: str) -> datetime:
+    """The end of the period that starts at `start` (a period start: Monday or the 1st)."""
     if period == Period.WEEK:
         return start + timedelta(days=7)
+    # Day 28 + 4 days is always in the next month, whatever this month's length.
     return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def day_start(moment: datetime) -> datetime:
+    """Midnight UTC of `moment`'s day: a learner's daily allowance starts again there."""
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _default_quota(tenant_id) -> TenantQuota:
@@ -97,7 +106,8 @@ def balance_of(quota: TenantQuota) -> Balance:
 
 
 def _seconds(value) -> str:
-    return f"{Decimal(value).quantize(Decimal(1), rounding=ROUND_HALF_UP):,}"
+    # Rounded down: a refusal never claims more time is left than there is.
+    return f"{Decimal(value).quantize(Decimal(1), rounding=ROUND_DOWN):,}"
 
 
 def job_budget(quota: TenantQuota, exercise_seconds: int) -> int:
@@ -111,7 +121,6 @@ def quota_admit(*, quota: TenantQuota, learner, seconds: int) -> None:
     from apps.jobs.models import Job
     from apps.jobs.states import JobState
 
-    resets = f"{balance_of(quota).resets_at:%Y-%m-%d %H:%M} UTC"
     queued = Job.objects.filter(tenant_id=quota.tenant_id, state=JobState.QUEUED).count()
     if queued >= quota.max_queued_jobs:
         raise QuotaExceeded(
@@ -119,6 +128,7 @@ def quota_admit(*, quota: TenantQuota, learner, seconds: int) -> None:
             "submit again when some have started."
         )
     balance = balance_of(quota)
+    resets = f"{balance.resets_at:%Y-%m-%d %H:%M} UTC"
     if balance.remaining < seconds:
         raise QuotaExceeded(
             f"Not enough GPU time left: this job reserves {_seconds(seconds)} GPU-seconds and "
@@ -126,12 +136,7 @@ def quota_admit(*, quota: TenantQuota, learner, seconds: int) -> None:
             f"this {quota.period}. The quota resets on {resets}."
         )
     if quota.learner_gpu_seconds_per_day:
-        day = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-        sums = LedgerEntry.objects.filter(
-            tenant_id=quota.tenant_id, learner=learner, created_at__gte=day
-        ).aggregate(reserved=Sum("reserved"), used=Sum("used"))
-        spent = (sums["reserved"] or 0) + (sums["used"] or 0)
-        left = quota.learner_gpu_seconds_per_day - spent
+        left = quota.learner_gpu_seconds_per_day - learner_spent_today(quota, learner)
         if left < seconds:
             raise QuotaExceeded(
                 f"Your GPU time for today is used up: this job reserves {_seconds(seconds)} "
@@ -139,6 +144,22 @@ def quota_admit(*, quota: TenantQuota, learner, seconds: int) -> None:
                 f"{_seconds(quota.learner_gpu_seconds_per_day)} a day are left. "
                 "It starts again at midnight UTC."
             )
+
+
+def learner_spent_today(quota: TenantQuota, learner) -> Decimal:
+    """GPU-seconds of the learner's jobs admitted today (UTC): reserved while they run, charged
+    once settled. A job counts on the day it was admitted, so a job reserved yesterday and settled
+    today does not hand back its reservation to today's allowance."""
+    admitted_today = LedgerEntry.objects.filter(
+        tenant_id=quota.tenant_id,
+        learner=learner,
+        kind=LedgerKind.RESERVE,
+        created_at__gte=day_start(timezone.now()),
+    ).values("job_id")
+    sums = LedgerEntry.objects.filter(
+        tenant_id=quota.tenant_id, job_id__in=admitted_today
+    ).aggregate(reserved=Sum("reserved"), used=Sum("used"))
+    return (sums["reserved"] or Decimal(0)) + (sums["used"] or Decimal(0))
 
 
 def quota_reserve(*, quota: TenantQuota, job, learner, seconds: int) -> LedgerEntry:
@@ -184,3 +205,81 @@ def quota_settle(job) -> LedgerEntry | None:
             used=charged,
             note=note,
         )
+
+
+# --- Setting quotas and rolling periods -------------------------------------------------------
+
+QUOTA_FIELDS = (
+    "period",
+    "gpu_seconds",
+    "max_running_jobs",
+    "max_queued_jobs",
+    "max_seconds_per_job",
+    "learner_gpu_seconds_per_day",
+    "pools",
+)
+
+
+def known_pools() -> list[str]:
+    return [queue.name for queue in settings.CELERY_TASK_QUEUES]
+
+
+def quota_check(quota: TenantQuota) -> None:
+    """Raise ValidationError, by field, unless the quota is one the platform can honour."""
+    errors: dict[str, list[str]] = {}
+    for name in ("gpu_seconds", "max_running_jobs", "max_queued_jobs", "max_seconds_per_job"):
+        value = getattr(quota, name)
+        if not isinstance(value, int) or value < 1:
+            errors[name] = ["Must be a whole number of at least 1."]
+    daily = quota.learner_gpu_seconds_per_day
+    if daily is not None and (not isinstance(daily, int) or daily < 1):
+        errors["learner_gpu_seconds_per_day"] = ["Must be at least 1, or empty for no limit."]
+    if quota.period not in Period.values:
+        errors["period"] = [f"Must be one of: {', '.join(Period.values)}."]
+    pools = quota.pools
+    known = known_pools()
+    if not isinstance(pools, list) or not pools or not all(isinstance(p, str) for p in pools):
+        errors["pools"] = ["Must be a non-empty list of worker pool names."]
+    elif unknown := sorted(set(pools) - set(known)):
+        errors["pools"] = [
+            f"Unknown pool(s): {', '.join(unknown)}. Known pools: {', '.join(known)}."
+        ]
+    elif len(set(pools)) != len(pools):
+        errors["pools"] = ["A pool is named more than once."]
+    if errors:
+        raise ValidationError(errors)
+
+
+def quota_set(*, tenant, **values) -> TenantQuota:
+    """Set a tenant's quota (a platform administrator's act). Changing the period starts the
+    current period of the new kind, so the balance is counted over it from then on."""
+    unknown = set(values) - set(QUOTA_FIELDS)
+    if unknown:
+        raise TypeError(f"not quota fields: {sorted(unknown)}")
+    with transaction.atomic():
+        quota = quota_locked(tenant.id)
+        old_period = quota.period
+        for name, value in values.items():
+            setattr(quota, name, value)
+        quota_check(quota)
+        if quota.period != old_period:
+            quota.period_started_at = period_start_for(timezone.now(), quota.period)
+        quota.full_clean(exclude=["tenant"])
+        quota.save()
+    return quota
+
+
+def quota_periods_roll(now: datetime | None = None) -> int:
+    """Start the current period of every quota whose period has ended (the periodic task; an
+    admission also rolls its own tenant's). Returns how many quotas were rolled."""
+    now = now or timezone.now()
+    rolled = 0
+    with scopes_disabled():
+        for period in Period.values:
+            current = period_start_for(now, period)
+            # Periods are aligned (Monday, the 1st), so a period has ended exactly when it
+            # started before the current one.
+            rolled += TenantQuota.objects.filter(
+                period=period, period_started_at__lt=current
+            ).update(period_started_at=current, updated_at=now)
+    return rolled

@@ -1,0 +1,97 @@
+"""Reads of quotas and the ledger: a tenant's quota and balance, and its usage this period."""
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from apps.quotas.models import LedgerEntry, LedgerKind, TenantQuota
+from apps.quotas.services import (
+    Balance,
+    _default_quota,
+    balance_of,
+    period_end,
+    period_start_for,
+)
+
+ZERO = Decimal(0)
+
+
+def quota_get(*, tenant) -> TenantQuota:
+    """The tenant's quota as admission sees it now: its row (or, before its first job, the
+    defaults it will get), with the period rolled forward when it has ended. Writes nothing."""
+    quota = TenantQuota.objects.filter(tenant_id=tenant.id).first() or _default_quota(tenant.id)
+    now = timezone.now()
+    if now >= period_end(quota.period_started_at, quota.period):
+        quota.period_started_at = period_start_for(now, quota.period)
+    return quota
+
+
+def quota_balance(*, quota: TenantQuota) -> Balance:
+    return balance_of(quota)
+
+
+@dataclass(frozen=True)
+class Usage:
+    period_started_at: datetime
+    resets_at: datetime
+    used: Decimal
+    by_course: list[dict]
+    by_learner: list[dict]
+    by_day: list[dict]
+
+
+def _sums():
+    return {
+        "used": Sum("used", default=ZERO),
+        "reserved": Sum("reserved", default=ZERO),
+        "jobs": Count("id", filter=Q(kind=LedgerKind.RESERVE)),
+    }
+
+
+def usage_get(*, quota: TenantQuota) -> Usage:
+    """GPU-seconds of the quota's current period: in all, by course, by learner (most first),
+    and per day from the period's start to today (days without use are 0). Three grouped
+    queries, whatever the number of jobs."""
+    rows = LedgerEntry.objects.filter(
+        tenant_id=quota.tenant_id, period_started_at=quota.period_started_at
+    )
+    course = "job__submission__assignment__course"
+    by_course = list(
+        rows.values(course_id=F(f"{course}__id"), course_title=F(f"{course}__title"))
+        .annotate(**_sums())
+        .order_by("-used", "course_title")
+    )
+    by_learner = list(
+        rows.values("learner_id", email=F("learner__email"), full_name=F("learner__full_name"))
+        .annotate(**_sums())
+        .order_by("-used", "email")
+    )
+    # A job's charge lands on the day it was settled.
+    per_day = dict(
+        rows.filter(kind=LedgerKind.SETTLE)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(used=Sum("used", default=ZERO))
+        .values_list("day", "used")
+    )
+    resets_at = period_end(quota.period_started_at, quota.period)
+    by_day = [
+        {"day": day, "used": per_day.get(day, ZERO)}
+        for day in _days(quota.period_started_at.date(), min(timezone.now(), resets_at).date())
+    ]
+    return Usage(
+        period_started_at=quota.period_started_at,
+        resets_at=resets_at,
+        used=sum((row["used"] for row in by_course), ZERO),
+        by_course=by_course,
+        by_learner=by_learner,
+        by_day=by_day,
+    )
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
