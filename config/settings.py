@@ -142,10 +142,15 @@ JOB_LEASE_SECONDS = env.float("JOB_LEASE_SECONDS", default=30.0)
 # After this many lost workers a job fails instead of being requeued again.
 JOB_MAX_WORKERS_LOST = 3
 JOB_REAPER_INTERVAL_SECONDS = env.float("JOB_REAPER_INTERVAL_SECONDS", default=10.0)
-# A queued job not yet published this long after its last change is published by the reaper.
+# A waiting job last written this long ago is released by the reaper's round (newer ones: by
+# the round their own commit runs).
 JOB_DISPATCH_GRACE_SECONDS = env.float("JOB_DISPATCH_GRACE_SECONDS", default=2.0)
 # A published job still queued this long after is published again (its message may be lost).
 JOB_REDISPATCH_AFTER_SECONDS = env.float("JOB_REDISPATCH_AFTER_SECONDS", default=600.0)
+# Jobs the "gpu" pool runs at once; 0: one per live worker consuming the queue (heartbeats).
+GPU_POOL_SLOTS = env.int("GPU_POOL_SLOTS", default=0)
+# Fair-share dispatch ranks tenants and learners by their device time over this past window.
+FAIR_SHARE_USAGE_WINDOW_SECONDS = env.float("FAIR_SHARE_USAGE_WINDOW_SECONDS", default=3600.0)
 # Publishing gives up fast when the broker is down: the job stays queued for the reaper.
 JOB_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
 # The quota a tenant gets until a platform administrator sets its own (apps/quotas).

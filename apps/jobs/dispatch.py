@@ -1,8 +1,10 @@
-"""Handing queued jobs to the Celery workers, and the reaper that keeps that promise.
+"""Handing released jobs to the Celery workers, and the reaper that keeps that promise.
 
-A job is dispatched after the transaction that created it commits. If the broker is down then,
-the job stays queued with no `dispatched_at`, and the reaper publishes it once the broker is
-back; the reaper also takes back running jobs whose worker stopped renewing its lease.
+Which waiting job runs next is the fair-share dispatcher's choice (`apps.quotas.dispatcher`): a
+round runs after the commit that queued a job, after each job's end, and from the reaper. A
+released job is published after the round commits; if the broker is down then, the release is
+taken back (no `dispatched_at`) and a later round releases it again once the broker is back. The
+reaper also takes back running jobs whose worker stopped renewing its lease.
 """
 
 import logging
@@ -20,8 +22,12 @@ from apps.jobs.states import JobState
 log = logging.getLogger(__name__)
 
 
-def job_dispatch(*, tenant_id, job_id, queue: str = "gpu") -> bool:
-    """Publish the job's task; True when the broker took it. Never raises for a broker fault."""
+def job_dispatch(*, tenant_id, job_id, queue: str = "gpu", released_at=None) -> bool:
+    """Publish the job's task; True when the broker took it. Never raises for a broker fault.
+
+    `released_at`: the dispatcher's mark on the job; when the broker refuses, the mark is taken
+    back so that a later round releases the job again. Without it (a job published again), the
+    job is marked once the broker took it."""
     from workers.tasks import run_job
 
     try:
@@ -32,21 +38,35 @@ def job_dispatch(*, tenant_id, job_id, queue: str = "gpu") -> bool:
         )
     except Exception:
         log.warning("could not publish job %s; the reaper will retry", job_id, exc_info=True)
+        if released_at is not None:
+            with scopes_disabled():
+                Job.objects.filter(
+                    id=job_id, state=JobState.QUEUED, dispatched_at=released_at
+                ).update(dispatched_at=None)
         return False
-    with scopes_disabled():
-        Job.objects.filter(id=job_id, state=JobState.QUEUED).update(dispatched_at=timezone.now())
+    if released_at is None:
+        with scopes_disabled():
+            Job.objects.filter(id=job_id, state=JobState.QUEUED).update(
+                dispatched_at=timezone.now()
+            )
     return True
 
 
 def job_dispatch_on_commit(job: Job) -> None:
-    tenant_id, job_id, queue = job.tenant_id, job.id, job.queue
-    transaction.on_commit(lambda: job_dispatch(tenant_id=tenant_id, job_id=job_id, queue=queue))
+    """After the commit that queued `job`, run a dispatch round of its pool."""
+    from apps.quotas.dispatcher import dispatch_round_on_commit
+
+    dispatch_round_on_commit(pool=job.queue)
 
 
 @scopes_disabled()
 def jobs_reap() -> dict:
-    """Requeue running jobs whose lease expired; publish queued jobs that never reached the
-    broker (or were published so long ago that the message may be lost). Returns counts."""
+    """Requeue running jobs whose lease expired (a round after each commit releases them); publish
+    again jobs released so long ago that the message may be lost; run a round for jobs left
+    waiting (no free slot, or the broker was down). Returns counts; `published` counts the jobs
+    handed to the broker, released by that round or published again."""
+    from apps.quotas.dispatcher import dispatch_round
+
     now = timezone.now()
     requeued = failed = published = 0
     expired = Job.objects.filter(state=JobState.RUNNING, lease_expires_at__lt=now)
@@ -61,15 +81,18 @@ def jobs_reap() -> dict:
                 job_dispatch_on_commit(job)
             else:
                 failed += 1
-    # Not yet published: created more than a moment ago (the request's own on_commit dispatch
-    # normally does it), or published long ago and still not claimed.
-    grace = now - timedelta(seconds=settings.JOB_DISPATCH_GRACE_SECONDS)
+    # Released long ago and still not claimed: a Redis without persistence lost the message.
+    # Publishing again is harmless: the lease lets one delivery run the job.
     stale = now - timedelta(seconds=settings.JOB_REDISPATCH_AFTER_SECONDS)
-    waiting = Job.objects.filter(state=JobState.QUEUED).filter(
-        dispatched_at__isnull=True, updated_at__lt=grace
-    ) | Job.objects.filter(state=JobState.QUEUED, dispatched_at__lt=stale)
-    for job_id, tenant_id, queue in waiting.values_list("id", "tenant_id", "queue"):
+    lost = Job.objects.filter(state=JobState.QUEUED, dispatched_at__lt=stale)
+    for job_id, tenant_id, queue in lost.values_list("id", "tenant_id", "queue"):
         published += job_dispatch(tenant_id=tenant_id, job_id=job_id, queue=queue)
+    # Jobs written within the grace are the business of the round their own commit runs.
+    grace = now - timedelta(seconds=settings.JOB_DISPATCH_GRACE_SECONDS)
+    waiting = Job.objects.filter(state=JobState.QUEUED, dispatched_at__isnull=True,
+                                 updated_at__lt=grace)  # fmt: skip
+    for pool in sorted(set(waiting.values_list("queue", flat=True))):
+        published += len(dispatch_round(pool=pool, waiting_before=grace))
     if requeued or failed or published:
         log.info("reaper: %d requeued, %d failed, %d published", requeued, failed, published)
     return {"requeued": requeued, "failed": failed, "published": published}
