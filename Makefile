@@ -29,6 +29,7 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/train_vs_seed.py
 	$(BIN)/python benchmarks/dispatch_latency.py
+	$(BIN)/python benchmarks/fairness_sim.py
 
 lint:
 	$(BIN)/ruff check .
