@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "apps.courses",
     "apps.jobs",
     "apps.quotas",
+    "apps.audit",
+    "apps.console",
     "apps.demo",
     "workers",
 ]

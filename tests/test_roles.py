@@ -84,7 +84,7 @@ def test_a_tenant_admin_cannot_reach_the_platform_api(tenant_a):
     client = api_client_for(tenant_a.admin.user)
     assert _platform_routes()
     for route in _platform_routes():
-        url = route.build({"slug": tenant_a.tenant.slug})
+        url = route.build({"slug": tenant_a.tenant.slug, "job_id": tenant_a.job.id})
         for method in ("get", "post", "patch", "put", "delete"):
             response = _refused(client, method, url, 403, {"is_active": False})
             assert response.json()["error"]["message"] == "This needs a platform administrator."

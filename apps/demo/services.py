@@ -47,7 +47,7 @@ def demo_seed() -> tuple[Tenant, bool]:
     created = False
     tenant = Tenant.objects.filter(slug=DEMO_TENANT_SLUG).first()
     if tenant is None:
-        tenant = tenant_create(slug=DEMO_TENANT_SLUG, name="Aula Demo School")
+        tenant = tenant_create(actor=None, slug=DEMO_TENANT_SLUG, name="Aula Demo School")
         created = True
     if not User.objects.filter(email=PLATFORM_ADMIN.email).exists():
         User.objects.create_superuser(email=PLATFORM_ADMIN.email, password=PLATFORM_ADMIN.password)

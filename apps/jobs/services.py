@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from apps.audit.services import audit_record
 from apps.courses.models import Assignment, Enrollment, LatePolicy
 from apps.jobs.dispatch import job_dispatch_on_commit
 from apps.jobs.lease import event_append, state_set
@@ -153,6 +154,7 @@ def job_cancel(*, job: Job, by) -> Job:
             raise Conflict(f"This job has already ended ({job.state}).")
         if job.cancel_requested_at is not None:
             return job
+        before = {"state": job.state}
         job.cancel_requested_at = timezone.now()
         job.cancel_requested_by = by
         if job.state == JobState.QUEUED:
@@ -161,6 +163,10 @@ def job_cancel(*, job: Job, by) -> Job:
         else:
             job.save(update_fields=["cancel_requested_at", "cancel_requested_by", "updated_at"])
             event_append(job, type="cancel_requested", payload={})
+        after = {"state": job.state, "cancel_requested": True}
+        audit_record(
+            actor=by, action="job.cancel", target=job, before=before, after=after, tenant=job.tenant
+        )
     return job
 
 
@@ -173,6 +179,7 @@ def grade_override(*, grade: Grade, by, score, reason: str) -> Grade:
         raise ValidationError({"score": [f"The score must be between 0 and {grade.max_score}."]})
     with transaction.atomic():
         grade = Grade.objects.select_for_update().get(id=grade.id)
+        before = {"score": grade.score, "source": grade.source}
         grade.score = score
         grade.source = GradeSource.TEACHER
         grade.override_reason = reason
@@ -187,5 +194,14 @@ def grade_override(*, grade: Grade, by, score, reason: str) -> Grade:
             source=GradeSource.TEACHER,
             reason=reason,
             author=by,
+        )
+        after = {"score": grade.score, "source": grade.source, "reason": reason}
+        audit_record(
+            actor=by,
+            action="grade.override",
+            target=grade,
+            before=before,
+            after=after,
+            tenant=grade.tenant,
         )
     return grade

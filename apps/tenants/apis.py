@@ -90,7 +90,7 @@ class MemberDetailApi(ApiView):
         membership = self._membership(request, membership_id)
         values = self.validated_input(request)
         try:
-            services.membership_role_set(membership=membership, **values)
+            services.membership_role_set(actor=request.user, membership=membership, **values)
         except DjangoValidationError as exc:
             raise validation_error_from(exc) from exc
         return Response(MembershipOutputSerializer(membership).data)
@@ -99,7 +99,7 @@ class MemberDetailApi(ApiView):
     def delete(self, request, tenant_slug, membership_id):
         membership = self._membership(request, membership_id)
         try:
-            services.membership_remove(membership=membership)
+            services.membership_remove(actor=request.user, membership=membership)
         except DjangoValidationError as exc:
             raise validation_error_from(exc) from exc
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -145,7 +145,7 @@ class InvitationDetailApi(ApiView):
     @extend_schema(responses={204: None})
     def delete(self, request, tenant_slug, invitation_id):
         invitation = get_object_or_404(invitation_list(tenant=request.tenant), pk=invitation_id)
-        services.invitation_revoke(invitation=invitation)
+        services.invitation_revoke(actor=request.user, invitation=invitation)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -212,7 +212,7 @@ class PlatformTenantListApi(ApiView):
     def post(self, request):
         values = self.validated_input(request)
         try:
-            tenant = services.tenant_create(**values)
+            tenant = services.tenant_create(actor=request.user, **values)
         except DjangoValidationError as exc:
             raise validation_error_from(exc) from exc
         return Response(TenantOutputSerializer(tenant).data, status=status.HTTP_201_CREATED)
@@ -236,7 +236,7 @@ class PlatformTenantDetailApi(ApiView):
         tenant = get_object_or_404(Tenant, slug=slug)
         values = self.validated_input(request)
         try:
-            services.tenant_update(tenant=tenant, **values)
+            services.tenant_update(actor=request.user, tenant=tenant, **values)
         except DjangoValidationError as exc:
             raise validation_error_from(exc) from exc
         return Response(TenantOutputSerializer(tenant).data)

@@ -14,6 +14,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django_scopes import scope
 
+from apps.audit.services import audit_record
 from apps.tenants.events import event_publish, group_for_admins, group_for_user
 from apps.tenants.models import Invitation, Membership, Role, Tenant
 from apps.tenants.selectors import invitation_get_by_token, token_digest
@@ -24,20 +25,44 @@ User = get_user_model()
 # --- Tenants ----------------------------------------------------------------------------------
 
 
-def tenant_create(*, slug: str, name: str) -> Tenant:
+def _tenant_fields(tenant: Tenant) -> dict:
+    return {"slug": tenant.slug, "name": tenant.name, "is_active": tenant.is_active}
+
+
+@transaction.atomic
+def tenant_create(*, actor, slug: str, name: str) -> Tenant:
     tenant = Tenant(slug=slug, name=name)
     tenant.full_clean()
     tenant.save()
+    audit_record(
+        actor=actor,
+        action="tenant.create",
+        target=tenant,
+        before=None,
+        after=_tenant_fields(tenant),
+    )
     return tenant
 
 
-def tenant_update(*, tenant: Tenant, name: str | None = None, is_active: bool | None = None):
+@transaction.atomic
+def tenant_update(
+    *, actor, tenant: Tenant, name: str | None = None, is_active: bool | None = None
+) -> Tenant:
+    """Rename, suspend or reactivate; audited as tenant.suspend / tenant.reactivate when the
+    active flag flips, else tenant.update (nothing is recorded when nothing changes)."""
+    before = _tenant_fields(Tenant.objects.select_for_update().get(pk=tenant.pk))
     if name is not None:
         tenant.name = name
     if is_active is not None:
         tenant.is_active = is_active
     tenant.full_clean()
     tenant.save()
+    after = _tenant_fields(tenant)
+    if after != before:
+        action = "tenant.update"
+        if before["is_active"] != after["is_active"]:
+            action = "tenant.reactivate" if after["is_active"] else "tenant.suspend"
+        audit_record(actor=actor, action=action, target=tenant, before=before, after=after)
     return tenant
 
 
@@ -66,15 +91,29 @@ def _refuse_last_admin_change(membership: Membership, admins: list[Membership], 
         )
 
 
+def _membership_fields(membership: Membership) -> dict:
+    return {"email": membership.user.email, "role": membership.role}
+
+
 @transaction.atomic
-def membership_role_set(*, membership: Membership, role: str) -> Membership:
+def membership_role_set(*, actor, membership: Membership, role: str) -> Membership:
     if role not in Role.values:
         raise ValidationError({"role": f"'{role}' is not a role; use one of {Role.values}."})
     if role != Role.ADMIN:
         _refuse_last_admin_change(membership, _lock_admins(membership.tenant), "the change")
+    before = _membership_fields(membership)
     membership.role = role
     membership.full_clean()
     membership.save(update_fields=["role", "updated_at"])
+    if before["role"] != role:
+        audit_record(
+            actor=actor,
+            action="membership.role_set",
+            target=membership,
+            before=before,
+            after=_membership_fields(membership),
+            tenant=membership.tenant,
+        )
     transaction.on_commit(
         partial(
             event_publish,
@@ -87,8 +126,16 @@ def membership_role_set(*, membership: Membership, role: str) -> Membership:
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership) -> None:
+def membership_remove(*, actor, membership: Membership) -> None:
     _refuse_last_admin_change(membership, _lock_admins(membership.tenant), "removing them")
+    audit_record(
+        actor=actor,
+        action="membership.remove",
+        target=membership,
+        before=_membership_fields(membership),
+        after=None,
+        tenant=membership.tenant,
+    )
     membership.delete()
 
 
@@ -113,10 +160,15 @@ def _invitation_send(issued: IssuedInvitation) -> None:
     )
 
 
+def _invitation_fields(invitation: Invitation) -> dict:
+    return {"email": invitation.email, "role": invitation.role, "expires_at": invitation.expires_at}
+
+
 def invitation_create(
     *, tenant: Tenant, email: str, role: str, invited_by, base_url: str
 ) -> IssuedInvitation:
-    """Invite an address (again: a pending invitation gets a fresh link) and mail the link."""
+    """Invite an address (again: a pending invitation gets a fresh link) and mail the link.
+    `invited_by` is the actor recorded in the audit log."""
     email = User.objects.normalize_email(email).lower()
     if Membership.objects.filter(tenant=tenant, user__email=email).exists():
         raise ValidationError({"email": f"{email} is already a member of {tenant.name}."})
@@ -127,12 +179,21 @@ def invitation_create(
             .filter(tenant=tenant, email=email, accepted_at__isnull=True)
             .first()
         ) or Invitation(tenant=tenant, email=email)
+        before = None if invitation._state.adding else _invitation_fields(invitation)
         invitation.role = role
         invitation.invited_by = invited_by
         invitation.token_digest = token_digest(raw_token)
         invitation.expires_at = timezone.now() + settings.INVITATION_TTL
         invitation.full_clean()
         invitation.save()
+        audit_record(
+            actor=invited_by,
+            action="invitation.create",
+            target=invitation,
+            before=before,
+            after=_invitation_fields(invitation),
+            tenant=tenant,
+        )
         issued = IssuedInvitation(
             invitation=invitation,
             raw_token=raw_token,
@@ -142,7 +203,16 @@ def invitation_create(
     return issued
 
 
-def invitation_revoke(*, invitation: Invitation) -> None:
+@transaction.atomic
+def invitation_revoke(*, actor, invitation: Invitation) -> None:
+    audit_record(
+        actor=actor,
+        action="invitation.revoke",
+        target=invitation,
+        before=_invitation_fields(invitation),
+        after=None,
+        tenant=invitation.tenant,
+    )
     invitation.delete()
 
 

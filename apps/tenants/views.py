@@ -87,7 +87,9 @@ def member_role_set(request, tenant_slug, membership_id):
         messages.error(request, "Choose one of the roles listed.")
     else:
         try:
-            services.membership_role_set(membership=membership, role=form.cleaned_data["role"])
+            services.membership_role_set(
+                actor=request.user, membership=membership, role=form.cleaned_data["role"]
+            )
         except ValidationError as exc:
             _errors_to_messages(request, exc)
         else:
@@ -100,7 +102,7 @@ def member_role_set(request, tenant_slug, membership_id):
 def member_remove(request, tenant_slug, membership_id):
     membership = get_object_or_404(membership_list(tenant=request.tenant), pk=membership_id)
     try:
-        services.membership_remove(membership=membership)
+        services.membership_remove(actor=request.user, membership=membership)
     except ValidationError as exc:
         _errors_to_messages(request, exc)
     else:
@@ -112,7 +114,7 @@ def member_remove(request, tenant_slug, membership_id):
 @role_required(Role.ADMIN)
 def invitation_revoke(request, tenant_slug, invitation_id):
     invitation = get_object_or_404(invitation_list(tenant=request.tenant), pk=invitation_id)
-    services.invitation_revoke(invitation=invitation)
+    services.invitation_revoke(actor=request.user, invitation=invitation)
     messages.success(request, f"The invitation to {invitation.email} was revoked.")
     return redirect("tenant-members", tenant_slug=tenant_slug)
 

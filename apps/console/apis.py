@@ -1,0 +1,85 @@
+"""The platform administrators' console API: workers, queue depth, and cancelling any job.
+(Tenant administrators cancel their tenant's jobs through /t/<slug>/jobs/<id>/cancel/.)"""
+
+from django.http import Http404
+from django_scopes import scope, scopes_disabled
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from apps.console.selectors import queue_depth, worker_list
+from apps.core.api.views import ApiView
+from apps.jobs import services as job_services
+from apps.jobs.apis import JobConflict, JobOutputSerializer
+from apps.jobs.models import Job
+from apps.tenants.permissions import PlatformAdmin
+
+
+class WorkerJobOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    tenant = serializers.CharField(source="tenant.slug")
+    state = serializers.CharField()
+    queue = serializers.CharField()
+    device = serializers.CharField()
+    attempt = serializers.IntegerField()
+    started_at = serializers.DateTimeField(allow_null=True)
+
+
+class WorkerOutputSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    queues = serializers.ListField(child=serializers.CharField())
+    pid = serializers.IntegerField(allow_null=True)
+    heartbeat_age = serializers.FloatField(help_text="Seconds since the worker's last heartbeat")
+    alive = serializers.BooleanField()
+    current_job = WorkerJobOutputSerializer(allow_null=True)
+
+
+class PlatformWorkerListApi(ApiView):
+    permission_classes = [*ApiView.permission_classes, PlatformAdmin]
+
+    @extend_schema(responses=WorkerOutputSerializer(many=True))
+    def get(self, request):
+        return Response(WorkerOutputSerializer(worker_list(), many=True).data)
+
+
+class TenantDepthSerializer(serializers.Serializer):
+    tenant = serializers.CharField()
+    name = serializers.CharField()
+    queued = serializers.IntegerField()
+    running = serializers.IntegerField()
+
+
+class PoolDepthSerializer(serializers.Serializer):
+    pool = serializers.CharField()
+    queued = serializers.IntegerField()
+    running = serializers.IntegerField()
+
+
+class QueueDepthOutputSerializer(serializers.Serializer):
+    tenants = TenantDepthSerializer(many=True)
+    pools = PoolDepthSerializer(many=True)
+
+
+class PlatformQueueDepthApi(ApiView):
+    permission_classes = [*ApiView.permission_classes, PlatformAdmin]
+
+    @extend_schema(responses=QueueDepthOutputSerializer)
+    def get(self, request):
+        return Response(QueueDepthOutputSerializer(queue_depth()).data)
+
+
+class PlatformJobCancelApi(ApiView):
+    permission_classes = [*ApiView.permission_classes, PlatformAdmin]
+
+    @extend_schema(request=None, responses=JobOutputSerializer)
+    def post(self, request, job_id):
+        with scopes_disabled():
+            job = Job.objects.select_related("tenant").filter(pk=job_id).first()
+        if job is None:
+            raise Http404
+        with scope(tenant=job.tenant):
+            try:
+                job = job_services.job_cancel(job=job, by=request.user)
+            except job_services.Conflict as exc:
+                raise JobConflict(str(exc)) from exc
+            return Response(JobOutputSerializer(job).data)
