@@ -25,6 +25,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("apps.accounts.urls")),
     path("", include("apps.tenants.urls")),
+    path("", include("apps.console.urls")),
 ]
 
 handler400 = "apps.core.errors.bad_request"
