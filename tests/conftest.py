@@ -151,10 +151,17 @@ def wait_for(condition, *, timeout: float, interval: float = 0.1, message=""):
         time.sleep(interval)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
-    """A real Celery worker (a separate process) on the test database and the test Redis."""
+    """A real Celery worker (a separate process) on the test database and the test Redis.
+
+    One per test module that asks for it, stopped after that module: a worker left running
+    would take the jobs that later modules submit without wanting them run (and its writes
+    would race their database flush). It starts from empty queues for the same reason.
+    """
     from workers.heartbeat import heartbeats_read
+
+    redis.Redis.from_url(settings.REDIS_URL).delete("gpu", "default")
 
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
     env = {
@@ -163,7 +170,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
         "REDIS_URL": settings.REDIS_URL,
         "WORKER_HEARTBEAT_INTERVAL": "1",
     }
-    hostname = f"test-{os.getpid()}@localhost"
+    hostname = f"test-{os.getpid()}-{log_path.parent.name}@localhost"  # one name per module
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [

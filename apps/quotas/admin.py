@@ -38,7 +38,8 @@ class TenantQuotaAdmin(admin.ModelAdmin):
         return [*self.readonly_fields, "tenant"] if obj is not None else self.readonly_fields
 
     def save_model(self, request, obj, form, change):
-        saved = quota_set(tenant=obj.tenant, **{name: getattr(obj, name) for name in QUOTA_FIELDS})
+        values = {name: getattr(obj, name) for name in QUOTA_FIELDS}
+        saved = quota_set(tenant=obj.tenant, actor=request.user, **values)
         obj.period_started_at = saved.period_started_at
 
     def has_delete_permission(self, request, obj=None):

@@ -80,7 +80,7 @@ class PlatformQuotaApi(ApiView):
     def _set(self, request, slug, values) -> Response:
         tenant = get_object_or_404(Tenant, slug=slug)
         with scope(tenant=tenant), service_errors():
-            services.quota_set(tenant=tenant, **values)
+            services.quota_set(tenant=tenant, actor=request.user, **values)
             return _quota_response(tenant)
 
     @extend_schema(request=QuotaSetInputSerializer, responses=QuotaOutputSerializer)

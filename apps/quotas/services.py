@@ -250,15 +250,18 @@ def quota_check(quota: TenantQuota) -> None:
         raise ValidationError(errors)
 
 
-def quota_set(*, tenant, **values) -> TenantQuota:
-    """Set a tenant's quota (a platform administrator's act). Changing the period starts the
-    current period of the new kind, so the balance is counted over it from then on."""
+def quota_set(*, tenant, actor, **values) -> TenantQuota:
+    """Set a tenant's quota (a platform administrator's act, audited). Changing the period starts
+    the current period of the new kind, so the balance is counted over it from then on."""
+    from apps.audit.services import audit_record
+
     unknown = set(values) - set(QUOTA_FIELDS)
     if unknown:
         raise TypeError(f"not quota fields: {sorted(unknown)}")
     with transaction.atomic():
         quota = quota_locked(tenant.id)
         old_period = quota.period
+        before = {name: getattr(quota, name) for name in QUOTA_FIELDS}
         for name, value in values.items():
             setattr(quota, name, value)
         quota_check(quota)
@@ -266,6 +269,10 @@ def quota_set(*, tenant, **values) -> TenantQuota:
             quota.period_started_at = period_start_for(timezone.now(), quota.period)
         quota.full_clean(exclude=["tenant"])
         quota.save()
+        after = {name: getattr(quota, name) for name in QUOTA_FIELDS}
+        if after != before:
+            audit_record(actor=actor, action="quota.update", target=quota, before=before,
+                         after=after, tenant=tenant)  # fmt: skip
     return quota
 
 

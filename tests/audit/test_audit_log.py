@@ -235,6 +235,36 @@ def test_overriding_a_grade_is_recorded(tenant_a):
     }
 
 
+def test_setting_a_tenants_quota_is_recorded_in_that_tenant(platform_admin, tenant_a):
+    response = api_client_for(platform_admin).patch(
+        f"/api/v1/platform/tenants/{tenant_a.tenant.slug}/quota/",
+        {"gpu_seconds": 7200, "max_running_jobs": 3},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    unchanged = {"period": "month", "max_queued_jobs": 100, "max_seconds_per_job": 600,
+                 "learner_gpu_seconds_per_day": None, "pools": ["gpu"]}  # fmt: skip
+    assert _only_entry() == {
+        "tenant": "alpha",
+        "actor": platform_admin.email,
+        "actor_email": platform_admin.email,
+        "action": "quota.update",
+        "target": ("quotas.tenantquota", str(tenant_a.tenant.id)),
+        "before": {**unchanged, "gpu_seconds": 3600, "max_running_jobs": 2},
+        "after": {**unchanged, "gpu_seconds": 7200, "max_running_jobs": 3},
+    }
+
+
+def test_a_quota_patch_that_changes_nothing_writes_no_audit_row(platform_admin, tenant_a):
+    response = api_client_for(platform_admin).patch(
+        f"/api/v1/platform/tenants/{tenant_a.tenant.slug}/quota/",
+        {"gpu_seconds": 3600},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    assert _entries() == []
+
+
 @pytest.fixture
 def running_job(tenant_a):
     return job_in(tenant_a, state="running", owner="celery@gpu-1:101")

@@ -77,8 +77,10 @@ def test_a_submission_trains_on_the_worker_and_streams_to_its_grade(
     celery_worker_process, tenant_a, dataset, spec, target
 ):
     # A budget far above the run (seconds alone), so a loaded machine does not cut it short.
-    exercise = ExerciseFactory(course=tenant_a.course, dataset=dataset, min_metric=0.5,
-                               target_metric=target, starter_spec=spec, max_seconds=600)  # fmt: skip
+    exercise = ExerciseFactory(
+        course=tenant_a.course, dataset=dataset, min_metric=0.5, target_metric=target,
+        starter_spec=spec, max_seconds=600,
+    )  # fmt: skip
     assignment = AssignmentFactory(exercise=exercise)
     api, cookie = _logged_in(tenant_a.learner.user.email)
 
