@@ -2,7 +2,7 @@
 (Tenant administrators cancel their tenant's jobs through /t/<slug>/jobs/<id>/cancel/.)"""
 
 from django.http import Http404
-from django_scopes import scope, scopes_disabled
+from django_scopes import scope
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -11,7 +11,7 @@ from apps.console.selectors import queue_depth, worker_list
 from apps.core.api.views import ApiView
 from apps.jobs import services as job_services
 from apps.jobs.apis import JobConflict, JobOutputSerializer
-from apps.jobs.models import Job
+from apps.jobs.selectors import job_get_any_tenant
 from apps.tenants.permissions import PlatformAdmin
 
 
@@ -73,8 +73,7 @@ class PlatformJobCancelApi(ApiView):
 
     @extend_schema(request=None, responses=JobOutputSerializer)
     def post(self, request, job_id):
-        with scopes_disabled():
-            job = Job.objects.select_related("tenant").filter(pk=job_id).first()
+        job = job_get_any_tenant(job_id=job_id)
         if job is None:
             raise Http404
         with scope(tenant=job.tenant):

@@ -8,11 +8,11 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
-from django_scopes import scope, scopes_disabled
+from django_scopes import scope
 
 from apps.console.selectors import queue_depth, worker_list
 from apps.jobs import services as job_services
-from apps.jobs.models import Job
+from apps.jobs.selectors import job_get_any_tenant
 from apps.tenants import services as tenant_services
 from apps.tenants.models import Tenant
 
@@ -60,8 +60,7 @@ def tenant_reactivate(request, slug):
 @require_POST
 @platform_admin_required
 def job_cancel(request, job_id):
-    with scopes_disabled():
-        job = Job.objects.select_related("tenant").filter(pk=job_id).first()
+    job = job_get_any_tenant(job_id=job_id)
     if job is None:
         raise Http404
     with scope(tenant=job.tenant):
