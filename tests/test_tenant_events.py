@@ -63,7 +63,11 @@ def test_admins_hear_a_join_and_a_member_hears_their_role_change(tenant_a):
 @pytest.mark.django_db(transaction=True)
 def test_refusals_anonymous_foreign_origin_suspended(tenant_a):
     async def attempt(ws):
-        return await ws.connect(timeout=5)
+        outcome = await ws.connect(timeout=5)
+        # End the application inside this event loop: a consumer left running is cancelled when
+        # async_to_sync closes the loop, and a cancelled channel-layer receive can hang there.
+        await ws.disconnect()
+        return outcome
 
     assert async_to_sync(attempt)(_communicator(None, "alpha")) == (False, CLOSE_NOT_FOUND)
     assert async_to_sync(attempt)(_communicator(tenant_a.admin.user, "nope")) == (
