@@ -101,6 +101,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+elif env.bool("DATABASE_POOL", default=True):
+    # PostgreSQL: each process keeps a pool of open connections (psycopg_pool) instead of
+    # opening one per request or task (about 9 ms each, twice on the way from submit to the
+    # worker). The pool, not CONN_MAX_AGE, is how Django keeps connections under ASGI.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=30.0),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, Channels layer, Celery broker --------------------------------------------
@@ -126,9 +135,12 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL)
 CELERY_RESULT_EXPIRES = timedelta(days=1)
 CELERY_TASK_DEFAULT_QUEUE = "default"
-# "gpu" runs training and grading (one job per GPU); "default" runs light tasks.
-CELERY_TASK_QUEUES = (Queue("default"), Queue("gpu"))
-CELERY_TASK_ROUTES = {"workers.run_job": {"queue": "gpu"}}
+# The worker pools that run training and grading (one Celery queue each, one job per GPU of a
+# worker consuming it); "default" runs light tasks. A tenant's quota names the pools it may use;
+# the first one is every tenant's until a platform administrator says otherwise.
+WORKER_POOLS = env.list("WORKER_POOLS", default=["gpu"])
+CELERY_TASK_QUEUES = (Queue("default"), *(Queue(pool) for pool in WORKER_POOLS))
+CELERY_TASK_ROUTES = {"workers.run_job": {"queue": WORKER_POOLS[0]}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -149,8 +161,9 @@ JOB_REAPER_INTERVAL_SECONDS = env.float("JOB_REAPER_INTERVAL_SECONDS", default=1
 JOB_DISPATCH_GRACE_SECONDS = env.float("JOB_DISPATCH_GRACE_SECONDS", default=2.0)
 # A published job still queued this long after is published again (its message may be lost).
 JOB_REDISPATCH_AFTER_SECONDS = env.float("JOB_REDISPATCH_AFTER_SECONDS", default=600.0)
-# Jobs the "gpu" pool runs at once; 0: one per live worker consuming the queue (heartbeats).
-GPU_POOL_SLOTS = env.int("GPU_POOL_SLOTS", default=0)
+# Jobs a pool runs at once, e.g. "gpu=8,gpu-large=2"; a pool not named: one per live worker
+# consuming its queue (from the heartbeats).
+POOL_SLOTS = env.dict("POOL_SLOTS", cast={"value": int}, default={})
 # Fair-share dispatch ranks tenants and learners by their device time over this past window.
 FAIR_SHARE_USAGE_WINDOW_SECONDS = env.float("FAIR_SHARE_USAGE_WINDOW_SECONDS", default=3600.0)
 # Publishing gives up fast when the broker is down: the job stays queued for the reaper.
@@ -297,7 +310,10 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
-WHITENOISE_USE_FINDERS = DEBUG
+# Serve static files straight from static/ and the apps, without collectstatic: DEBUG, and the
+# ASGI server the browser tests start.
+WHITENOISE_USE_FINDERS = env.bool("STATIC_FROM_SOURCE", default=DEBUG)
+WHITENOISE_AUTOREFRESH = WHITENOISE_USE_FINDERS
 
 LOGGING = {
     "version": 1,

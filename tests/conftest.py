@@ -2,6 +2,7 @@
 Celery worker process, and a clean Redis for throttles."""
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -168,6 +169,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
         **os.environ,
         "DATABASE_URL": database_url_of_test_db(),
         "REDIS_URL": settings.REDIS_URL,
+        "DATABASE_POOL": "true",  # as production runs (the test process itself does not)
         "WORKER_HEARTBEAT_INTERVAL": "1",
     }
     hostname = f"test-{os.getpid()}-{log_path.parent.name}@localhost"  # one name per module
@@ -190,11 +192,23 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
             raise AssertionError(f"worker exited: {log_path.read_text()[-4000:]}")
         yield {"hostname": hostname, "process": process, "log": log_path}
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
+
+
+def free_port() -> int:
+    """A TCP port nothing on 127.0.0.1 listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 30 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def database_url_of_test_db() -> str:

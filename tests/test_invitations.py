@@ -150,3 +150,13 @@ def test_the_invitation_api_lists_reissues_and_revokes(
     }
     assert client.delete(f"{url}{first.json()['id']}/").status_code == 204
     assert client.get(url).json()["count"] == 1
+
+
+@pytest.mark.django_db
+def test_the_members_page_paginates(tenant_a, monkeypatch):
+    from apps.tenants import views
+
+    monkeypatch.setattr(views, "PAGE_SIZE", 2)
+    html = page_client_for(tenant_a.admin.user).get("/t/alpha/members/?page=2").content.decode()
+    assert "Page 2 of 2" in html  # admin, teacher, learner: three members, two a page
+    assert 'href="?page=1" rel="prev"' in html

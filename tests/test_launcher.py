@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import wait_for
+from tests.conftest import free_port, wait_for
 from workers.heartbeat import HEARTBEATS_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,12 +69,6 @@ class LauncherRun:
     def log(self) -> str:
         text = self.log_path.read_text(errors="replace")
         return f"\n--- launcher log (last 8000 characters) ---\n{text[-8000:]}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http_get(url: str) -> tuple[int, str]:

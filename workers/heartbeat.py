@@ -8,7 +8,10 @@ import contextlib
 import json
 import logging
 import os
+import shutil
+import subprocess
 import time
+from collections import Counter
 from functools import cache
 
 import redis
@@ -26,8 +29,35 @@ def redis_client() -> redis.Redis:
     )
 
 
+@cache
+def worker_device() -> str:
+    """The devices this worker trains on, in words: "2 x NVIDIA H100 80GB HBM3", or "cpu".
+
+    Read with nvidia-smi rather than torch: the worker's parent process forks the pool, and
+    initialising CUDA before a fork leaves the children unable to use it."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return "cpu"
+    try:
+        names = subprocess.run(  # noqa: S603 (a fixed command, found on PATH)
+            [smi, "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.split("\n")  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "cpu"
+    counts = Counter(name.strip() for name in names if name.strip())
+    if not counts:
+        return "cpu"
+    return ", ".join(f"{n} x {name}" if n > 1 else name for name, n in sorted(counts.items()))
+
+
 def heartbeat_record(*, hostname: str, queues: list[str]) -> None:
-    beat = {"at": time.time(), "pid": os.getpid(), "queues": sorted(queues)}
+    beat = {
+        "at": time.time(),
+        "pid": os.getpid(),
+        "queues": sorted(queues),
+        "device": worker_device(),
+    }
     redis_client().hset(HEARTBEATS_KEY, hostname, json.dumps(beat))
 
 

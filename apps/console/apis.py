@@ -29,6 +29,7 @@ class WorkerOutputSerializer(serializers.Serializer):
     name = serializers.CharField()
     queues = serializers.ListField(child=serializers.CharField())
     pid = serializers.IntegerField(allow_null=True)
+    device = serializers.CharField(help_text='What it trains on: "cpu" or its GPUs\' names')
     heartbeat_age = serializers.FloatField(help_text="Seconds since the worker's last heartbeat")
     alive = serializers.BooleanField()
     current_job = WorkerJobOutputSerializer(allow_null=True)
@@ -51,8 +52,9 @@ class TenantDepthSerializer(serializers.Serializer):
 
 class PoolDepthSerializer(serializers.Serializer):
     pool = serializers.CharField()
-    queued = serializers.IntegerField()
+    slots = serializers.IntegerField(help_text="Jobs the pool runs at once (0: not a pool now)")
     running = serializers.IntegerField()
+    released = serializers.IntegerField(help_text="Handed to the pool, not started yet")
 
 
 class QueueDepthOutputSerializer(serializers.Serializer):

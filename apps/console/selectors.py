@@ -5,11 +5,14 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django_scopes import scopes_disabled
 
 from apps.jobs.models import Job
 from apps.jobs.states import JobState
+from apps.quotas.selectors import quotas_with_balances
+from apps.tenants.models import Tenant
 from workers.heartbeat import heartbeats_read
 
 
@@ -23,6 +26,7 @@ class WorkerStatus:
     name: str
     queues: list[str]
     pid: int
+    device: str
     heartbeat_age: float
     alive: bool
     current_job: Job | None
@@ -49,6 +53,7 @@ def worker_list() -> list[WorkerStatus]:
                 name=name,
                 queues=list(beat.get("queues", [])),
                 pid=beat.get("pid"),
+                device=beat.get("device", "unknown"),
                 heartbeat_age=round(age, 1),
                 alive=age <= settings.WORKER_HEARTBEAT_MAX_AGE,
                 current_job=job,
@@ -63,14 +68,36 @@ _COUNTS = {
 }
 
 
+@dataclass(frozen=True)
+class TenantRow:
+    tenant: Tenant
+    quota: object
+    balance: object
+
+
+def tenant_overview(*, page: int | str | None = None, per_page: int = 25):
+    """A page of tenants by name, each with its quota and this period's balance."""
+    with scopes_disabled():
+        tenants = Paginator(Tenant.objects.order_by("name", "slug"), per_page).get_page(page)
+        balances = quotas_with_balances(tenants=tenants.object_list)
+    tenants.object_list = [TenantRow(t, *balances[t.id]) for t in tenants.object_list]
+    return tenants
+
+
 def queue_depth() -> dict[str, list[dict]]:
-    """Queued and running jobs per tenant (tenants with none are left out) and per pool."""
+    """Queued and running jobs per tenant (tenants with none are left out), and per worker pool
+    its slots, the jobs running on it and those released to it that no worker has started yet
+    (jobs still waiting for the dispatcher are in no pool yet)."""
+    from apps.quotas.dispatcher import pool_slots
+
     with scopes_disabled():
         live = Job.objects.filter(state__in=[JobState.QUEUED, JobState.RUNNING])
         tenants = list(
             live.values("tenant__slug", "tenant__name").annotate(**_COUNTS).order_by("tenant__slug")
         )
-        pools = list(live.values("queue").annotate(**_COUNTS).order_by("queue"))
+        released = live.filter(Q(state=JobState.RUNNING) | Q(dispatched_at__isnull=False))
+        per_pool = {row["queue"]: row for row in released.values("queue").annotate(**_COUNTS)}
+    pools = list(settings.WORKER_POOLS) + sorted(set(per_pool) - set(settings.WORKER_POOLS))
     return {
         "tenants": [
             {
@@ -82,7 +109,12 @@ def queue_depth() -> dict[str, list[dict]]:
             for row in tenants
         ],
         "pools": [
-            {"pool": row["queue"], "queued": row["queued"], "running": row["running"]}
-            for row in pools
+            {
+                "pool": pool,
+                "slots": pool_slots(pool) if pool in settings.WORKER_POOLS else 0,
+                "running": per_pool.get(pool, {}).get("running", 0),
+                "released": per_pool.get(pool, {}).get("queued", 0),
+            }
+            for pool in pools
         ],
     }

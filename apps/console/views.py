@@ -1,20 +1,27 @@
-"""Console pages for platform administrators: tenants (suspend, reactivate), workers with their
-current job (cancel it), and queue depth. Anyone else gets 404, as for a page they may not use."""
+"""Console pages for platform administrators: tenants (create, suspend, reactivate, set the
+quota), workers with their current job (cancel it), pools and queue depth. Anyone else gets 404,
+as for a page they may not use."""
 
 from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_scopes import scope
 
-from apps.console.selectors import queue_depth, worker_list
+from apps.console.forms import QuotaForm, TenantCreateForm
+from apps.console.selectors import queue_depth, tenant_overview, worker_list
+from apps.core.forms import service_errors_to_form
 from apps.jobs import services as job_services
 from apps.jobs.selectors import job_get_any_tenant
+from apps.quotas import selectors as quota_selectors
+from apps.quotas import services as quota_services
 from apps.tenants import services as tenant_services
-from apps.tenants.models import Tenant
+from apps.tenants.models import Role, Tenant
 
 
 def platform_admin_required(view):
@@ -31,7 +38,7 @@ def platform_admin_required(view):
 @platform_admin_required
 def console_home(request):
     context = {
-        "tenants": Tenant.objects.order_by("name"),
+        "tenants": tenant_overview(page=request.GET.get("page")),
         "workers": worker_list(),
         "depth": queue_depth(),
     }
@@ -71,3 +78,56 @@ def job_cancel(request, job_id):
         else:
             messages.success(request, f"Cancel requested for job {job.id}.")
     return redirect("console")
+
+
+@platform_admin_required
+def tenant_create(request):
+    form = TenantCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            invited = ""
+            with transaction.atomic():  # the tenant and its invitation, or neither
+                tenant = tenant_services.tenant_create(
+                    actor=request.user, slug=data["slug"], name=data["name"]
+                )
+                if data["admin_email"]:
+                    with scope(tenant=tenant):
+                        issued = tenant_services.invitation_create(
+                            tenant=tenant,
+                            email=data["admin_email"],
+                            role=Role.ADMIN,
+                            invited_by=request.user,
+                            base_url=request.build_absolute_uri("/"),
+                        )
+                    invited = f"; invitation sent to {issued.invitation.email}"
+        except ValidationError as exc:
+            service_errors_to_form(form, exc)
+        else:
+            messages.success(request, f"{tenant.name} is created{invited}.")
+            return redirect("console")
+    # A form with errors comes back as a page (200, as Django's own form views answer).
+    return render(request, "console/tenant_create.html", {"form": form})
+
+
+@platform_admin_required
+def quota_edit(request, slug):
+    tenant = get_object_or_404(Tenant, slug=slug)
+    with scope(tenant=tenant):
+        quota = quota_selectors.quota_get(tenant=tenant)
+        initial = {name: getattr(quota, name) for name in quota_services.QUOTA_FIELDS}
+        form = QuotaForm(request.POST or None, initial=initial)
+        if request.method == "POST" and form.is_valid():
+            try:
+                quota_services.quota_set(tenant=tenant, actor=request.user, **form.cleaned_data)
+            except ValidationError as exc:
+                service_errors_to_form(form, exc)
+            else:
+                messages.success(request, f"The quota of {tenant.name} is saved.")
+                return redirect("console")
+        context = {
+            "tenant": tenant,
+            "form": form,
+            "balance": quota_selectors.quota_balance(quota=quota),
+        }
+    return render(request, "console/quota_edit.html", context)

@@ -11,6 +11,7 @@ urlpatterns = [
          name="api-assignment-validate"),
     path(f"{T}assignments/<uuid:assignment_id>/leaderboard/", apis.LeaderboardApi.as_view(),
          name="api-assignment-leaderboard"),
+    path(f"{T}specs/validate/", apis.DatasetSpecValidateApi.as_view(), name="api-spec-validate"),
     path(f"{T}submissions/", apis.SubmissionListApi.as_view(), name="api-submissions"),
     path(f"{T}submissions/<uuid:submission_id>/", apis.SubmissionDetailApi.as_view(),
          name="api-submission"),

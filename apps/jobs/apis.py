@@ -23,6 +23,8 @@ from apps.jobs import selectors, services
 from apps.jobs.models import Grade, Job, Submission, SubmissionKind
 from apps.quotas.services import QuotaExceeded
 from apps.tenants.models import Role
+from apps.tenants.permissions import TenantTeacher
+from workers.runtime.datasets import dataset_names
 
 
 @extend_schema_field(OpenApiTypes.OBJECT)
@@ -251,7 +253,29 @@ class SpecValidateApi(ApiView):
     def post(self, request, tenant_slug, assignment_id):
         assignment = _assignment(request, assignment_id)
         values = self.validated_input(request)
-        return Response(services.spec_report(exercise=assignment.exercise, spec=values["spec"]))
+        report = services.spec_report(dataset=assignment.exercise.dataset, spec=values["spec"])
+        return Response(report)
+
+
+class DatasetSpecValidateApi(ApiView):
+    """For teachers writing an exercise's starter model: the same report on a dataset named in
+    the request. Creates nothing."""
+
+    permission_classes = [*ApiView.permission_classes, TenantTeacher]
+
+    class DatasetSpecValidateInputSerializer(InputSerializer):
+        dataset = serializers.ChoiceField(choices=dataset_names())  # the runtime's registry
+        spec = JsonDocumentField()
+
+    input_serializers = {"post": DatasetSpecValidateInputSerializer}
+
+    @extend_schema(
+        request=DatasetSpecValidateInputSerializer,
+        responses=SpecValidateApi.SpecReportOutputSerializer,
+    )
+    def post(self, request, tenant_slug):
+        values = self.validated_input(request)
+        return Response(services.spec_report(dataset=values["dataset"], spec=values["spec"]))
 
 
 class LeaderboardApi(ApiView):

@@ -52,11 +52,11 @@ def job_dispatch(*, tenant_id, job_id, queue: str = "gpu", released_at=None) -> 
     return True
 
 
-def job_dispatch_on_commit(job: Job) -> None:
-    """After the commit that queued `job`, run a dispatch round of its pool."""
+def job_dispatch_on_commit() -> None:
+    """After the commit that queued a job, run a dispatch round."""
     from apps.quotas.dispatcher import dispatch_round_on_commit
 
-    dispatch_round_on_commit(pool=job.queue)
+    dispatch_round_on_commit()
 
 
 @scopes_disabled()
@@ -78,7 +78,7 @@ def jobs_reap() -> dict:
             worker_lost(job, now=now)
             if job.state == JobState.QUEUED:
                 requeued += 1
-                job_dispatch_on_commit(job)
+                job_dispatch_on_commit()
             else:
                 failed += 1
     # Released long ago and still not claimed: a Redis without persistence lost the message.
@@ -89,10 +89,7 @@ def jobs_reap() -> dict:
         published += job_dispatch(tenant_id=tenant_id, job_id=job_id, queue=queue)
     # Jobs written within the grace are the business of the round their own commit runs.
     grace = now - timedelta(seconds=settings.JOB_DISPATCH_GRACE_SECONDS)
-    waiting = Job.objects.filter(state=JobState.QUEUED, dispatched_at__isnull=True,
-                                 updated_at__lt=grace)  # fmt: skip
-    for pool in sorted(set(waiting.values_list("queue", flat=True))):
-        published += len(dispatch_round(pool=pool, waiting_before=grace))
+    published += len(dispatch_round(waiting_before=grace))
     if requeued or failed or published:
         log.info("reaper: %d requeued, %d failed, %d published", requeued, failed, published)
     return {"requeued": requeued, "failed": failed, "published": published}

@@ -76,7 +76,7 @@ def state_set(job: Job, target: str, **fields) -> None:
         quota_settle(job)  # in the same transaction: a job ends and is charged together
         from apps.quotas.dispatcher import dispatch_round_on_commit
 
-        dispatch_round_on_commit(pool=job.queue)  # its slot is free once this commits
+        dispatch_round_on_commit()  # its slot is free once this commits
 
 
 def worker_lost(job: Job, *, now) -> None:

@@ -87,6 +87,8 @@ class Job(TimeStampedModel):
         indexes = [
             models.Index(fields=["state", "lease_expires_at"], name="job_state_lease_idx"),
             models.Index(fields=["state", "dispatched_at"], name="job_state_dispatch_idx"),
+            # Fair share reads each waiting tenant's device time over a recent window.
+            models.Index(fields=["tenant", "finished_at"], name="job_tenant_finished_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(state__in=JobState.values), name="job_state_valid"),

@@ -5,6 +5,7 @@ from django.db.models.functions import RowNumber
 from django_scopes import scopes_disabled
 
 from apps.courses.access import course_teaches
+from apps.courses.models import Assignment, Enrollment
 from apps.jobs.models import Grade, Job, JobEvent, Submission
 from apps.tenants.access import TenantAccess
 
@@ -77,3 +78,92 @@ def leaderboard(*, assignment) -> list[Grade]:
     )
     best = ranked.filter(rank_in_learner=1).select_related("submission__learner")
     return sorted(best, key=lambda g: (-g.score, g.submission.created_at))
+
+
+def jobs_in_flight(*, tenant) -> QuerySet[Job]:
+    """The tenant's queued and running jobs, oldest first, with their learner and course."""
+    return (
+        Job.objects.filter(tenant=tenant, state__in=["queued", "running"])
+        .select_related("submission__learner", "submission__assignment__course")
+        .order_by("created_at", "id")
+    )
+
+
+def recent_submissions(*, learner, limit: int = 10) -> list[Submission]:
+    """The learner's latest submissions in this tenant, newest first, with job, grade and
+    assignment."""
+    return list(
+        Submission.objects.filter(learner=learner)
+        .select_related("job", "grade", "assignment__exercise", "assignment__course")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+CURVE_POINTS = 200
+
+
+def curves_of(*, submissions) -> dict:
+    """{submission id: {"x": epochs done, "loss": [...], "accuracy": [...]}} from the progress
+    events of each submission's job, at most CURVE_POINTS points each (evenly thinned, the last
+    point kept), for charts of several attempts at once."""
+    points: dict = {}
+    events = (
+        JobEvent.objects.filter(job__submission__in=submissions, type="progress")
+        .order_by("job_id", "seq")
+        .values_list("job__submission_id", "payload")
+    )
+    for submission_id, payload in events:
+        points.setdefault(submission_id, []).append(payload)
+    curves = {}
+    for submission_id, rows in points.items():
+        if len(rows) > CURVE_POINTS:
+            stride = len(rows) / CURVE_POINTS
+            rows = [rows[int(i * stride)] for i in range(CURVE_POINTS - 1)] + [rows[-1]]
+        curves[submission_id] = {
+            "x": [_epochs_done(row) for row in rows],
+            "loss": [row.get("loss") for row in rows],
+            "accuracy": [row.get("val_accuracy") or row.get("train_accuracy") for row in rows],
+        }
+    return curves
+
+
+def _epochs_done(point: dict) -> float | None:
+    steps, step, epochs = point.get("steps"), point.get("step"), point.get("epochs")
+    if not steps or step is None or not epochs:
+        return point.get("epoch")
+    return round(step / steps * epochs, 4)
+
+
+def gradebook(*, course) -> dict:
+    """The course's learners (enrolled) by its assignments: in each cell the learner's best
+    grade on that assignment (as the leaderboard ranks: highest score, then earliest), or None.
+    Two queries over grades and enrollments, whatever the size of the class."""
+    assignments = list(
+        Assignment.objects.filter(course=course).select_related("exercise").order_by("due_at", "pk")
+    )
+    learners = [
+        enrollment.user
+        for enrollment in Enrollment.objects.filter(course=course)
+        .select_related("user")
+        .order_by("user__full_name", "user__email")
+    ]
+    best = Grade.objects.filter(submission__assignment__course=course).annotate(
+        rank_in_cell=Window(
+            RowNumber(),
+            partition_by=[F("submission__learner_id"), F("submission__assignment_id")],
+            order_by=[F("score").desc(), F("submission__created_at").asc()],
+        )
+    )
+    cells = {
+        (grade.submission.learner_id, grade.submission.assignment_id): grade
+        for grade in best.filter(rank_in_cell=1).select_related("submission")
+    }
+    rows = []
+    for learner in learners:
+        grades = [cells.get((learner.pk, assignment.pk)) for assignment in assignments]
+        rows.append({
+            "learner": learner,
+            "grades": grades,
+            "total": sum((g.score for g in grades if g is not None), start=0),
+        })  # fmt: skip
+    return {"assignments": assignments, "rows": rows}

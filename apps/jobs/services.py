@@ -1,6 +1,7 @@
 """Writes on submissions, jobs and grades that requests make: submit, cancel, override."""
 
 from dataclasses import dataclass
+from functools import partial
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -8,10 +9,11 @@ from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.courses.models import Assignment, Enrollment, LatePolicy
-from apps.jobs.dispatch import job_dispatch_on_commit
+from apps.jobs.dispatch import job_dispatch, job_dispatch_on_commit
 from apps.jobs.lease import event_append, state_set
 from apps.jobs.models import Grade, GradeRevision, GradeSource, Job, Submission, SubmissionKind
 from apps.jobs.states import FINAL_STATES, JobState
+from apps.quotas.dispatcher import pool_for_new_job
 from apps.quotas.services import job_budget, quota_admit, quota_locked, quota_reserve
 from workers.runtime.datasets import dataset_info
 from workers.runtime.errors import SpecInvalid
@@ -23,11 +25,11 @@ class Conflict(Exception):
     """The request is well-formed but the object's state does not allow it (HTTP 409)."""
 
 
-def spec_report(*, exercise, spec) -> dict:
-    """Per-layer shapes and parameter counts of `spec` on the exercise's dataset, with every
-    problem found (an empty list when it can train). Creates nothing."""
+def spec_report(*, dataset: str, spec) -> dict:
+    """Per-layer shapes and parameter counts of `spec` on `dataset`, with every problem found
+    (an empty list when it can train). Creates nothing."""
     try:
-        report = inspect_spec(spec, dataset_info(exercise.dataset))
+        report = inspect_spec(spec, dataset_info(dataset))
     except SpecInvalid as exc:  # the document itself does not parse
         return {
             "valid": False,
@@ -132,8 +134,17 @@ def submission_create(
         quota = quota_locked(assignment.tenant_id)
         budget = job_budget(quota, exercise.max_seconds)
         quota_admit(quota=quota, learner=learner, seconds=budget)
+        # Nothing else waiting and a slot free (an idle pool): released now, published after
+        # the commit, with no dispatch round on the way to the worker.
+        pool = pool_for_new_job(
+            tenant_id=assignment.tenant_id, pools=quota.pools, limit=quota.max_running_jobs
+        )
         job = Job.objects.create(
-            tenant_id=assignment.tenant_id, submission=submission, budget_seconds=budget
+            tenant_id=assignment.tenant_id,
+            submission=submission,
+            budget_seconds=budget,
+            queue=pool or quota.pools[0],  # a waiting job may go to another of its pools
+            dispatched_at=timezone.now() if pool else None,
         )
         quota_reserve(quota=quota, job=job, learner=learner, seconds=budget)
         event_append(
@@ -141,7 +152,13 @@ def submission_create(
             type=JobState.QUEUED,
             payload={"submission": str(submission.id), "attempt": submission.attempt},
         )
-        job_dispatch_on_commit(job)
+        if pool:
+            transaction.on_commit(
+                partial(job_dispatch, tenant_id=job.tenant_id, job_id=job.id, queue=pool,
+                        released_at=job.dispatched_at)
+            )  # fmt: skip
+        else:
+            job_dispatch_on_commit()
     return submission
 
 

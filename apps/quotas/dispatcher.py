@@ -1,9 +1,10 @@
-"""The dispatcher: releases a pool's waiting jobs to Celery by the fair-share policy.
+"""The dispatcher: releases waiting jobs to the worker pools by the fair-share policy.
 
-Jobs wait in the database (queued, no `dispatched_at`). A round, serialised per pool, counts
-the free slots (the pool's size less the jobs released and not finished), lets the policy
-(`apps.quotas.fairshare`) choose, marks the chosen jobs released and publishes them after
-commit. Rounds run after the commit that queued a job, after each job's end, and from the reaper.
+Jobs wait in the database (queued, no `dispatched_at`). A round, serialised by one lock, counts
+each pool's free slots (its size less the jobs released to it and not finished); pool by pool,
+it lets the policy (`apps.quotas.fairshare`) choose among the waiting jobs of tenants whose quota
+names that pool, marks the chosen jobs released to it and publishes them after commit. Rounds run
+after the commit that queued a job, after each job's end, and from the reaper.
 """
 
 import logging
@@ -15,7 +16,8 @@ from datetime import timedelta
 import redis
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
@@ -23,7 +25,7 @@ from apps.jobs.dispatch import job_dispatch
 from apps.jobs.models import Job
 from apps.jobs.states import JobState
 from apps.quotas.fairshare import FairShare, QueuedJob
-from apps.quotas.models import TenantQuota
+from apps.quotas.models import TenantQuota, default_pools
 from workers.heartbeat import heartbeats_read
 
 log = logging.getLogger(__name__)
@@ -32,10 +34,10 @@ RELEASED = Q(state=JobState.RUNNING) | Q(state=JobState.QUEUED, dispatched_at__i
 
 
 def pool_slots(pool: str) -> int:
-    """How many jobs the pool runs at once: GPU_POOL_SLOTS for "gpu" when set, else one per
-    live worker consuming the pool's queue (at least 1, so a job waits for the first worker)."""
-    if pool == "gpu" and settings.GPU_POOL_SLOTS:
-        return settings.GPU_POOL_SLOTS
+    """How many jobs the pool runs at once: POOL_SLOTS[pool] when set, else one per live worker
+    consuming the pool's queue (at least 1, so a job waits for the first worker)."""
+    if settings.POOL_SLOTS.get(pool):
+        return settings.POOL_SLOTS[pool]
     try:
         beats = heartbeats_read()
     except redis.RedisError as exc:  # Redis down: so is the broker, nothing can be published
@@ -63,9 +65,10 @@ def _round_lock() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
-def _policy_for(waiting: list[tuple], now) -> FairShare:
+def _policy_for(waiting: list[tuple], now, limits: dict) -> FairShare:
     """The policy's state: the waiting jobs, and for their tenants and learners the jobs in
-    flight (released, not finished), the concurrency limit and the recent device time."""
+    flight (released, not finished), the concurrency limit (`limits`, for tenants with a quota
+    row) and the recent device time."""
     default_limit = settings.DEFAULT_TENANT_QUOTA["max_running_jobs"]
     policy = FairShare(default_limit=default_limit)
     tenants = {tenant_id for _, tenant_id, _ in waiting}
@@ -93,11 +96,6 @@ def _policy_for(waiting: list[tuple], now) -> FairShare:
     )
     for tenant_id, learner_id, seconds in used:
         usage[tenant_id, learner_id] = seconds.total_seconds() if seconds else 0.0
-    limits = dict(
-        TenantQuota.objects.filter(tenant_id__in=tenants).values_list(
-            "tenant_id", "max_running_jobs"
-        )
-    )
     tenant_flight, tenant_usage = defaultdict(int), defaultdict(float)
     for (tenant_id, _), n in flight.items():
         tenant_flight[tenant_id] += n
@@ -114,53 +112,102 @@ def _policy_for(waiting: list[tuple], now) -> FairShare:
 
 
 @scopes_disabled()
-def dispatch_round(*, pool: str = "gpu", waiting_before=None) -> list:
-    """Release the pool's next jobs; returns their ids in release order. They are published
-    after the commit. `waiting_before`: consider only jobs last written before then."""
+def dispatch_round(*, waiting_before=None) -> list:
+    """Release the next jobs into the pools' free slots; returns their ids in release order.
+    They are published after the commit. `waiting_before`: consider only jobs last written
+    before then."""
     with transaction.atomic():
         _round_lock()
-        busy = Job.objects.filter(RELEASED, queue=pool).count()
-        free = pool_slots(pool) - busy
-        if free <= 0:
+        busy = dict(
+            Job.objects.filter(RELEASED).values_list("queue").annotate(n=Count("id")).order_by()
+        )
+        free = {pool: pool_slots(pool) - busy.get(pool, 0) for pool in settings.WORKER_POOLS}
+        free = {pool: n for pool, n in free.items() if n > 0}
+        if not free:
             return []
-        waiting = Job.objects.filter(queue=pool, state=JobState.QUEUED, dispatched_at__isnull=True)
+        waiting = Job.objects.filter(state=JobState.QUEUED, dispatched_at__isnull=True)
         if waiting_before is not None:
             waiting = waiting.filter(updated_at__lt=waiting_before)
+        # A learner's jobs leave in order, so no more than the free slots of each are needed:
+        # the rows read grow with the learners waiting, not with their backlogs.
+        in_turn = Window(
+            RowNumber(),
+            partition_by=[F("submission__learner_id")],
+            order_by=[F("created_at"), F("id")],
+        )
         rows = list(
-            waiting.order_by("created_at", "id").values_list(
-                "id", "tenant_id", "submission__learner_id"
-            )
+            waiting.annotate(turn=in_turn)
+            .filter(turn__lte=sum(free.values()))
+            .order_by("created_at", "id")
+            .values_list("id", "tenant_id", "submission__learner_id")
         )
         if not rows:
             return []
+        quotas = TenantQuota.objects.filter(tenant_id__in={tenant for _, tenant, _ in rows})
+        pools_of, limits = {}, {}
+        for tenant_id, pools, limit in quotas.values_list("tenant_id", "pools", "max_running_jobs"):
+            pools_of[tenant_id], limits[tenant_id] = pools, limit
         now = timezone.now()
-        chosen = [job.id for job in _policy_for(rows, now).release(free)]
-        if not chosen:
-            return []
-        Job.objects.filter(id__in=chosen, state=JobState.QUEUED, dispatched_at__isnull=True).update(
-            dispatched_at=now
-        )
-        marked = dict(
-            Job.objects.filter(id__in=chosen, dispatched_at=now).values_list("id", "tenant_id")
-        )
-        released = [(job_id, marked[job_id]) for job_id in chosen if job_id in marked]
+        released: list[tuple] = []
+        for pool, slots in free.items():
+            eligible = [row for row in rows if pool in pools_of.get(row[1], default_pools())]
+            if not eligible:
+                continue
+            # In flight is read again for each pool: a tenant's limit spans its pools.
+            chosen = [job.id for job in _policy_for(eligible, now, limits).release(slots)]
+            Job.objects.filter(
+                id__in=chosen, state=JobState.QUEUED, dispatched_at__isnull=True
+            ).update(dispatched_at=now, queue=pool)
+            marked = dict(
+                Job.objects.filter(id__in=chosen, dispatched_at=now).values_list("id", "tenant_id")
+            )
+            released += [(job_id, marked[job_id], pool) for job_id in chosen if job_id in marked]
+            taken = set(chosen)
+            rows = [row for row in rows if row[0] not in taken]
 
         def publish() -> None:
-            for job_id, tenant_id in released:
+            for job_id, tenant_id, pool in released:
                 job_dispatch(tenant_id=tenant_id, job_id=job_id, queue=pool, released_at=now)
 
         transaction.on_commit(publish)
-    return [job_id for job_id, _ in released]
+    return [job_id for job_id, _, _ in released]
 
 
-def dispatch_round_safely(pool: str) -> None:
+@scopes_disabled()  # every tenant's jobs count: the submit's own scope would hide them
+def pool_for_new_job(*, tenant_id, pools: list[str], limit: int) -> str | None:
+    """The fast path of a submit, called in its transaction before the job is written: the pool
+    that a round run after the commit would release the new job to, when that is already
+    certain (no other job waits in any pool, the tenant has fewer than `limit` jobs in flight,
+    one of its `pools` has a free slot), else None, and the submit runs a round after its commit.
+
+    It takes the round lock, held until the submit commits, so neither a round nor another
+    submit can count the same free slot. One query over the jobs in flight (an index on state)."""
+    _round_lock()
+    usable = [pool for pool in settings.WORKER_POOLS if pool in pools]
+    if not usable:
+        return None
+    busy = {f"busy_{n}": Count("id", filter=RELEASED & Q(queue=p)) for n, p in enumerate(usable)}
+    counts = Job.objects.filter(state__in=[JobState.QUEUED, JobState.RUNNING]).aggregate(
+        waiting=Count("id", filter=Q(state=JobState.QUEUED, dispatched_at__isnull=True)),
+        tenant=Count("id", filter=RELEASED & Q(tenant_id=tenant_id)),
+        **busy,
+    )
+    if counts["waiting"] or counts["tenant"] >= limit:
+        return None
+    for n, pool in enumerate(usable):
+        if counts[f"busy_{n}"] < pool_slots(pool):
+            return pool
+    return None
+
+
+def dispatch_round_safely() -> None:
     """A round that never raises: it runs after a commit that already happened (a submit, a
     job's end), and the reaper's round catches up on anything it left."""
     try:
-        dispatch_round(pool=pool)
+        dispatch_round()
     except Exception:
-        log.exception("dispatch round of pool %s failed; the reaper will run another", pool)
+        log.exception("dispatch round failed; the reaper will run another")
 
 
-def dispatch_round_on_commit(*, pool: str) -> None:
-    transaction.on_commit(lambda: dispatch_round_safely(pool))
+def dispatch_round_on_commit() -> None:
+    transaction.on_commit(dispatch_round_safely)

@@ -20,7 +20,8 @@ class Period(models.TextChoices):
 
 
 def default_pools() -> list[str]:
-    return ["gpu"]
+    """The first worker pool (settings.WORKER_POOLS): every tenant's until it is given others."""
+    return list(settings.WORKER_POOLS[:1])
 
 
 class TenantQuota(models.Model):

@@ -34,6 +34,43 @@ def quota_balance(*, quota: TenantQuota) -> Balance:
     return balance_of(quota)
 
 
+def quotas_with_balances(*, tenants) -> dict:
+    """{tenant id: (quota, balance)} for a page of tenants in two queries: their quotas (the
+    defaults for those without a row), and one grouped sum of their current periods' ledgers."""
+    tenants = list(tenants)
+    rows = {quota.tenant_id: quota for quota in TenantQuota.objects.filter(tenant__in=tenants)}
+    now = timezone.now()
+    quotas = {}
+    for tenant in tenants:
+        quota = rows.get(tenant.id) or _default_quota(tenant.id)
+        if now >= period_end(quota.period_started_at, quota.period):
+            quota.period_started_at = period_start_for(now, quota.period)
+        quotas[tenant.id] = quota
+    current = Q(pk__in=[])
+    for quota in quotas.values():
+        current |= Q(tenant_id=quota.tenant_id, period_started_at=quota.period_started_at)
+    sums = {
+        row["tenant_id"]: row
+        for row in LedgerEntry.objects.filter(current)
+        .values("tenant_id")
+        .annotate(reserved=Sum("reserved", default=ZERO), used=Sum("used", default=ZERO))
+        .order_by()
+    }
+    return {
+        tenant_id: (
+            quota,
+            Balance(
+                quota=quota.gpu_seconds,
+                reserved=sums.get(tenant_id, {}).get("reserved", ZERO),
+                used=sums.get(tenant_id, {}).get("used", ZERO),
+                period_started_at=quota.period_started_at,
+                resets_at=period_end(quota.period_started_at, quota.period),
+            ),
+        )
+        for tenant_id, quota in quotas.items()
+    }
+
+
 @dataclass(frozen=True)
 class Usage:
     period_started_at: datetime

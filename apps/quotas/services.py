@@ -40,6 +40,11 @@ class Balance:
     def remaining(self) -> Decimal:
         return Decimal(self.quota) - self.reserved - self.used
 
+    @property
+    def drawn(self) -> Decimal:
+        """Used plus still reserved: what the quota's meter shows."""
+        return self.reserved + self.used
+
 
 def period_start_for(moment: datetime, period: str) -> datetime:
     """The start (UTC midnight) of the week (Monday) or month that holds `moment`."""
@@ -221,7 +226,7 @@ QUOTA_FIELDS = (
 
 
 def known_pools() -> list[str]:
-    return [queue.name for queue in settings.CELERY_TASK_QUEUES]
+    return list(settings.WORKER_POOLS)
 
 
 def quota_check(quota: TenantQuota) -> None:

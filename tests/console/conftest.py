@@ -18,8 +18,9 @@ def beats(monkeypatch):
     monkeypatch.setattr(heartbeat, "HEARTBEATS_KEY", key)
     monkeypatch.setattr(selectors, "now", lambda: NOW)
 
-    def beat(name: str, *, age: float, pid: int, queues: list[str]):
-        client.hset(key, name, json.dumps({"at": NOW - age, "pid": pid, "queues": queues}))
+    def beat(name: str, *, age: float, pid: int, queues: list[str], device: str = "cpu"):
+        beat = {"at": NOW - age, "pid": pid, "queues": queues, "device": device}
+        client.hset(key, name, json.dumps(beat))
 
     yield beat
     client.delete(key)

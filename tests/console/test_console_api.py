@@ -21,7 +21,7 @@ PLATFORM_ONLY = {
 
 
 def test_workers_with_heartbeat_age_liveness_and_current_job(platform_admin, tenant_a, beats):
-    beats("celery@gpu-1", age=3.24, pid=101, queues=["gpu"])
+    beats("celery@gpu-1", age=3.24, pid=101, queues=["gpu"], device="NVIDIA H100 80GB HBM3")
     beats("celery@gpu-10", age=61, pid=202, queues=["gpu", "gpu-big"])
     job = job_in(tenant_a, state="running", owner="celery@gpu-1:101")
     job_in(tenant_a, state="queued", attempt=3)
@@ -32,6 +32,7 @@ def test_workers_with_heartbeat_age_liveness_and_current_job(platform_admin, ten
             "name": "celery@gpu-1",
             "queues": ["gpu"],
             "pid": 101,
+            "device": "NVIDIA H100 80GB HBM3",
             "heartbeat_age": 3.2,
             "alive": True,
             "current_job": {
@@ -48,6 +49,7 @@ def test_workers_with_heartbeat_age_liveness_and_current_job(platform_admin, ten
             "name": "celery@gpu-10",
             "queues": ["gpu", "gpu-big"],
             "pid": 202,
+            "device": "cpu",
             "heartbeat_age": 61.0,
             "alive": False,
             "current_job": None,
@@ -60,11 +62,13 @@ def test_no_heartbeats_is_an_empty_list(platform_admin, beats):
     assert (response.status_code, response.json()) == (200, [])
 
 
-def test_queue_depth_per_tenant_and_per_pool(platform_admin, tenant_a, tenant_b):
-    job_in(tenant_a, state="queued", attempt=2)
-    job_in(tenant_a, state="queued", attempt=3, queue="gpu-big")
+def test_queue_depth_per_tenant_and_per_pool(platform_admin, tenant_a, tenant_b, settings):
+    settings.POOL_SLOTS = {"gpu": 4}
+    job_in(tenant_a, state="queued", attempt=2)  # waiting for the dispatcher: in no pool yet
+    # Released to a pool that is no longer configured (WORKER_POOLS is ["gpu"]).
+    job_in(tenant_a, state="queued", attempt=3, queue="gpu-big", released=True)
     job_in(tenant_a, state="running", attempt=4, owner="celery@gpu-1:1")
-    job_in(tenant_b, state="queued", attempt=2)
+    job_in(tenant_b, state="queued", attempt=2, released=True)
     job_in(tenant_b, state="cancelled", attempt=3)  # ended jobs and the worlds' graded ones: none
     response = api_client_for(platform_admin).get("/api/v1/platform/queues/")
     assert response.status_code == 200
@@ -74,8 +78,8 @@ def test_queue_depth_per_tenant_and_per_pool(platform_admin, tenant_a, tenant_b)
             {"tenant": "beta", "name": "School BETA", "queued": 1, "running": 0},
         ],
         "pools": [
-            {"pool": "gpu", "queued": 2, "running": 1},
-            {"pool": "gpu-big", "queued": 1, "running": 0},
+            {"pool": "gpu", "slots": 4, "running": 1, "released": 1},
+            {"pool": "gpu-big", "slots": 0, "running": 0, "released": 1},
         ],
     }
 

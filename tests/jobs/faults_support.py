@@ -121,6 +121,7 @@ class CeleryStack:
             "CELERY_BROKER_URL": self.redis_url,
             "CELERY_RESULT_BACKEND": self.redis_url,
             "WORKER_HEARTBEAT_INTERVAL": "1",
+            "DATABASE_POOL": "true",  # as production runs (the test process itself does not)
             **{name: str(value) for name, value in extra.items()},
         }
 

@@ -233,8 +233,11 @@ def test_a_finish_into_a_forbidden_state_raises_and_writes_nothing(job):
     assert db_snapshot() == before
 
 
-def test_the_reaper_publishes_a_queued_job_that_never_reached_the_broker(job):
-    Job.objects.filter(id=job.id).update(updated_at=timezone.now() - timedelta(minutes=1))
+def test_the_reaper_releases_a_job_left_waiting(job):
+    # Waiting (not released) and last written a minute ago: no round after its commit took it.
+    Job.objects.filter(id=job.id).update(
+        dispatched_at=None, updated_at=timezone.now() - timedelta(minutes=1)
+    )
     assert jobs_reap() == {"requeued": 0, "failed": 0, "published": 1}
     job.refresh_from_db()
     assert (job.state, job.dispatched_at is not None) == ("queued", True)

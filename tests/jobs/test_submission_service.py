@@ -7,6 +7,7 @@ import copy
 from datetime import timedelta
 
 import pytest
+import redis
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django_scopes import scopes_disabled
@@ -20,6 +21,7 @@ from tests.factories import (
     ExerciseFactory,
     MembershipFactory,
 )
+from tests.jobs.faults_support import RedisServer, this_process_on_redis
 from tests.snapshots import db_snapshot
 from workers.runtime.templates import TEMPLATES
 
@@ -162,19 +164,32 @@ def test_a_code_submission_is_created_and_queued(tenant_a):
     assert events == [(1, 0, "queued", {"submission": str(submission.id), "attempt": 1})]
 
 
-def test_the_job_is_dispatched_only_after_the_commit(tenant_a, django_capture_on_commit_callbacks):
+def test_the_job_is_published_only_after_the_commit(
+    tenant_a, django_capture_on_commit_callbacks, tmp_path
+):
+    """The pool is idle, so the submit releases its job at once (no dispatch round); the task
+    reaches the broker (a private Redis here) only when the transaction has committed."""
     client = api_client_for(tenant_a.learner.user)
-    with django_capture_on_commit_callbacks() as callbacks:
-        response = client.post(_url(tenant_a), {"kind": "spec", "spec": XOR_SPEC}, format="json")
-    assert response.status_code == 201, response.content
-    _, job, _ = _rows(response.json()["id"])
-    assert job.dispatched_at is None  # nothing published inside the transaction
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        with this_process_on_redis(server.url):
+            broker = redis.Redis.from_url(server.url)
+            with django_capture_on_commit_callbacks() as callbacks:
+                response = client.post(
+                    _url(tenant_a), {"kind": "spec", "spec": XOR_SPEC}, format="json"
+                )
+            assert response.status_code == 201, response.content
+            _, job, _ = _rows(response.json()["id"])
+            assert (job.state, job.queue, job.dispatched_at is not None) == ("queued", "gpu", True)
+            assert broker.llen("gpu") == 0  # nothing published inside the transaction
 
-    for callback in callbacks:  # the commit: publish the event, then the task to the broker
-        callback()
-
+            for callback in callbacks:  # the commit: publish the event, then the task
+                callback()
+            assert broker.llen("gpu") == 1
+    finally:
+        server.stop()
     job.refresh_from_db()
-    assert job.dispatched_at is not None
     assert job.state == "queued"
 
 

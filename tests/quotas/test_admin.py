@@ -45,7 +45,7 @@ def test_an_unknown_pool_or_a_zero_is_refused_in_the_admin_and_changes_nothing(
     response = client.post(_change_url(tenant_a), _form(pools='["tpu"]', gpu_seconds="0"))
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
-    assert errors["pools"] == ["Unknown pool(s): tpu. Known pools: default, gpu."]
+    assert errors["pools"] == ["Unknown pool(s): tpu. Known pools: gpu."]
     assert errors["gpu_seconds"] == ["Must be a whole number of at least 1."]
     assert db_snapshot() == before
 

@@ -89,7 +89,8 @@ def test_a_tenant_without_a_quota_shows_the_defaults_and_reading_writes_nothing(
     assert body["balance"]["remaining"] == defaults["gpu_seconds"]
 
 
-def test_a_platform_admin_puts_a_whole_quota(tenant_a, platform_admin):
+def test_a_platform_admin_puts_a_whole_quota(tenant_a, platform_admin, settings):
+    settings.WORKER_POOLS = ["gpu", "gpu-large"]
     body = {
         "period": "week",
         "gpu_seconds": 7200,
@@ -97,7 +98,7 @@ def test_a_platform_admin_puts_a_whole_quota(tenant_a, platform_admin):
         "max_queued_jobs": 50,
         "max_seconds_per_job": 300,
         "learner_gpu_seconds_per_day": 600,
-        "pools": ["gpu", "default"],
+        "pools": ["gpu", "gpu-large"],
     }
     response = api_client_for(platform_admin).put(_platform_url("alpha"), body, format="json")
     assert response.status_code == 200
@@ -115,7 +116,7 @@ def test_a_platform_admin_puts_a_whole_quota(tenant_a, platform_admin):
     assert (quota.max_seconds_per_job, quota.learner_gpu_seconds_per_day, quota.pools) == (
         300,
         600,
-        ["gpu", "default"],
+        ["gpu", "gpu-large"],
     )
     assert quota.period_started_at == week_start
 
@@ -167,7 +168,7 @@ def test_setting_the_quota_of_a_tenant_without_one_creates_it(platform_admin):
         ({"period": "year"}, {"period": ['"year" is not a valid choice.']}),
         (
             {"pools": ["gpu", "cpu-farm"]},
-            {"pools": ["Unknown pool(s): cpu-farm. Known pools: default, gpu."]},
+            {"pools": ["Unknown pool(s): cpu-farm. Known pools: gpu."]},
         ),
         ({"pools": []}, {"pools": ["This list may not be empty."]}),
         ({"pools": ["gpu", "gpu"]}, {"pools": ["A pool is named more than once."]}),

@@ -1,0 +1,138 @@
+"""Run pages, for whoever may follow the job (its learner, a teacher of the course, a tenant
+administrator), as the API; anyone else gets 404. The run page draws the curves live from the
+job's websocket and shows the grade, the metrics and the confusion matrix when it has ended;
+cancel is a form post."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from apps.core.forms import service_errors_to_form
+from apps.courses.access import course_teaches
+from apps.courses.forms import GradeOverrideForm
+from apps.jobs import selectors, services
+from apps.jobs.states import FINAL_STATES
+
+
+def _visible_submission(request, submission_id):
+    submission = selectors.submission_get(submission_id=submission_id)
+    if submission is None or not selectors.submission_visible(
+        access=request.tenant_access, user=request.user, submission=submission
+    ):
+        raise Http404
+    return submission
+
+
+def _result_context(submission) -> dict:
+    """What the result section shows: the grade, its metrics and the confusion matrix."""
+    job = submission.job
+    grade = getattr(submission, "grade", None)
+    metrics = grade.metrics if grade else {}
+    return {
+        "submission": submission,
+        "job": job,
+        "ended": job.state in FINAL_STATES,
+        "grade": grade,
+        "metrics": metrics,
+        "confusion": _confusion_rows(metrics),
+    }
+
+
+def run_page(request, tenant_slug, submission_id, override_form=None):
+    submission = _visible_submission(request, submission_id)
+    context = _result_context(submission)
+    grade, job = context["grade"], context["job"]
+    teaches = course_teaches(
+        access=request.tenant_access, user=request.user, course=submission.assignment.course
+    )
+    context |= {
+        "tenant": request.tenant,
+        "assignment": submission.assignment,
+        "teaches": teaches,
+        "override_form": override_form
+        or GradeOverrideForm(initial={"score": grade.score if grade else None}),
+        "revisions": grade.revisions.select_related("author").order_by("-created_at")
+        if grade and teaches
+        else [],
+        "live": {
+            "socket": f"/ws/jobs/{job.id}/",
+            "jobState": job.state,
+            "resultUrl": reverse(
+                "run-result", kwargs={"tenant_slug": tenant_slug, "submission_id": submission.id}
+            ),
+        },
+    }
+    return render(request, "jobs/run.html", context)
+
+
+def run_result(request, tenant_slug, submission_id):
+    """The result section alone: the run page fetches it when the run's final event arrives."""
+    submission = _visible_submission(request, submission_id)
+    return render(request, "jobs/_result.html", _result_context(submission))
+
+
+@require_POST
+def grade_override(request, tenant_slug, submission_id):
+    """A teacher of the course sets the grade, with a reason (audited; the automatic score and
+    every earlier revision stay). Others get 404; a bad form comes back with its errors."""
+    submission = _visible_submission(request, submission_id)
+    grade = getattr(submission, "grade", None)
+    if grade is None or not course_teaches(
+        access=request.tenant_access, user=request.user, course=submission.assignment.course
+    ):
+        raise Http404
+    form = GradeOverrideForm(request.POST)
+    if form.is_valid():
+        try:
+            services.grade_override(grade=grade, by=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            service_errors_to_form(form, exc)
+        else:
+            messages.success(request, f"The grade is now {form.cleaned_data['score']}.")
+            return redirect("run", tenant_slug=tenant_slug, submission_id=submission.id)
+    return run_page(request, tenant_slug, submission_id, override_form=form)
+
+
+def _confusion_rows(metrics: dict) -> list[dict]:
+    """The confusion matrix as rows for a heat map: each cell with its count and its share of
+    the row (the true class), so the colour reads as "how often this class went there"."""
+    matrix, names = metrics.get("confusion_matrix"), metrics.get("class_names") or []
+    if not matrix:
+        return []
+    rows = []
+    for index, counts in enumerate(matrix):
+        total = sum(counts) or 1
+        rows.append({
+            "name": names[index] if index < len(names) else str(index),
+            "cells": [
+                {"count": n, "share": round(n / total, 3), "percent": round(100 * n / total),
+                 "correct": column == index}
+                for column, n in enumerate(counts)
+            ],
+        })  # fmt: skip
+    return rows
+
+
+@require_POST
+def job_cancel(request, tenant_slug, job_id):
+    job = selectors.job_get(job_id=job_id)
+    if job is None or not selectors.job_visible(
+        access=request.tenant_access, user=request.user, job=job
+    ):
+        raise Http404
+    try:
+        services.job_cancel(job=job, by=request.user)
+    except services.Conflict as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Cancel requested.")
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        back = f"/t/{tenant_slug}/"
+    return redirect(back)
