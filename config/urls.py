@@ -25,6 +25,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("apps.accounts.urls")),
     path("", include("apps.tenants.urls")),
+    path("", include("apps.courses.urls")),
+    path("", include("apps.quotas.urls")),
+    path("", include("apps.jobs.urls")),
     path("", include("apps.console.urls")),
 ]
 

@@ -1,5 +1,6 @@
-"""Demo data for `make run`: one tenant with an admin, a teacher and two learners, and a
-published course with lessons, exercises and open assignments (apps/demo/course.py).
+"""Demo data for `make run`: one tenant with an admin, a teacher and two learners, a published
+course with lessons, exercises and open assignments (apps/demo/course.py), and the learners'
+first attempts, queued for the worker to train.
 
 Idempotent: a second run finds the rows and changes nothing, so restarting never duplicates.
 """
@@ -66,7 +67,36 @@ def demo_seed() -> tuple[Tenant, bool]:
                 created = True
     with scope(tenant=tenant):
         created |= _course_seed(tenant)
+        created |= _first_runs_seed(tenant)
     return tenant, created
+
+
+# (learner, exercise title): first attempts submitted with the starter model, through the real
+# submit path, so that the pages have runs, grades, curves and usage to show once the worker of
+# `make run` has trained them (a few seconds: XOR and the digits MLP are small).
+FIRST_RUNS = (
+    ("ada@demo.aula.localhost", "The XOR network"),
+    ("ada@demo.aula.localhost", "An MLP for handwritten digits"),
+    ("alan@demo.aula.localhost", "The XOR network"),
+)
+
+
+def _first_runs_seed(tenant: Tenant) -> bool:
+    from apps.jobs.models import Submission
+    from apps.jobs.services import submission_create
+
+    User = get_user_model()
+    created = False
+    for email, title in FIRST_RUNS:
+        learner = User.objects.get(email=email)
+        assignment = Assignment.objects.select_related("exercise").get(
+            course__tenant=tenant, course__slug=demo.COURSE_SLUG, exercise__title=title
+        )
+        if not Submission.objects.filter(assignment=assignment, learner=learner).exists():
+            submission_create(assignment=assignment, learner=learner, kind="spec",
+                              spec=assignment.exercise.starter_spec)  # fmt: skip
+            created = True
+    return created
 
 
 def _course_seed(tenant: Tenant) -> bool:

@@ -9,14 +9,20 @@ from functools import wraps
 from django.contrib import messages
 from django.contrib.auth import login
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from apps.core.forms import service_errors_to_form
+from apps.courses.selectors import AssignmentStatus, assignment_list_for_learner
+from apps.jobs.selectors import recent_submissions
 from apps.tenants import services
 from apps.tenants.forms import InvitationAcceptForm, InvitationForm, RoleForm
 from apps.tenants.models import Role
 from apps.tenants.selectors import invitation_list, membership_list
+
+PAGE_SIZE = 50
 
 
 def role_required(role: Role):
@@ -38,7 +44,20 @@ def _errors_to_messages(request, exc: ValidationError) -> None:
 
 
 def tenant_home(request, tenant_slug):
-    return render(request, "tenants/home.html", {"tenant": request.tenant})
+    """The tenant's home; for a learner, their dashboard: assignments with due dates and status,
+    and their recent runs."""
+    context = {"tenant": request.tenant}
+    if request.tenant_access.role == Role.LEARNER:
+        assignments = list(
+            assignment_list_for_learner(user=request.user, tenant=request.tenant).select_related(
+                "exercise", "course"
+            )
+        )
+        for assignment in assignments:
+            assignment.status_label = AssignmentStatus(assignment.status).label
+        context["assignments"] = assignments
+        context["runs"] = recent_submissions(learner=request.user)
+    return render(request, "tenants/home.html", context)
 
 
 @role_required(Role.TEACHER)
@@ -46,7 +65,9 @@ def member_list(request, tenant_slug):
     is_admin = request.tenant_access.allows(Role.ADMIN)
     context = {
         "tenant": request.tenant,
-        "members": membership_list(tenant=request.tenant),
+        "members": Paginator(membership_list(tenant=request.tenant), PAGE_SIZE).get_page(
+            request.GET.get("page")
+        ),
         "invitations": invitation_list(tenant=request.tenant) if is_admin else [],
         "is_admin": is_admin,
         "invite_form": InvitationForm(),
@@ -141,8 +162,7 @@ def invitation_accept(request, token):
                 request, "tenants/invitation_invalid.html", {"message": str(exc)}, status=404
             )
         except ValidationError as exc:
-            for field, errors in exc.message_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
+            service_errors_to_form(form, exc)
         else:
             if not request.user.is_authenticated:
                 login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")

@@ -9,6 +9,9 @@ test-artifacts/screenshots/.
 
 import os
 import re
+import subprocess
+import sys
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -89,15 +92,61 @@ def expected_console_errors() -> list[re.Pattern]:
 
 
 @pytest.fixture
+def server_url(live_server) -> str:
+    """The server pages are opened on: pytest-django's live server (WSGI, in a thread). Modules
+    that need websockets override this with `asgi_server`."""
+    return live_server.url
+
+
+@pytest.fixture(scope="module")
+def asgi_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[str]:
+    """uvicorn on config.asgi (HTTP and websockets, as production runs it) in a separate
+    process, on the test database and Redis; its URL. Tests using it need committed data
+    (transactional_db, which `new_page` brings)."""
+    from tests.conftest import ROOT, database_url_of_test_db, free_port, stop_process, wait_for
+
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("uvicorn") / "uvicorn.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_of_test_db(),
+        "STATIC_FROM_SOURCE": "true",
+        "DATABASE_POOL": "true",  # as production runs (the test process itself does not)
+    }
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+             "--port", str(port), "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"uvicorn exited: {log_path.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for(answers, timeout=60, message="uvicorn answering /healthz")
+        yield url
+    finally:
+        stop_process(process)
+
+
+@pytest.fixture
 def new_page(
-    browser, live_server, transactional_db, expected_console_errors, request
+    browser, server_url, transactional_db, expected_console_errors, request
 ) -> Iterator[Callable[[], Page]]:
-    """Opens a page in a new browser context (its own cookies: another person) on the live
-    server. At teardown: a screenshot of each page, then no console or page error allowed."""
+    """Opens a page in a new browser context (its own cookies: another person) on the server.
+    At teardown: a screenshot of each page, then no console or page error allowed."""
     opened: list[_Opened] = []
 
     def open_page() -> Page:
-        context = browser.new_context(base_url=live_server.url)
+        context = browser.new_context(base_url=server_url)
         context.set_default_timeout(TIMEOUT_MS)
         page = context.new_page()
         opened.append(_Opened(page=page, problems=_watch(page)))
@@ -125,3 +174,19 @@ def new_page(
 def page(new_page) -> Page:
     """A page in a fresh browser context; its screenshot is <test-name>.png."""
     return new_page()
+
+
+@pytest.fixture
+def screenshot(request) -> Callable[[Page, str], None]:
+    """Saves a page as it is now under test-artifacts/screenshots/<test-name>-<label>.png (for
+    pages a flow passes through; each page's final state is saved anyway)."""
+    folder = request.config.rootpath / "test-artifacts" / "screenshots"
+
+    def save(page: Page, label: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = re.sub(r"[^\w.-]+", "_", request.node.name)
+        # The viewport only: clicking right after a full-page capture missed its target in
+        # headless Chromium (the capture resizes the page and back).
+        page.screenshot(path=folder / f"{stem}-{label}.png")
+
+    return save

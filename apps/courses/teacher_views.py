@@ -1,0 +1,284 @@
+"""Teachers' pages: their courses, a course's lessons, exercises (with the model builder for the
+starter model), assignments, enrollments, the gradebook (sortable, CSV) and leaderboards.
+
+Teachers of a course and the tenant's administrators use them; anyone else gets 404 (learners,
+teachers of other courses, other tenants: TenantMiddleware already refused outsiders). Every
+write goes through apps.courses.services, whose errors are shown on the form's fields."""
+
+import csv
+import json
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.core.forms import service_errors_to_form
+from apps.courses import services
+from apps.courses.access import course_teaches
+from apps.courses.forms import AssignmentForm, CourseForm, EnrollForm, ExerciseForm, LessonForm
+from apps.courses.models import Assignment, Course, Exercise, Lesson
+from apps.courses.selectors import course_list_for, enrollment_list
+from apps.jobs.selectors import gradebook, leaderboard
+from apps.tenants.models import Role
+from workers.runtime.spec.schema import SPEC_JSON_SCHEMA
+from workers.runtime.templates import TEMPLATES
+
+PAGE_SIZE = 50  # learners per page of the gradebook and the leaderboard
+
+
+def _teacher(request) -> None:
+    if request.tenant_access is None or not request.tenant_access.allows(Role.TEACHER):
+        raise Http404
+
+
+def _course(request, course_id) -> Course:
+    _teacher(request)
+    course = Course.objects.filter(pk=course_id).first()
+    if course is None or not course_teaches(
+        access=request.tenant_access, user=request.user, course=course
+    ):
+        raise Http404
+    return course
+
+
+def courses_page(request, tenant_slug):
+    _teacher(request)
+    form = CourseForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            course = services.course_create(
+                tenant=request.tenant, created_by=request.user, **form.cleaned_data
+            )
+        except ValidationError as exc:
+            service_errors_to_form(form, exc)
+        else:
+            messages.success(request, f"{course.title} is created (a draft until you publish it).")
+            return redirect("teach-course", tenant_slug=tenant_slug, course_id=course.id)
+    courses = [
+        course
+        for course in course_list_for(user=request.user, access=request.tenant_access)
+        if course_teaches(access=request.tenant_access, user=request.user, course=course)
+    ]
+    return render(request, "courses/teach/courses.html",
+                  {"tenant": request.tenant, "courses": courses, "form": form})  # fmt: skip
+
+
+def course_page(request, tenant_slug, course_id):
+    course = _course(request, course_id)
+    form = CourseForm(request.POST or None, instance=course)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.course_update(course=course, **form.cleaned_data)
+        except ValidationError as exc:
+            service_errors_to_form(form, exc)
+        else:
+            messages.success(request, "The course is saved.")
+            return redirect("teach-course", tenant_slug=tenant_slug, course_id=course.id)
+    context = {
+        "tenant": request.tenant,
+        "course": course,
+        "form": form,
+        "lessons": Lesson.objects.filter(course=course).order_by("position"),
+        "exercises": Exercise.objects.filter(course=course).order_by("title"),
+        "assignments": Assignment.objects.filter(course=course)
+        .select_related("exercise")
+        .order_by("due_at"),
+        "enrollments": enrollment_list(course=course).select_related("user"),
+        "enroll_form": EnrollForm(),
+    }
+    return render(request, "courses/teach/course.html", context)
+
+
+@require_POST
+def course_publish(request, tenant_slug, course_id):
+    course = _course(request, course_id)
+    services.course_publish(course=course)
+    messages.success(request, f"{course.title} is published: enrolled learners see it.")
+    return redirect("teach-course", tenant_slug=tenant_slug, course_id=course.id)
+
+
+@require_POST
+def enrollment_add(request, tenant_slug, course_id):
+    course = _course(request, course_id)
+    form = EnrollForm(request.POST)
+    if form.is_valid():
+        try:
+            enrollment = services.enrollment_create(course=course, email=form.cleaned_data["email"])
+        except ValidationError as exc:
+            for message in exc.messages:
+                messages.error(request, message)
+        else:
+            messages.success(request, f"{enrollment.user.email} is enrolled.")
+    else:
+        messages.error(request, "Enter a valid email address.")
+    return redirect("teach-course", tenant_slug=tenant_slug, course_id=course.id)
+
+
+def _child(model, course: Course, pk):
+    """The course's lesson, exercise or assignment `pk` (None for a new one); 404 if not its."""
+    if pk is None:
+        return None
+    found = model.objects.filter(course=course, pk=pk).first()
+    if found is None:
+        raise Http404
+    return found
+
+
+def _saved(request, form, save) -> bool:
+    """For a valid POST, save(values) through a service; True when it saved, else its errors
+    are on the form (and the page is shown again)."""
+    if request.method != "POST" or not form.is_valid():
+        return False
+    try:
+        save(dict(form.cleaned_data))
+    except ValidationError as exc:
+        service_errors_to_form(form, exc)
+        return False
+    return True
+
+
+def lesson_page(request, tenant_slug, course_id, lesson_id=None):
+    course = _course(request, course_id)
+    lesson = _child(Lesson, course, lesson_id)
+    form = LessonForm(request.POST or None, instance=lesson, tenant=request.tenant)
+
+    def save(values):
+        values["skills"] = list(values["skills"])
+        if lesson is None:
+            return services.lesson_create(course=course, **values)
+        return services.lesson_update(lesson=lesson, **values)
+
+    if _saved(request, form, save):
+        messages.success(request, f"The lesson {form.cleaned_data['title']} is saved.")
+        return redirect("teach-course", tenant_slug=tenant_slug, course_id=course.id)
+    context = {"tenant": request.tenant, "course": course, "lesson": lesson, "form": form}
+    return render(request, "courses/teach/lesson.html", context)
+
+
+def exercise_page(request, tenant_slug, course_id, exercise_id=None):
+    course = _course(request, course_id)
+    exercise = _child(Exercise, course, exercise_id)
+    form = ExerciseForm(request.POST or None, instance=exercise, tenant=request.tenant)
+
+    def save(values):
+        values["skills"] = list(values["skills"])
+        if exercise is None:
+            return services.exercise_create(course=course, **values)
+        return services.exercise_update(exercise=exercise, **values)
+
+    if _saved(request, form, save):
+        messages.success(request, f"The exercise {form.cleaned_data['title']} is saved.")
+        return redirect("teach-course", tenant_slug=tenant_slug, course_id=course.id)
+    starter = form["starter_spec"].value()
+    try:
+        spec = json.loads(starter) if isinstance(starter, str) and starter.strip() else starter
+    except json.JSONDecodeError:
+        spec = None
+    context = {
+        "tenant": request.tenant,
+        "course": course,
+        "exercise": exercise,
+        "form": form,
+        "builder": {
+            "schema": SPEC_JSON_SCHEMA,
+            "spec": spec or TEMPLATES["xor"].spec,
+            "validateUrl": f"/api/v1/t/{request.tenant.slug}/specs/validate/",
+        },
+    }
+    return render(request, "courses/teach/exercise.html", context)
+
+
+def assignment_page(request, tenant_slug, course_id, assignment_id=None):
+    course = _course(request, course_id)
+    assignment = _child(Assignment, course, assignment_id)
+    form = AssignmentForm(request.POST or None, instance=assignment, course=course)
+
+    def save(values):
+        publish = values.pop("publish")
+        exercise = values.pop("exercise")
+        if assignment is None:
+            saved = services.assignment_create(course=course, exercise=exercise, **values)
+        else:
+            saved = services.assignment_update(assignment=assignment, **values)
+        if publish:
+            services.assignment_publish(assignment=saved)
+
+    if _saved(request, form, save):
+        title = form.cleaned_data["exercise"].title
+        messages.success(request, f"The assignment of {title} is saved.")
+        return redirect("teach-course", tenant_slug=tenant_slug, course_id=course.id)
+    context = {"tenant": request.tenant, "course": course, "assignment": assignment, "form": form}
+    return render(request, "courses/teach/assignment.html", context)
+
+
+def _sorted_rows(book: dict, sort: str, descending: bool) -> list[dict]:
+    """Rows by learner name (default), by total, or by one assignment's score ("a:<id>";
+    learners without a grade there come last in either direction)."""
+    rows = book["rows"]
+    if sort == "total":
+        return sorted(rows, key=lambda row: row["total"], reverse=descending)
+    ids = [str(a.pk) for a in book["assignments"]]
+    if sort.startswith("a:") and sort[2:] in ids:
+        column = ids.index(sort[2:])
+        graded = [row for row in rows if row["grades"][column] is not None]
+        ungraded = [row for row in rows if row["grades"][column] is None]
+        graded.sort(key=lambda row: row["grades"][column].score, reverse=descending)
+        return graded + ungraded
+    return sorted(
+        rows,
+        key=lambda row: ((row["learner"].full_name or row["learner"].email).lower(),
+                         row["learner"].email),
+        reverse=descending,
+    )  # fmt: skip
+
+
+def gradebook_page(request, tenant_slug, course_id):
+    course = _course(request, course_id)
+    book = gradebook(course=course)
+    sort = request.GET.get("sort", "learner")
+    descending = request.GET.get("dir") == "desc"
+    rows = Paginator(_sorted_rows(book, sort, descending), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    keep = f"&sort={sort}" + ("&dir=desc" if descending else "")
+    context = {"tenant": request.tenant, "course": course, "book": book, "rows": rows,
+               "sort": sort, "descending": descending, "keep": keep}  # fmt: skip
+    return render(request, "courses/teach/gradebook.html", context)
+
+
+def gradebook_csv(request, tenant_slug, course_id):
+    course = _course(request, course_id)
+    book = gradebook(course=course)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="gradebook-{course.slug}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["email", "name", *(a.exercise.title for a in book["assignments"]), "total",
+                     "overrides"])  # fmt: skip
+    for row in book["rows"]:
+        grades = row["grades"]
+        overrides = "; ".join(
+            f"{a.exercise.title}: {g.override_reason}"
+            for a, g in zip(book["assignments"], grades, strict=True)
+            if g is not None and g.source == "teacher"
+        )
+        writer.writerow([
+            row["learner"].email, row["learner"].full_name,
+            *("" if g is None else f"{g.score}" for g in grades), f"{row['total']}", overrides,
+        ])  # fmt: skip
+    return response
+
+
+def leaderboard_page(request, tenant_slug, course_id, assignment_id):
+    course = _course(request, course_id)
+    assignment = Assignment.objects.filter(course=course, pk=assignment_id).first()
+    if assignment is None:
+        raise Http404
+    grades = Paginator(leaderboard(assignment=assignment), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    context = {"tenant": request.tenant, "course": course, "assignment": assignment,
+               "grades": grades}  # fmt: skip
+    return render(request, "courses/teach/leaderboard.html", context)
