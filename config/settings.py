@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "apps.jobs",
     "apps.quotas",
     "apps.audit",
+    "apps.learning",
     "apps.console",
     "apps.demo",
     "workers",
@@ -193,7 +194,36 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.quotas.tasks.quota_periods_roll",
         "schedule": crontab(minute="*/10"),
     },
+    # Refits every tenant's knowledge-tracing parameters (teachers can also ask for a fit).
+    "bkt-fit-all": {
+        "task": "apps.learning.tasks.bkt_fit_all",
+        "schedule": crontab(hour=3, minute=41),
+    },
+    # Sends statements not yet forwarded to the external learning record store, if one is set.
+    "statements-forward": {
+        "task": "apps.learning.tasks.statements_forward",
+        "schedule": 60.0,
+    },
 }
+# --- Learning records, knowledge tracing and the tutor -------------------------------------
+# The base of the IRIs that name Aula's activities and verbs in xAPI statements.
+XAPI_IRI_BASE = env.str("XAPI_IRI_BASE", default="https://aula.example")
+# An external learning record store (its xAPI endpoint, ending before /statements); statements
+# are forwarded by a Celery task, retried, never from a request. Empty: not forwarded.
+LRS_ENDPOINT = env.str("LRS_ENDPOINT", default="")
+LRS_USERNAME = env.str("LRS_USERNAME", default="")
+LRS_PASSWORD = env.str("LRS_PASSWORD", default="")
+# A graded attempt counts as a correct answer for knowledge tracing from this fraction of the
+# maximum score; a skill counts as mastered from MASTERY_THRESHOLD (the usual 0.95 of BKT).
+LEARNING_PASS_FRACTION = 0.6
+MASTERY_THRESHOLD = 0.95
+# Keys (Fernet, urlsafe base64 of 32 bytes) that encrypt tenants' tutor endpoint keys; the first
+# encrypts, all decrypt, so keys can be rotated. Empty: one derived from SECRET_KEY.
+TUTOR_ENCRYPTION_KEYS = env.list("TUTOR_ENCRYPTION_KEYS", default=[])
+# Questions a learner may ask the tutor per minute.
+TUTOR_QUESTIONS_PER_MINUTE = env.int("TUTOR_QUESTIONS_PER_MINUTE", default=6)
+TUTOR_ENDPOINT_TIMEOUT = env.float("TUTOR_ENDPOINT_TIMEOUT", default=60.0)
+
 # A worker whose heartbeat is older than this is reported down by /readyz.
 WORKER_HEARTBEAT_INTERVAL = env.float("WORKER_HEARTBEAT_INTERVAL", default=10.0)
 WORKER_HEARTBEAT_MAX_AGE = 60.0

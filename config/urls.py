@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("apps.audit.api_urls")),
     path("", include("apps.console.api_urls")),
     path("", include("apps.quotas.api_urls")),
+    path("", include("apps.learning.api_urls")),
 ]
 
 urlpatterns = [

@@ -60,6 +60,7 @@ from apps.courses.selectors import (
     lesson_list,
     skill_list,
 )
+from apps.learning import services as learning
 from apps.tenants.models import Role
 from apps.tenants.permissions import TenantTeacher
 from workers.runtime.datasets import dataset_names
@@ -97,12 +98,12 @@ class TenantTeacherToChange(TenantTeacher):
         return request.method in SAFE_METHODS or super().has_permission(request, view)
 
 
-def _skills(request, ids: Sequence) -> list[Skill]:
+def _skills(request, ids: Sequence, field: str = "skills") -> list[Skill]:
     ids = list(dict.fromkeys(ids))
     found = {skill.pk: skill for skill in skill_list(tenant=request.tenant).filter(pk__in=ids)}
     missing = [f"No skill with the id {i} in this tenant." for i in ids if i not in found]
     if missing:
-        raise ValidationError({"skills": missing})
+        raise ValidationError({field: missing})
     return [found[i] for i in ids]
 
 
@@ -123,9 +124,11 @@ class CoursesApiView(ApiView):
 
 
 class SkillOutputSerializer(serializers.ModelSerializer):
+    prerequisites = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
     class Meta:
         model = Skill
-        fields = ["id", "slug", "name", "description", "created_at", "updated_at"]
+        fields = ["id", "slug", "name", "description", "prerequisites", "created_at", "updated_at"]
 
 
 class SkillRefOutputSerializer(serializers.ModelSerializer):
@@ -169,7 +172,7 @@ class ExerciseOutputSerializer(serializers.ModelSerializer):
         model = Exercise
         fields = [
             "id", "course", *EXERCISE_LEARNER_FIELDS, "allow_spec", "allow_code",
-            "created_at", "updated_at",
+            "solution_code", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields  # FKs then need no queryset (nor scope)
 
@@ -193,8 +196,8 @@ class AssignmentOutputSerializer(serializers.ModelSerializer):
         model = Assignment
         fields = [
             "id", "course", "exercise", "exercise_title", "opens_at", "due_at", "closes_at",
-            "max_attempts", "late_policy", "late_penalty", "is_published", "published_at",
-            "created_at", "updated_at",
+            "max_attempts", "late_policy", "late_penalty", "tutor_solutions_allowed",
+            "is_published", "published_at", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields  # FKs then need no queryset (nor scope)
 
@@ -366,6 +369,8 @@ class LessonDetailApi(CoursesApiView):
     @extend_schema(responses=LessonOutputSerializer)
     def get(self, request, tenant_slug, course_id, lesson_id):
         lesson = self._lesson(request, course_id, lesson_id, "read")
+        if course_takes(user=request.user, course=lesson.course):
+            learning.lesson_viewed(user=request.user, lesson=lesson)  # a learner read it
         return Response(LessonOutputSerializer(lesson).data)
 
     @extend_schema(request=LessonInputSerializer, responses=LessonOutputSerializer)
@@ -390,6 +395,13 @@ class SkillInputSerializer(InputSerializer):
     slug = serializers.CharField(max_length=50)
     name = serializers.CharField(max_length=200)
     description = _text_field(5000)
+    prerequisites = _skill_ids_field()
+
+
+def _with_prerequisites(request, values: dict) -> dict:
+    if "prerequisites" in values:
+        values["prerequisites"] = _skills(request, values["prerequisites"], "prerequisites")
+    return values
 
 
 class SkillListApi(CoursesApiView):
@@ -406,7 +418,9 @@ class SkillListApi(CoursesApiView):
     def post(self, request, tenant_slug):
         values = self.validated_input(request)
         with service_errors():
-            skill = services.skill_create(tenant=request.tenant, **values)
+            skill = services.skill_create(
+                tenant=request.tenant, **_with_prerequisites(request, values)
+            )
         return Response(SkillOutputSerializer(skill).data, status=status.HTTP_201_CREATED)
 
 
@@ -426,7 +440,7 @@ class SkillDetailApi(CoursesApiView):
         skill = get_object_or_404(skill_list(tenant=request.tenant), pk=skill_id)
         values = self.validated_input(request)
         with service_errors():
-            services.skill_update(skill=skill, **values)
+            services.skill_update(skill=skill, **_with_prerequisites(request, values))
         return Response(SkillOutputSerializer(skill).data)
 
 
@@ -449,6 +463,7 @@ class ExerciseInputSerializer(InputSerializer):
     allow_code = serializers.BooleanField(required=False)
     starter_spec = SpecField(required=False, allow_null=True)
     starter_code = _text_field(64 * 1024)
+    solution_code = _text_field(64 * 1024)
     skills = _skill_ids_field()
 
 
@@ -506,6 +521,7 @@ class AssignmentInputSerializer(InputSerializer):
     max_attempts = serializers.IntegerField(required=False)
     late_policy = serializers.ChoiceField(choices=LatePolicy.choices, required=False)
     late_penalty = serializers.FloatField(required=False)
+    tutor_solutions_allowed = serializers.BooleanField(required=False)
 
 
 class AssignmentUpdateInputSerializer(AssignmentInputSerializer):

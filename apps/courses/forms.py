@@ -65,11 +65,15 @@ class ExerciseForm(ServiceForm):
         fields = [
             "title", "dataset", "metric", "min_metric", "target_metric", "max_score",
             "param_budget", "param_penalty", "max_seconds", "max_epochs", "allow_spec",
-            "allow_code", "instructions", "starter_code", "skills", "starter_spec",
+            "allow_code", "instructions", "starter_code", "solution_code", "skills",
+            "starter_spec",
         ]  # fmt: skip
         widgets = {
             "instructions": forms.Textarea(attrs={"rows": 10}),
             "starter_code": forms.Textarea(
+                attrs={"rows": 12, "class": "code", "spellcheck": "false"}
+            ),
+            "solution_code": forms.Textarea(
                 attrs={"rows": 12, "class": "code", "spellcheck": "false"}
             ),
         }
@@ -77,6 +81,8 @@ class ExerciseForm(ServiceForm):
             "min_metric": "The metric that earns 0 points (0 to 1).",
             "target_metric": "The metric that earns full marks (0 to 1).",
             "max_seconds": "Training time a run may take, in seconds.",
+            "solution_code": "Your reference solution: never shown to learners, and the tutor "
+            "will not reveal it while the assignment is open.",
         }
 
     def __init__(self, *args, tenant, **kwargs):

@@ -21,6 +21,10 @@ class Skill(TimeStampedModel):
     slug = models.SlugField(max_length=50, validators=[slug_validator])
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, max_length=5000)
+    # Skills a learner should master first; recommendations follow them (no cycles: services).
+    prerequisites = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="unlocks"
+    )
 
     objects = ScopedManager(tenant="tenant")
 
@@ -120,6 +124,8 @@ class Exercise(TimeStampedModel):
     allow_code = models.BooleanField(default=False)
     starter_spec = models.JSONField(null=True, blank=True)
     starter_code = models.TextField(blank=True, max_length=64 * 1024)
+    # The teacher's reference solution: never shown to learners; the tutor refuses to reveal it.
+    solution_code = models.TextField(blank=True, max_length=64 * 1024)
     skills = models.ManyToManyField(Skill, blank=True, related_name="exercises")
 
     objects = ScopedManager(tenant="tenant")
@@ -177,6 +183,9 @@ class Assignment(TimeStampedModel):
         default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
     )
     published_at = models.DateTimeField(null=True, blank=True)
+    # The tutor's policy: while the assignment is open it gives hints, never a full solution,
+    # unless the teacher allows solutions. Hidden test data is never revealed either way.
+    tutor_solutions_allowed = models.BooleanField(default=False)
 
     objects = ScopedManager(tenant="tenant")
 

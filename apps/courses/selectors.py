@@ -59,7 +59,11 @@ def course_get(*, tenant: Tenant, course_id) -> Course | None:
 
 
 def skill_list(*, tenant: Tenant) -> QuerySet[Skill]:
-    return Skill.objects.filter(tenant=tenant).order_by("name", "slug")
+    return (
+        Skill.objects.filter(tenant=tenant)
+        .prefetch_related("prerequisites")
+        .order_by("name", "slug")
+    )
 
 
 def _with_skills(queryset: QuerySet) -> QuerySet:

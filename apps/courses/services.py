@@ -111,24 +111,69 @@ def course_publish(*, course: Course) -> Course:
 # --- Skills -----------------------------------------------------------------------------------
 
 
-def skill_create(*, tenant: Tenant, slug: str, name: str, description: str = "") -> Skill:
+def _prerequisites_set(skill: Skill, prerequisites: Sequence[Skill] | None) -> None:
+    """Set a saved skill's prerequisites: skills of its tenant, never itself, and no cycle (a
+    skill cannot, through its prerequisites, require itself)."""
+    if prerequisites is None:
+        return
+    errors: Errors = {}
+    if any(p.tenant_id != skill.tenant_id for p in prerequisites):
+        errors["prerequisites"] = ["Every prerequisite must be a skill of this tenant."]
+    elif any(p.pk == skill.pk for p in prerequisites):
+        errors["prerequisites"] = ["A skill cannot be its own prerequisite."]
+    else:
+        # Everything that (transitively) requires `skill` may not become its prerequisite.
+        edges = Skill.prerequisites.through.objects.filter(from_skill__tenant_id=skill.tenant_id)
+        requires: dict = {}
+        for from_id, to_id in edges.values_list("from_skill_id", "to_skill_id"):
+            requires.setdefault(to_id, []).append(from_id)
+        above, stack = set(), [skill.pk]
+        while stack:
+            for dependant in requires.get(stack.pop(), ()):
+                if dependant not in above:
+                    above.add(dependant)
+                    stack.append(dependant)
+        cyclic = [p.name for p in prerequisites if p.pk in above]
+        if cyclic:
+            errors["prerequisites"] = [
+                f"'{name}' already requires '{skill.name}': that would be a cycle."
+                for name in cyclic
+            ]
+    if errors:
+        raise ValidationError(errors)
+    skill.prerequisites.set(prerequisites)
+
+
+@transaction.atomic
+def skill_create(
+    *,
+    tenant: Tenant,
+    slug: str,
+    name: str,
+    description: str = "",
+    prerequisites: Sequence[Skill] | None = None,
+) -> Skill:
     with scope(tenant=tenant):
         skill = Skill(tenant=tenant, slug=slug, name=name, description=description)
         _slugged_save(skill)
+        _prerequisites_set(skill, prerequisites)
     return skill
 
 
+@transaction.atomic
 def skill_update(
     *,
     skill: Skill,
     slug: str | None = None,
     name: str | None = None,
     description: str | None = None,
+    prerequisites: Sequence[Skill] | None = None,
 ) -> Skill:
     """Change what is given; None leaves a field as it is."""
     _set_given(skill, slug=slug, name=name, description=description)
     with scope(tenant=skill.tenant_id):
         _slugged_save(skill)
+        _prerequisites_set(skill, prerequisites)
     return skill
 
 
@@ -217,6 +262,7 @@ class ExerciseOptions(TypedDict, total=False):
     allow_code: bool
     starter_spec: dict | None
     starter_code: str
+    solution_code: str
     skills: Sequence[Skill]
 
 
@@ -323,6 +369,7 @@ class AssignmentOptions(TypedDict, total=False):
     max_attempts: int
     late_policy: str
     late_penalty: float
+    tutor_solutions_allowed: bool
 
 
 class AssignmentChanges(AssignmentOptions, total=False):

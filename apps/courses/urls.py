@@ -8,6 +8,7 @@ C = f"{T}teach/courses/<uuid:course_id>/"
 
 urlpatterns = [
     path(f"{T}assignments/<uuid:assignment_id>/", views.assignment_page, name="assignment"),
+    path(f"{T}lessons/<uuid:lesson_id>/", views.lesson_page, name="lesson"),
     # Teachers
     path(f"{T}teach/", teach.courses_page, name="teach"),
     path(C, teach.course_page, name="teach-course"),

@@ -1,5 +1,5 @@
-"""Learner pages: the assignment page (instructions, the model builder or the code editor,
-submit, and the attempts so far with their curves overlaid).
+"""Learner pages: a lesson, and the assignment page (instructions, the model builder or the
+code editor, submit, and the attempts so far with their curves overlaid).
 
 TenantMiddleware has already checked membership; an assignment the learner does not have
 (unpublished, another course, another tenant) is 404, as for any page they may not use."""
@@ -7,9 +7,12 @@ TenantMiddleware has already checked membership; an assignment the learner does 
 from django.http import Http404
 from django.shortcuts import render
 
+from apps.courses.access import course_sees, course_takes
+from apps.courses.models import Lesson
 from apps.courses.selectors import AssignmentStatus, assignment_get_for_learner
 from apps.jobs.models import Submission, SubmissionKind
 from apps.jobs.selectors import curves_of
+from apps.learning import services as learning
 from workers.runtime.spec.schema import SPEC_JSON_SCHEMA
 from workers.runtime.templates import TEMPLATES
 
@@ -67,3 +70,27 @@ def assignment_page(request, tenant_slug, assignment_id):
         ],
     }
     return render(request, "courses/assignment.html", context)
+
+
+def lesson_page(request, tenant_slug, lesson_id):
+    """A lesson of a course the user takes (or teaches); a learner's visit is recorded."""
+    lesson = (
+        Lesson.objects.filter(tenant=request.tenant, pk=lesson_id)
+        .select_related("course")
+        .prefetch_related("skills")
+        .first()
+    )
+    if lesson is None or not course_sees(
+        access=request.tenant_access, user=request.user, course=lesson.course
+    ):
+        raise Http404
+    if course_takes(user=request.user, course=lesson.course):
+        learning.lesson_viewed(user=request.user, lesson=lesson)
+    lessons = list(Lesson.objects.filter(course=lesson.course).order_by("position"))
+    context = {
+        "tenant": request.tenant,
+        "lesson": lesson,
+        "course": lesson.course,
+        "lessons": lessons,
+    }
+    return render(request, "courses/lesson.html", context)

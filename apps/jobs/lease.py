@@ -16,6 +16,7 @@ from django.utils import timezone
 from apps.jobs.events import job_event_publish
 from apps.jobs.models import Job, JobEvent
 from apps.jobs.states import FINAL_STATES, JobState, transition_check
+from apps.learning import services as learning
 from apps.quotas.services import quota_settle
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def state_set(job: Job, target: str, **fields) -> None:
     job.save()
     if target in FINAL_STATES:
         quota_settle(job)  # in the same transaction: a job ends and is charged together
+        learning.run_finished(job=job)  # its record and diagnosis, with it
         from apps.quotas.dispatcher import dispatch_round_on_commit
 
         dispatch_round_on_commit()  # its slot is free once this commits

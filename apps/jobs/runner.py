@@ -6,6 +6,7 @@ thread renews the lease and reads the cancel flag twice a second, so the trainer
 """
 
 import logging
+import math
 import threading
 import time
 from datetime import datetime
@@ -26,6 +27,7 @@ from apps.jobs.lease import (
 )
 from apps.jobs.models import Grade, GradeRevision, GradeSource, Job, SubmissionKind
 from apps.jobs.states import JobState
+from apps.learning import services as learning
 from workers.runtime.datasets import DatasetMissing, load_dataset
 from workers.runtime.errors import SpecInvalid
 from workers.runtime.evaluate import evaluate, metrics_from_predictions
@@ -115,13 +117,20 @@ class FirstStep:
 
 
 class ProgressReporter:
-    """Each progress point of the trainer becomes a JobEvent (the trainer throttles them)."""
+    """Each progress point of the trainer becomes a JobEvent (the trainer throttles them).
+
+    A non-finite number (a diverging loss between the GPU path's checks, or from a code
+    submission) is stored as null: JSON has no NaN, and PostgreSQL refuses the event."""
 
     def __init__(self, claim: Claim):
         self.claim = claim
 
     def __call__(self, point: dict) -> None:
-        claim_event_append(self.claim, type="progress", payload=point)
+        finite = {
+            key: None if isinstance(value, float) and not math.isfinite(value) else value
+            for key, value in point.items()
+        }
+        claim_event_append(self.claim, type="progress", payload=finite)
 
 
 def _training_for(submission, exercise):
@@ -142,7 +151,7 @@ def _budget(job, exercise) -> ComputeBudget:
     return ComputeBudget(max_seconds=seconds, max_epochs=exercise.max_epochs)
 
 
-def _grade_writer(job: Job, metrics: dict):
+def _grade_writer(job: Job, metrics: dict, summary: dict | None):
     def write(locked: Job) -> dict:
         submission = job.submission
         exercise = submission.assignment.exercise
@@ -152,6 +161,11 @@ def _grade_writer(job: Job, metrics: dict):
             metrics=metrics,
             is_late=submission.is_late,
         )
+        locked.outcome = summary  # saved with the final state; the diagnosis reads it now
+        hints = learning.run_diagnose(job=locked, metrics=metrics).hints
+        feedback = result.feedback
+        if hints:
+            feedback += "\n\n" + "\n".join(f"{h['title']}: {h['message']}" for h in hints)
         grade = Grade.objects.create(
             tenant_id=job.tenant_id,
             submission=submission,
@@ -159,12 +173,13 @@ def _grade_writer(job: Job, metrics: dict):
             max_score=result.max_score,
             automatic_score=result.score,
             metrics=metrics,
-            feedback=result.feedback,
+            feedback=feedback,
             source=GradeSource.AUTOMATIC,
         )
         GradeRevision.objects.create(
             tenant_id=job.tenant_id, grade=grade, score=grade.score, source=GradeSource.AUTOMATIC
         )
+        learning.grade_given(grade=grade, automatic=True)
         return {
             "grade": {
                 "score": str(grade.score),
@@ -262,7 +277,7 @@ def _run(job: Job, claim: Claim, watch: LeaseWatch) -> str:
         claim,
         state=JobState.SUCCEEDED,
         final_payload={"message": summary_note, "outcome": summary},
-        on_locked=_grade_writer(job, metrics),
+        on_locked=_grade_writer(job, metrics, summary),
         outcome=summary,
         message=summary_note,
     )

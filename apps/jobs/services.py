@@ -13,6 +13,7 @@ from apps.jobs.dispatch import job_dispatch, job_dispatch_on_commit
 from apps.jobs.lease import event_append, state_set
 from apps.jobs.models import Grade, GradeRevision, GradeSource, Job, Submission, SubmissionKind
 from apps.jobs.states import FINAL_STATES, JobState
+from apps.learning import services as learning
 from apps.quotas.dispatcher import pool_for_new_job
 from apps.quotas.services import job_budget, quota_admit, quota_locked, quota_reserve
 from workers.runtime.datasets import dataset_info
@@ -152,6 +153,7 @@ def submission_create(
             type=JobState.QUEUED,
             payload={"submission": str(submission.id), "attempt": submission.attempt},
         )
+        learning.submission_made(submission=submission)
         if pool:
             transaction.on_commit(
                 partial(job_dispatch, tenant_id=job.tenant_id, job_id=job.id, queue=pool,
@@ -221,4 +223,5 @@ def grade_override(*, grade: Grade, by, score, reason: str) -> Grade:
             after=after,
             tenant=grade.tenant,
         )
+        learning.grade_given(grade=grade, automatic=False)
     return grade

@@ -17,7 +17,9 @@ CLOSE_FORBIDDEN = 4403
 
 
 @database_sync_to_async
-def _access(user, slug):
+def socket_access(user, slug):
+    """The user's access to the tenant of a websocket route (raises TenantNotFound or
+    TenantSuspended, which a consumer answers with 4404 or 4403)."""
     tenant = tenant_get(slug=slug)
     if tenant is None or not user.is_authenticated:
         raise TenantNotFound
@@ -31,7 +33,7 @@ class TenantEventsConsumer(AsyncJsonWebsocketConsumer):
         self.groups_joined = []
         user = self.scope["user"]
         try:
-            access = await _access(user, self.scope["url_route"]["kwargs"]["tenant_slug"])
+            access = await socket_access(user, self.scope["url_route"]["kwargs"]["tenant_slug"])
         except TenantNotFound:
             await self.close(code=CLOSE_NOT_FOUND)
             return

@@ -1,6 +1,7 @@
 """The courses API's bodies, built from rows, so a test compares a whole response to one of them
 and a field added, dropped or renamed fails it."""
 
+from django_scopes import scopes_disabled
 from rest_framework.fields import DateTimeField
 
 _WHEN = DateTimeField()
@@ -18,11 +19,17 @@ def skill_ref(skill) -> dict:
     return {"id": str(skill.id), "slug": skill.slug, "name": skill.name}
 
 
+def prerequisite_ids(skill) -> list:
+    with scopes_disabled():
+        return list(skill.prerequisites.values_list("id", flat=True))
+
+
 def skill_body(skill) -> dict:
     skill.refresh_from_db()
     return {
         **skill_ref(skill),
         "description": skill.description,
+        "prerequisites": [str(p) for p in prerequisite_ids(skill)],
         **stamps(skill),
     }
 
@@ -82,6 +89,7 @@ def exercise_body(exercise, skills) -> dict:
         **exercise_for_learner_body(exercise, skills),
         "allow_spec": exercise.allow_spec,
         "allow_code": exercise.allow_code,
+        "solution_code": exercise.solution_code,
         **stamps(exercise),
     }
 
@@ -99,6 +107,7 @@ def assignment_body(assignment) -> dict:
         "max_attempts": assignment.max_attempts,
         "late_policy": assignment.late_policy,
         "late_penalty": assignment.late_penalty,
+        "tutor_solutions_allowed": assignment.tutor_solutions_allowed,
         "is_published": assignment.published_at is not None,
         "published_at": when(assignment.published_at),
         **stamps(assignment),

@@ -1,0 +1,207 @@
+"""Reading learning records: statements by learner and course, mastery, the mastery grid of a
+course, and a learner's recommended next step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.courses.models import Assignment, Course, Enrollment, Lesson, Skill
+from apps.learning.models import Mastery, SkillParams, Statement
+
+
+def statements(*, tenant, learner=None, course=None, verb=None, after_id=None) -> QuerySet:
+    rows = Statement.objects.filter(tenant=tenant).select_related("actor")
+    if learner is not None:
+        rows = rows.filter(actor=learner)
+    if course is not None:
+        rows = rows.filter(course=course)
+    if verb is not None:
+        rows = rows.filter(verb=verb)
+    if after_id is not None:
+        rows = rows.filter(id__gt=after_id)
+    return rows.order_by("id")
+
+
+@dataclass(frozen=True)
+class SkillMastery:
+    skill: Skill
+    probability: float
+    observations: int
+
+    @property
+    def mastered(self) -> bool:
+        return self.probability >= settings.MASTERY_THRESHOLD
+
+
+def _priors(skill_ids) -> dict:
+    fitted = dict(SkillParams.objects.filter(skill_id__in=skill_ids).values_list("skill", "prior"))
+    return {s: fitted.get(s, SkillParams.DEFAULTS["prior"]) for s in skill_ids}
+
+
+def learner_courses(*, tenant, user) -> QuerySet:
+    return Course.objects.filter(
+        tenant=tenant,
+        published_at__isnull=False,
+        pk__in=Enrollment.objects.filter(user=user).values("course"),
+    )
+
+
+def course_skills(courses) -> QuerySet:
+    """The skills the courses' lessons teach or exercises practise."""
+    return (
+        Skill.objects.filter(Q(lessons__course__in=courses) | Q(exercises__course__in=courses))
+        .distinct()
+        .order_by("name")
+    )
+
+
+def mastery_of(*, tenant, user, skills=None) -> list[SkillMastery]:
+    """The learner's mastery of each skill of their courses (the skill's prior when they have
+    no observation of it yet), by skill name."""
+    if skills is None:
+        skills = list(course_skills(learner_courses(tenant=tenant, user=user)))
+    ids = [s.pk for s in skills]
+    rows = {m.skill_id: m for m in Mastery.objects.filter(user=user, skill_id__in=ids).order_by()}
+    priors = _priors(ids)
+    return [
+        SkillMastery(
+            skill=s,
+            probability=rows[s.pk].probability if s.pk in rows else priors[s.pk],
+            observations=rows[s.pk].observations if s.pk in rows else 0,
+        )
+        for s in skills
+    ]
+
+
+@dataclass(frozen=True)
+class MasteryGrid:
+    skills: list[Skill]
+    learners: list  # users
+    # cells[learner index][skill index]: probability, or None where there is no observation
+    cells: list[list[float | None]]
+
+
+def course_mastery_grid(*, course) -> MasteryGrid:
+    """Learners of the course by its skills (the teacher's heat map): two queries."""
+    skills = list(course_skills([course]))
+    learners = [
+        e.user
+        for e in Enrollment.objects.filter(course=course)
+        .select_related("user")
+        .order_by("user__email")
+    ]
+    values = {
+        (m.user_id, m.skill_id): m.probability
+        for m in Mastery.objects.filter(
+            skill__in=skills, user__in=[u.pk for u in learners]
+        ).order_by()
+    }
+    cells = [[values.get((u.pk, s.pk)) for s in skills] for u in learners]
+    return MasteryGrid(skills=skills, learners=learners, cells=cells)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    sentence: str
+    skill: Skill | None = None
+    url: str | None = None
+    target_title: str | None = None
+    kind: str | None = None  # "assignment" | "lesson"
+
+
+def _open_assignment_for(skill, courses, tenant_slug, now) -> tuple[str, str] | None:
+    assignment = (
+        Assignment.objects.filter(
+            course__in=courses,
+            published_at__isnull=False,
+            opens_at__lte=now,
+            exercise__skills=skill,
+        )
+        .filter(Q(closes_at__gt=now) | Q(closes_at__isnull=True, due_at__gt=now))
+        .select_related("exercise")
+        .order_by("due_at")
+        .first()
+    )
+    if assignment is None:
+        return None
+    url = reverse("assignment", args=[tenant_slug, assignment.pk])
+    return url, assignment.exercise.title
+
+
+def _lesson_for(skill, courses, tenant_slug) -> tuple[str, str] | None:
+    lesson = (
+        Lesson.objects.filter(course__in=courses, skills=skill).order_by("course", "position")
+    ).first()
+    if lesson is None:
+        return None
+    return reverse("lesson", args=[tenant_slug, lesson.pk]), lesson.title
+
+
+def recommendation(*, tenant, user, mastery: list[SkillMastery] | None = None) -> Recommendation:
+    """The next step: for the lowest-mastery skill whose prerequisites are all mastered, the open
+    assignment that practises it (soonest due), else the lesson that teaches it."""
+    courses = list(learner_courses(tenant=tenant, user=user))
+    if mastery is None:
+        mastery = mastery_of(tenant=tenant, user=user, skills=list(course_skills(courses)))
+    if not mastery:
+        return Recommendation("Your courses have no skills to practise yet.")
+    by_skill = {m.skill.pk: m for m in mastery}
+    needs = {}
+    for skill_id, prerequisite_id in Skill.prerequisites.through.objects.filter(
+        from_skill_id__in=list(by_skill)
+    ).values_list("from_skill_id", "to_skill_id"):
+        needs.setdefault(skill_id, []).append(prerequisite_id)
+    prerequisite_mastery = {
+        m.skill.pk: m
+        for m in mastery_of(
+            tenant=tenant,
+            user=user,
+            skills=list(Skill.objects.filter(pk__in={p for ps in needs.values() for p in ps})),
+        )
+    }
+    ready = [
+        m
+        for m in mastery
+        if not m.mastered
+        and all(prerequisite_mastery[p].mastered for p in needs.get(m.skill.pk, ()))
+    ]
+    if not ready:
+        if all(m.mastered for m in mastery):
+            return Recommendation("You have mastered every skill of your courses: well done.")
+        return Recommendation(
+            "Every skill left needs a prerequisite you have not mastered yet: ask your teacher."
+        )
+    chosen = min(ready, key=lambda m: (m.probability, m.skill.name))
+    now = timezone.now()
+    found = _open_assignment_for(chosen.skill, courses, tenant.slug, now)
+    kind = "assignment"
+    if found is None:
+        found, kind = _lesson_for(chosen.skill, courses, tenant.slug), "lesson"
+    prerequisites = [prerequisite_mastery[p].skill.name for p in needs.get(chosen.skill.pk, ())]
+    because = (
+        f"you have mastered its prerequisites ({', '.join(sorted(prerequisites))})"
+        if prerequisites
+        else "it has no prerequisites"
+    )
+    percent = f"{chosen.probability * 100:.0f}%"
+    if found is None:
+        return Recommendation(
+            f"{chosen.skill.name} is your weakest skill ({percent} mastered) and {because}, "
+            "but your courses have nothing open for it yet.",
+            skill=chosen.skill,
+        )
+    url, title = found
+    verb = "Practise it with" if kind == "assignment" else "Read"
+    return Recommendation(
+        f"{verb} “{title}”: {chosen.skill.name} is your weakest skill ({percent} mastered) "
+        f"and {because}.",
+        skill=chosen.skill,
+        url=url,
+        target_title=title,
+        kind=kind,
+    )

@@ -1,0 +1,303 @@
+"""Writing learning records: one function per event, called by the service where it happens,
+inside that service's transaction.
+
+- lesson_viewed: a learner opened a lesson (page or API)       -> "experienced"
+- submission_made: a learner submitted an attempt              -> "attempted"
+- run_finished: a job ended (any final state), with its metrics -> "completed", the run's
+  diagnosis and one "received-hint" per hint
+- grade_given: a grade was written or overridden              -> "scored"; an automatic grade
+  is also an observation of each skill the exercise practises, and updates the learner's
+  mastery of it in constant time
+- tutor_asked: the tutor answered or refused a question        -> "asked"
+
+The functions act on the objects they are given (of one tenant), so they work the same inside a
+tenant's scope (requests, workers) and outside one (the reaper).
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django_scopes import scopes_disabled
+
+from apps.learning import bkt, diagnostics
+from apps.learning.models import (
+    Mastery,
+    ObjectType,
+    Observation,
+    RunDiagnosis,
+    SkillParams,
+    Statement,
+    TutorExchange,
+    Verb,
+)
+from apps.learning.xapi import duration
+
+logger = logging.getLogger(__name__)
+
+
+@scopes_disabled()  # acts on the objects given, of one tenant
+def statement_record(
+    *,
+    tenant_id,
+    actor_id,
+    verb: str,
+    object_type: str,
+    object_id,
+    object_name: str,
+    result: dict | None = None,
+    course_id=None,
+    assignment_id=None,
+    timestamp=None,
+) -> Statement:
+    statement = Statement.objects.create(
+        tenant_id=tenant_id,
+        actor_id=actor_id,
+        verb=verb,
+        object_type=object_type,
+        object_id=str(object_id),
+        object_name=object_name[:300],
+        result=result,
+        course_id=course_id,
+        assignment_id=assignment_id,
+        timestamp=timestamp or timezone.now(),
+    )
+    if settings.LRS_ENDPOINT:
+        transaction.on_commit(_forward_soon)
+    return statement
+
+
+def _forward_soon() -> None:
+    """Ask a worker to forward now; if the broker is away, the periodic task will (a request
+    never waits for, nor fails because of, the learning record store)."""
+    from apps.learning.tasks import statements_forward
+
+    try:
+        statements_forward.apply_async(retry=False)
+    except Exception:  # the beat schedule forwards what this could not
+        logger.warning("Could not queue statement forwarding; the periodic task will.")
+
+
+@scopes_disabled()  # acts on the objects given, of one tenant
+def lesson_viewed(*, user, lesson) -> Statement:
+    return statement_record(
+        tenant_id=lesson.tenant_id,
+        actor_id=user.pk,
+        verb=Verb.EXPERIENCED,
+        object_type=ObjectType.LESSON,
+        object_id=lesson.pk,
+        object_name=lesson.title,
+        course_id=lesson.course_id,
+    )
+
+
+@scopes_disabled()  # acts on the objects given, of one tenant
+def submission_made(*, submission) -> Statement:
+    assignment = submission.assignment
+    return statement_record(
+        tenant_id=submission.tenant_id,
+        actor_id=submission.learner_id,
+        verb=Verb.ATTEMPTED,
+        object_type=ObjectType.ASSIGNMENT,
+        object_id=assignment.pk,
+        object_name=assignment.exercise.title,
+        result={
+            "response": f"attempt {submission.attempt} ({submission.kind})",
+            "extensions": {_ext("submission"): str(submission.pk)},
+        },
+        course_id=assignment.course_id,
+        assignment_id=assignment.pk,
+        timestamp=submission.created_at,
+    )
+
+
+def _ext(name: str) -> str:
+    from apps.learning.xapi import aula_iri
+
+    return aula_iri(f"xapi/extensions/{name}")
+
+
+def _scalar_metrics(metrics: dict) -> dict:
+    return {
+        k: v for k, v in (metrics or {}).items() if isinstance(v, int | float | str | type(None))
+    }
+
+
+@scopes_disabled()  # acts on the objects given, of one tenant
+def run_finished(*, job) -> Statement:
+    """A job reached a final state: its diagnosis (once) and the "completed" statement."""
+    from apps.jobs.states import JobState
+
+    submission = job.submission
+    assignment = submission.assignment
+    run_diagnose(job=job)
+    seconds = (job.outcome or {}).get("seconds")
+    if seconds is None and job.started_at and job.finished_at:
+        seconds = (job.finished_at - job.started_at).total_seconds()
+    result: dict = {
+        "completion": job.state == JobState.SUCCEEDED,
+        "response": job.state,
+        "extensions": {_ext("run"): str(job.pk)},
+    }
+    grade = getattr(submission, "grade", None) if job.state == JobState.SUCCEEDED else None
+    if grade is not None:
+        result["extensions"][_ext("metrics")] = _scalar_metrics(grade.metrics)
+    if seconds is not None:
+        result["duration"] = duration(seconds)
+    return statement_record(
+        tenant_id=job.tenant_id,
+        actor_id=submission.learner_id,
+        verb=Verb.COMPLETED,
+        object_type=ObjectType.RUN,
+        object_id=job.pk,
+        object_name=f"Run of attempt {submission.attempt} on {assignment.exercise.title}",
+        result=result,
+        course_id=assignment.course_id,
+        assignment_id=assignment.pk,
+    )
+
+
+@scopes_disabled()  # acts on the objects given, of one tenant
+def run_diagnose(*, job, metrics: dict | None = None) -> RunDiagnosis:
+    """The run's diagnosis, computed once from its progress events, outcome and metrics; each
+    hint is also a "received-hint" statement (it is shown with the run and in the feedback)."""
+    existing = RunDiagnosis.objects.filter(job=job).first()
+    if existing is not None:
+        return existing
+    from apps.jobs.models import JobEvent
+
+    points = list(
+        JobEvent.objects.filter(job=job, type="progress", attempt=job.attempt)
+        .order_by("seq")
+        .values_list("payload", flat=True)
+    )
+    if metrics is None:
+        grade = getattr(job.submission, "grade", None)
+        metrics = grade.metrics if grade is not None else None
+    exercise = job.submission.assignment.exercise
+    outcome = dict(job.outcome or {})
+    if job.failure_kind == "diverged":
+        outcome["status"] = "diverged"
+    hints = diagnostics.diagnose(
+        points, outcome=outcome or None, metrics=metrics, target=exercise.target_metric
+    )
+    diagnosis = RunDiagnosis.objects.create(
+        job=job, tenant_id=job.tenant_id, hints=[h.as_dict() for h in hints]
+    )
+    submission, assignment = job.submission, job.submission.assignment
+    for hint in hints:
+        statement_record(
+            tenant_id=job.tenant_id,
+            actor_id=submission.learner_id,
+            verb=Verb.RECEIVED_HINT,
+            object_type=ObjectType.RUN,
+            object_id=job.pk,
+            object_name=hint.title,
+            result={"response": hint.message, "extensions": {_ext("hint"): hint.code}},
+            course_id=assignment.course_id,
+            assignment_id=assignment.pk,
+        )
+    return diagnosis
+
+
+@scopes_disabled()  # acts on the objects given, of one tenant
+def grade_given(*, grade, automatic: bool) -> Statement:
+    """A grade was written (automatic) or overridden: the "scored" statement; an automatic
+    grade is also the observation of the exercise's skills, and moves the learner's mastery."""
+    submission = grade.submission
+    assignment = submission.assignment
+    score, top = Decimal(grade.score), Decimal(grade.max_score)
+    success = top > 0 and score >= top * Decimal(str(settings.LEARNING_PASS_FRACTION))
+    statement = statement_record(
+        tenant_id=grade.tenant_id,
+        actor_id=submission.learner_id,
+        verb=Verb.SCORED,
+        object_type=ObjectType.ASSIGNMENT,
+        object_id=assignment.pk,
+        object_name=assignment.exercise.title,
+        result={
+            "score": {
+                "raw": float(score),
+                "min": 0.0,
+                "max": float(top),
+                "scaled": float(score / top) if top else 0.0,
+            },
+            "success": bool(success),
+            "completion": True,
+            **({"response": grade.override_reason} if not automatic else {}),
+            "extensions": {_ext("submission"): str(submission.pk)},
+        },
+        course_id=assignment.course_id,
+        assignment_id=assignment.pk,
+    )
+    if automatic:
+        skill_ids = list(assignment.exercise.skills.values_list("pk", flat=True))
+        for skill_id in skill_ids:
+            mastery_observe(
+                tenant_id=grade.tenant_id,
+                user_id=submission.learner_id,
+                skill_id=skill_id,
+                submission_id=submission.pk,
+                correct=bool(success),
+            )
+    return statement
+
+
+def skill_params(skill_id) -> dict:
+    row = SkillParams.objects.filter(skill_id=skill_id).values(*SkillParams.DEFAULTS).first()
+    return row or dict(SkillParams.DEFAULTS)
+
+
+@scopes_disabled()  # acts on the objects given, of one tenant
+def mastery_observe(*, tenant_id, user_id, skill_id, submission_id, correct: bool) -> Mastery:
+    """One observation of one skill: stored, and the learner's mastery updated by one BKT step.
+    Constant work whatever the learner's history: the skill's parameters (one row), the
+    learner's mastery (one row, locked), one update, one write."""
+    Observation.objects.create(
+        tenant_id=tenant_id,
+        user_id=user_id,
+        skill_id=skill_id,
+        submission_id=submission_id,
+        correct=correct,
+    )
+    params = skill_params(skill_id)
+    mastery = Mastery.objects.select_for_update().filter(user_id=user_id, skill_id=skill_id).first()
+    before = mastery.probability if mastery is not None else params["prior"]
+    after = bkt.update(
+        before, correct, learn=params["learn"], slip=params["slip"], guess=params["guess"]
+    )
+    if mastery is None:
+        return Mastery.objects.create(
+            tenant_id=tenant_id, user_id=user_id, skill_id=skill_id, probability=after,
+            observations=1,
+        )  # fmt: skip
+    mastery.probability = after
+    mastery.observations += 1
+    mastery.save(update_fields=["probability", "observations", "updated_at"])
+    return mastery
+
+
+@scopes_disabled()  # acts on the objects given, of one tenant
+def tutor_asked(*, exchange: TutorExchange) -> Statement:
+    assignment = exchange.assignment
+    result: dict = {
+        "response": exchange.answer[:2000],
+        "extensions": {_ext("question"): exchange.question[:2000]},
+    }
+    if exchange.refused:
+        result["extensions"][_ext("refused")] = exchange.refused
+    return statement_record(
+        tenant_id=exchange.tenant_id,
+        actor_id=exchange.user_id,
+        verb=Verb.ASKED,
+        object_type=ObjectType.TUTOR,
+        object_id=exchange.pk,
+        object_name="The tutor",
+        result=result,
+        course_id=assignment.course_id if assignment else None,
+        assignment_id=assignment.pk if assignment else None,
+    )
