@@ -30,6 +30,7 @@ urlpatterns = [
     path("", include("apps.quotas.urls")),
     path("", include("apps.jobs.urls")),
     path("", include("apps.console.urls")),
+    path("", include("apps.learning.urls")),
 ]
 
 handler400 = "apps.core.errors.bad_request"

@@ -65,7 +65,13 @@ def test_every_main_page_has_demo_data(celery_worker_process):
     assert len(re.findall(r'href="/t/demo/runs/[0-9a-f-]+/">[\d.]+</a>', book)) == 3
     page = teacher.get(f"/t/demo/teach/courses/{course.id}/").content.decode()
     assert (_rows(page, "assignments"), _items(page, "lessons"), _items(page, "exercises")) == (
-        4, 3, 4)  # fmt: skip
+        4, 4, 4)  # fmt: skip
+    # Knowledge tracing: ada's graded runs moved her mastery; her next step and the teacher's
+    # heat map show it.
+    assert _rows(home, "mastery") == 5
+    assert 'id="next-step"' in home
+    grid = teacher.get(f"/t/demo/teach/courses/{course.id}/mastery/").content.decode()
+    assert _rows(grid, "mastery-grid") == 2
 
     usage = (
         page_client_for(users["admin@demo.aula.localhost"]).get("/t/demo/usage/").content.decode()

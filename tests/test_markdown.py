@@ -25,3 +25,10 @@ from apps.core.markdown import markdown_to_html
 )  # fmt: skip
 def test_markdown_to_safe_html(source, html):
     assert markdown_to_html(source) == html
+
+
+def test_headings_move_down_under_the_pages_own():
+    assert markdown_to_html("# Title\n\n## Part\n\n###### Deep", 1) == (
+        "<h2>Title</h2>\n<h3>Part</h3>\n<h6>Deep</h6>\n"
+    )
+    assert markdown_to_html("# Title") == "<h1>Title</h1>\n"

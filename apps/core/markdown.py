@@ -24,8 +24,15 @@ ALLOWED_ATTRIBUTES = {
 }
 
 
-def markdown_to_html(text: str) -> str:
-    html = _renderer.render(text or "")
+def markdown_to_html(text: str, heading_offset: int = 0) -> str:
+    """`heading_offset` moves headings down that many levels (at most to h6), so a lesson's
+    "# Title" sits under the page's own h1 and the outline stays one h1 per page."""
+    tokens = _renderer.parse(text or "")
+    if heading_offset:
+        for token in tokens:
+            if token.type in ("heading_open", "heading_close"):
+                token.tag = f"h{min(6, int(token.tag[1]) + heading_offset)}"
+    html = _renderer.renderer.render(tokens, _renderer.options, {})
     return nh3.clean(
         html,
         tags=ALLOWED_TAGS,

@@ -1,5 +1,6 @@
 """Teachers' pages: their courses, a course's lessons, exercises (with the model builder for the
-starter model), assignments, enrollments, the gradebook (sortable, CSV) and leaderboards.
+starter model), assignments, enrollments, the gradebook (sortable, CSV), leaderboards and the
+mastery heat map.
 
 Teachers of a course and the tenant's administrators use them; anyone else gets 404 (learners,
 teachers of other courses, other tenants: TenantMiddleware already refused outsiders). Every
@@ -11,6 +12,7 @@ import json
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -22,6 +24,9 @@ from apps.courses.forms import AssignmentForm, CourseForm, EnrollForm, ExerciseF
 from apps.courses.models import Assignment, Course, Exercise, Lesson
 from apps.courses.selectors import course_list_for, enrollment_list
 from apps.jobs.selectors import gradebook, leaderboard
+from apps.learning.models import SkillParams
+from apps.learning.selectors import course_mastery_grid
+from apps.learning.tasks import bkt_fit
 from apps.tenants.models import Role
 from workers.runtime.spec.schema import SPEC_JSON_SCHEMA
 from workers.runtime.templates import TEMPLATES
@@ -282,3 +287,39 @@ def leaderboard_page(request, tenant_slug, course_id, assignment_id):
     context = {"tenant": request.tenant, "course": course, "assignment": assignment,
                "grades": grades}  # fmt: skip
     return render(request, "courses/teach/leaderboard.html", context)
+
+
+def mastery_page(request, tenant_slug, course_id):
+    """The course's learners by its skills as a heat map of mastery, paginated by learner."""
+    course = _course(request, course_id)
+    grid = course_mastery_grid(course=course)
+    rows = [
+        {
+            "learner": learner,
+            "cells": [
+                {"value": v, "percent": None if v is None else round(v * 100)} for v in cells
+            ],
+        }
+        for learner, cells in zip(grid.learners, grid.cells, strict=True)
+    ]
+    fitted = SkillParams.objects.filter(skill__in=grid.skills).order_by("-fitted_at").first()
+    context = {
+        "tenant": request.tenant,
+        "course": course,
+        "skills": grid.skills,
+        "rows": Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page")),
+        "fitted_at": fitted.fitted_at if fitted else None,
+    }
+    return render(request, "courses/teach/mastery.html", context)
+
+
+@require_POST
+def mastery_refit(request, tenant_slug, course_id):
+    """Queue a refit of the tenant's knowledge-tracing parameters (a Celery task)."""
+    course = _course(request, course_id)
+    tenant_id = str(request.tenant.pk)
+    transaction.on_commit(lambda: bkt_fit.delay(tenant_id))
+    messages.success(
+        request, "The refit is queued: mastery is recomputed with the new parameters shortly."
+    )
+    return redirect("teach-mastery", tenant_slug=tenant_slug, course_id=course.id)

@@ -23,5 +23,7 @@ urlpatterns = [
     path(f"{C}assignments/<uuid:assignment_id>/leaderboard/", teach.leaderboard_page,
          name="teach-leaderboard"),
     path(f"{C}gradebook/", teach.gradebook_page, name="teach-gradebook"),
+    path(f"{C}mastery/", teach.mastery_page, name="teach-mastery"),
+    path(f"{C}mastery/refit/", teach.mastery_refit, name="teach-mastery-refit"),
     path(f"{C}gradebook.csv", teach.gradebook_csv, name="teach-gradebook-csv"),
 ]  # fmt: skip

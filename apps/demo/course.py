@@ -19,13 +19,25 @@ class DemoSkill:
     slug: str
     name: str
     description: str
+    prerequisites: tuple[str, ...] = ()
 
 
 SKILLS = (
-    DemoSkill("mlp", "Multilayer perceptrons", "Stacking linear layers with non-linearities."),
     DemoSkill("training", "Training a network", "Losses, optimisers, learning rates and epochs."),
-    DemoSkill("cnn", "Convolutional networks", "Convolutions and pooling for images."),
-    DemoSkill("rnn", "Recurrent networks", "Embeddings and LSTMs for sequences."),
+    DemoSkill(
+        "mlp",
+        "Multilayer perceptrons",
+        "Stacking linear layers with non-linearities.",
+        ("training",),
+    ),
+    DemoSkill(
+        "generalisation",
+        "Generalisation",
+        "Validation, overfitting and regularisation.",
+        ("training",),
+    ),
+    DemoSkill("cnn", "Convolutional networks", "Convolutions and pooling for images.", ("mlp",)),
+    DemoSkill("rnn", "Recurrent networks", "Embeddings and LSTMs for sequences.", ("mlp",)),
 )
 
 
@@ -121,10 +133,41 @@ In this course's `sequences` dataset, the class is the order in which three mark
 appear among random ones; only a model that remembers what it has seen can tell.
 """
 
+LESSON_TRAINING = """\
+# Training well: learning rates, overfitting and underfitting
+
+## The learning rate
+
+The optimiser moves every weight a step against its gradient; the **learning rate** sets how
+long the step is. Too high, and the loss jumps around, grows, or becomes NaN: the run
+**diverges**. Divide the learning rate by ten and try again. Too low, and the loss barely moves
+from one epoch to the next: multiply it by ten, or train for more epochs. With Adam, 0.001 to
+0.01 is a good start for most networks.
+
+## Overfitting
+
+A network with many weights can memorise its training examples. Then its training accuracy
+keeps rising while its **validation accuracy** stalls or falls: it has learned the examples, not
+the rule. Stop earlier, use a smaller model, add **dropout** or **weight decay**, or augment the
+data, so it has to learn what the examples share.
+
+## Underfitting
+
+When even the training accuracy stays low, the model cannot represent the rule: it is too
+small, or it has no non-linearity between its linear layers. Add units or layers, or train for
+longer if the loss is still falling.
+
+## Confused classes
+
+The confusion matrix shows which classes the model mixes up. Look at examples of both: are they
+alike? A convolution sees local patterns that a linear layer over raw pixels misses.
+"""
+
 LESSONS = (
     DemoLesson(1, "Multilayer perceptrons and XOR", LESSON_MLP, ("mlp", "training")),
     DemoLesson(2, "Convolutional networks", LESSON_CNN, ("cnn", "training")),
     DemoLesson(3, "Recurrent networks", LESSON_RNN, ("rnn",)),
+    DemoLesson(4, "Training well", LESSON_TRAINING, ("training", "generalisation")),
 )
 
 

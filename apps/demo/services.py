@@ -108,7 +108,11 @@ def _course_seed(tenant: Tenant) -> bool:
         skills[skill.slug] = Skill.objects.filter(tenant=tenant, slug=skill.slug).first()
         if skills[skill.slug] is None:
             skills[skill.slug] = courses.skill_create(
-                tenant=tenant, slug=skill.slug, name=skill.name, description=skill.description
+                tenant=tenant,
+                slug=skill.slug,
+                name=skill.name,
+                description=skill.description,
+                prerequisites=[skills[slug] for slug in skill.prerequisites],
             )
             created = True
 

@@ -16,6 +16,7 @@ from apps.courses.access import course_teaches
 from apps.courses.forms import GradeOverrideForm
 from apps.jobs import selectors, services
 from apps.jobs.states import FINAL_STATES
+from apps.learning.selectors import run_hints
 
 
 def _visible_submission(request, submission_id):
@@ -28,10 +29,12 @@ def _visible_submission(request, submission_id):
 
 
 def _result_context(submission) -> dict:
-    """What the result section shows: the grade, its metrics and the confusion matrix."""
+    """What the result section shows: the grade, its metrics, the confusion matrix and the
+    run's diagnosis (hints with their evidence and the lesson that helps)."""
     job = submission.job
     grade = getattr(submission, "grade", None)
     metrics = grade.metrics if grade else {}
+    assignment = submission.assignment
     return {
         "submission": submission,
         "job": job,
@@ -39,6 +42,7 @@ def _result_context(submission) -> dict:
         "grade": grade,
         "metrics": metrics,
         "confusion": _confusion_rows(metrics),
+        "hints": run_hints(job=job, course=assignment.course, tenant_slug=submission.tenant.slug),
     }
 
 

@@ -13,13 +13,12 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 
-from apps.audit.services import audit_record
+from apps.core.api.errors import service_errors
 from apps.core.api.serializers import InputSerializer
 from apps.core.api.views import ApiView
 from apps.courses.access import course_teaches
 from apps.courses.selectors import course_get
-from apps.learning import selectors
-from apps.learning.crypto import encrypt
+from apps.learning import selectors, services
 from apps.learning.models import TutorSettings, Verb
 from apps.learning.tasks import bkt_fit
 from apps.learning.xapi import statement_json
@@ -199,15 +198,6 @@ class TutorSettingsInputSerializer(InputSerializer):
     )  # fmt: skip
     tokens_per_month = serializers.IntegerField(min_value=0, max_value=10**9)
 
-    def validate(self, attrs):
-        if attrs.get("endpoint_url") and not attrs.get("model"):
-            raise ValidationError({"model": ["Name the model the endpoint serves."]})
-        return attrs
-
-
-def tutor_settings_of(tenant) -> TutorSettings:
-    return TutorSettings.objects.filter(tenant=tenant).first() or TutorSettings(tenant=tenant)
-
 
 class TutorSettingsApi(ApiView):
     """The tenant's tutor: an OpenAI-compatible endpoint (URL, model, key stored encrypted and
@@ -218,27 +208,12 @@ class TutorSettingsApi(ApiView):
 
     @extend_schema(responses=TutorSettingsOutputSerializer)
     def get(self, request, tenant_slug):
-        return Response(TutorSettingsOutputSerializer(tutor_settings_of(request.tenant)).data)
+        row = services.tutor_settings_of(request.tenant)
+        return Response(TutorSettingsOutputSerializer(row).data)
 
     @extend_schema(request=TutorSettingsInputSerializer, responses=TutorSettingsOutputSerializer)
     def put(self, request, tenant_slug):
         values = self.validated_input(request)
-        with transaction.atomic():
-            row = tutor_settings_of(request.tenant)
-            before = TutorSettingsOutputSerializer(row).data if row.pk else None
-            row.endpoint_url = values["endpoint_url"]
-            row.model = values["model"]
-            row.tokens_per_month = values["tokens_per_month"]
-            if "api_key" in values:
-                row.api_key_encrypted = encrypt(values["api_key"]) if values["api_key"] else ""
-            row.save()
-            after = TutorSettingsOutputSerializer(row).data
-            audit_record(
-                actor=request.user,
-                action="tutor.settings",
-                target=row,
-                before=before,
-                after=after,
-                tenant=request.tenant,
-            )
-        return Response(after)
+        with service_errors():
+            row = services.tutor_settings_set(tenant=request.tenant, actor=request.user, **values)
+        return Response(TutorSettingsOutputSerializer(row).data)

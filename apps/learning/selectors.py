@@ -205,3 +205,30 @@ def recommendation(*, tenant, user, mastery: list[SkillMastery] | None = None) -
         target_title=title,
         kind=kind,
     )
+
+
+def run_hints(*, job, course, tenant_slug: str) -> list[dict]:
+    """The run's diagnosis hints, each with `lesson` ({"title", "url"} of the course's lesson
+    that teaches one of the hint's skills, in the hint's order of preference) or None."""
+    from apps.learning.models import RunDiagnosis
+
+    diagnosis = RunDiagnosis.objects.filter(job=job).first()
+    if diagnosis is None or not diagnosis.hints:
+        return []
+    wanted = {slug for hint in diagnosis.hints for slug in hint["skills"]}
+    lessons: dict[str, Lesson] = {}
+    for lesson in (
+        Lesson.objects.filter(course=course, skills__slug__in=wanted)
+        .prefetch_related("skills")
+        .order_by("position")
+    ):
+        for skill in lesson.skills.all():
+            lessons.setdefault(skill.slug, lesson)
+    hints = []
+    for hint in diagnosis.hints:
+        lesson = next((lessons[s] for s in hint["skills"] if s in lessons), None)
+        link = None
+        if lesson is not None:
+            link = {"title": lesson.title, "url": reverse("lesson", args=[tenant_slug, lesson.pk])}
+        hints.append({**hint, "lesson": link})
+    return hints

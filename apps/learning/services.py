@@ -20,11 +20,14 @@ import logging
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from django_scopes import scopes_disabled
+from django_scopes import scope, scopes_disabled
 
+from apps.audit.services import audit_record
 from apps.learning import bkt, diagnostics
+from apps.learning.crypto import encrypt
 from apps.learning.models import (
     Mastery,
     ObjectType,
@@ -33,6 +36,7 @@ from apps.learning.models import (
     SkillParams,
     Statement,
     TutorExchange,
+    TutorSettings,
     Verb,
 )
 from apps.learning.xapi import duration
@@ -301,3 +305,49 @@ def tutor_asked(*, exchange: TutorExchange) -> Statement:
         course_id=assignment.course_id if assignment else None,
         assignment_id=assignment.pk if assignment else None,
     )
+
+
+def tutor_settings_of(tenant) -> TutorSettings:
+    return TutorSettings.objects.filter(tenant=tenant).first() or TutorSettings(tenant=tenant)
+
+
+def _tutor_settings_view(row: TutorSettings) -> dict:
+    """What the audit log keeps of the settings: never the key itself."""
+    return {
+        "endpoint_url": row.endpoint_url,
+        "model": row.model,
+        "has_api_key": bool(row.api_key_encrypted),
+        "tokens_per_month": row.tokens_per_month,
+    }
+
+
+def tutor_settings_set(
+    *,
+    tenant,
+    actor,
+    endpoint_url: str,
+    model: str,
+    tokens_per_month: int,
+    api_key: str | None = None,
+) -> TutorSettings:
+    """Set the tenant's tutor (administrators). `api_key`: None keeps the stored key, "" removes
+    it, anything else replaces it (stored encrypted). An endpoint needs a model name."""
+    if endpoint_url and not model:
+        raise ValidationError({"model": ["Name the model the endpoint serves."]})
+    with scope(tenant=tenant.pk), transaction.atomic():
+        row = tutor_settings_of(tenant)
+        before = _tutor_settings_view(row) if row.pk and not row._state.adding else None
+        row.endpoint_url, row.model, row.tokens_per_month = endpoint_url, model, tokens_per_month
+        if api_key is not None:
+            row.api_key_encrypted = encrypt(api_key) if api_key else ""
+        row.full_clean()
+        row.save()
+        audit_record(
+            actor=actor,
+            action="tutor.settings",
+            target=row,
+            before=before,
+            after=_tutor_settings_view(row),
+            tenant=tenant,
+        )
+    return row

@@ -6,6 +6,7 @@ role check, answering 404 so a page's existence is not revealed to roles that ma
 
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.core.exceptions import ValidationError
@@ -17,6 +18,7 @@ from django.views.decorators.http import require_POST
 from apps.core.forms import service_errors_to_form
 from apps.courses.selectors import AssignmentStatus, assignment_list_for_learner
 from apps.jobs.selectors import recent_submissions
+from apps.learning import selectors as learning_selectors
 from apps.tenants import services
 from apps.tenants.forms import InvitationAcceptForm, InvitationForm, RoleForm
 from apps.tenants.models import Role
@@ -44,8 +46,8 @@ def _errors_to_messages(request, exc: ValidationError) -> None:
 
 
 def tenant_home(request, tenant_slug):
-    """The tenant's home; for a learner, their dashboard: assignments with due dates and status,
-    and their recent runs."""
+    """The tenant's home; for a learner, their dashboard: the recommended next step, assignments
+    with due dates and status, recent runs, and mastery per skill."""
     context = {"tenant": request.tenant}
     if request.tenant_access.role == Role.LEARNER:
         assignments = list(
@@ -57,6 +59,12 @@ def tenant_home(request, tenant_slug):
             assignment.status_label = AssignmentStatus(assignment.status).label
         context["assignments"] = assignments
         context["runs"] = recent_submissions(learner=request.user)
+        mastery = learning_selectors.mastery_of(tenant=request.tenant, user=request.user)
+        context["mastery"] = mastery
+        context["mastery_threshold"] = round(settings.MASTERY_THRESHOLD * 100)
+        context["next_step"] = learning_selectors.recommendation(
+            tenant=request.tenant, user=request.user, mastery=mastery
+        )
     return render(request, "tenants/home.html", context)
 
 

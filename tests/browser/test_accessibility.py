@@ -39,6 +39,7 @@ def test_the_learners_pages_have_no_critical_or_serious_violation(page: Page, te
         "/t/alpha/",
         f"/t/alpha/assignments/{tenant_a.assignment.id}/",
         f"/t/alpha/runs/{tenant_a.submission.id}/",
+        f"/t/alpha/lessons/{tenant_a.lesson.id}/",
     ]
     assert [v for path in paths for v in _violations(page, path)] == []
 
@@ -53,6 +54,7 @@ def test_the_teachers_pages_have_no_critical_or_serious_violation(page: Page, te
         f"{course}assignments/{tenant_a.assignment.id}/",
         f"{course}lessons/{tenant_a.lesson.id}/",
         f"{course}gradebook/",
+        f"{course}mastery/",
         f"{course}assignments/{tenant_a.assignment.id}/leaderboard/",
         f"/t/alpha/runs/{tenant_a.submission.id}/",
     ]
@@ -64,7 +66,7 @@ def test_the_administrators_pages_have_no_critical_or_serious_violation(
 ):
     job_in(tenant_a, state="queued")
     _log_in(page, tenant_a.admin.user.email)
-    paths = ["/t/alpha/usage/", "/t/alpha/members/"]
+    paths = ["/t/alpha/usage/", "/t/alpha/members/", "/t/alpha/tutor/"]
     violations = [v for path in paths for v in _violations(page, path)]
     platform = new_page()
     _log_in(platform, platform_admin.email)

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django_scopes import scope
 
 from apps.accounts.models import User
-from apps.courses.models import Assignment, Course, Exercise
+from apps.courses.models import Assignment, Course, Exercise, Skill
 from apps.jobs.models import Submission
 from apps.tenants.models import Tenant
 from tests.conftest import api_client_for
@@ -48,7 +48,16 @@ def test_the_demo_course_is_seeded_once_and_open_to_its_learners():
             (1, "Multilayer perceptrons and XOR", ["mlp", "training"]),
             (2, "Convolutional networks", ["cnn", "training"]),
             (3, "Recurrent networks", ["rnn"]),
+            (4, "Training well", ["generalisation", "training"]),
         ]
+        prerequisites = {
+            skill.slug: sorted(p.slug for p in skill.prerequisites.all())
+            for skill in Skill.objects.filter(tenant=tenant)
+        }
+        assert prerequisites == {
+            "training": [], "mlp": ["training"], "generalisation": ["training"],
+            "cnn": ["mlp"], "rnn": ["mlp"],
+        }  # fmt: skip
         assert all(lesson.body.startswith("# ") for lesson in course.lessons.all())
         exercises = {
             e.dataset: (e.min_metric, e.target_metric, e.allowed_kinds, e.max_seconds, e.max_epochs)

@@ -43,6 +43,7 @@ def percent_of(part, whole) -> int:
 
 
 @register.filter
-def markdown(text) -> str:
-    """Teachers' Markdown as sanitised HTML (apps/core/markdown.py)."""
-    return mark_safe(markdown_to_html(text))  # noqa: S308 (sanitised by nh3 just above)
+def markdown(text, heading_offset=0) -> str:
+    """Teachers' Markdown as sanitised HTML (apps/core/markdown.py); `markdown:1` moves its
+    headings one level down, under the page's own."""
+    return mark_safe(markdown_to_html(text, int(heading_offset)))  # noqa: S308 (sanitised by nh3 just above)
