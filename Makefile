@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python benchmarks/train_vs_seed.py
 	$(BIN)/python benchmarks/dispatch_latency.py
 	$(BIN)/python benchmarks/fairness_sim.py
+	$(BIN)/python benchmarks/bkt_vs_pybkt.py
 
 lint:
 	$(BIN)/ruff check .

@@ -1,6 +1,7 @@
 """Bayesian Knowledge Tracing: each skill's four parameters fitted by EM (Baum-Welch) over every
 learner's sequence of every skill at once, as batched tensor operations (PyTorch), and the update
-of one learner's mastery after one observation, in constant time.
+of one learner's mastery after one observation, in constant time. `predict` gives every
+opportunity's one-step-ahead P(right), `log_likelihood` the data's under any parameters.
 
 The model, per skill: a learner either knows the skill or not. Before the first opportunity they
 know it with probability `prior`; after each opportunity an unknown skill becomes known with
@@ -14,6 +15,7 @@ and the services feed it tensors.
 """
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -176,7 +178,6 @@ class _TimeMajor:
         # fewer operations.
         self.full = [observed[:, part].all(1).tolist() for part in self.parts]
         self.scratch = [torch.empty(n, dtype=dtype, device=c.device) for _ in range(12)]
-        self.log_likelihood = torch.empty(n, dtype=dtype, device=c.device)
 
     @staticmethod
     def binary(correct: torch.Tensor, mask: torch.Tensor) -> bool:
@@ -204,9 +205,10 @@ class _TimeMajor:
     def forward(self, params: BKTParams) -> torch.Tensor:
         """The scaled forward pass: fills ratio, inverse and a0; returns the log-likelihood of
         every sequence [N]."""
-        return self._forward(self._per_skill(params)).clone()
+        return self._forward(self._per_skill(params))
 
     def _forward(self, per_skill: torch.Tensor) -> torch.Tensor:
+        out = torch.empty_like(self.n_observed)
         for part, full in zip(self.parts, self.full, strict=True):
             unknown0, r_wrong, r_right, r_gap, stay, _, log_guess, log_guess_not = (
                 self._per_sequence(per_skill, part)
@@ -234,18 +236,19 @@ class _TimeMajor:
                 torch.mul(m0, inverse[t], out=a0[t])
                 # Through the transition: unknown stays with 1 - learn, known stays known.
                 torch.mul(a0[t], stay, out=m0)
-            torch.mul(self.n_right[part], log_guess, out=self.log_likelihood[part]).addcmul_(
-                self.n_wrong[part], log_guess_not
-            )
-        self.products.log_()
-        for part in self.parts:
-            self.log_likelihood[part].add_(self.products[:, part].sum(0))
-        return self.log_likelihood
+            log_likelihood = out[part]
+            torch.mul(self.n_right[part], log_guess, out=log_likelihood)
+            log_likelihood.addcmul_(self.n_wrong[part], log_guess_not)
+            for product in products:
+                # xlogy(1, x) = log x, with a kernel that ATen does not share out when small
+                # (its log goes to MKL's, which does).
+                log_likelihood.add_(torch.xlogy(1, product, out=c))
+        return out
 
     def expected_counts(self, params: BKTParams) -> _Counts:
         """The forward pass, then the backward pass summed as it goes."""
         per_skill = self._per_skill(params)
-        log_likelihood = self._forward(per_skill).clone()
+        log_likelihood = self._forward(per_skill)
         sums = [torch.empty_like(log_likelihood) for _ in range(7)]
         for part, full in zip(self.parts, self.full, strict=True):
             *_, stay, learn, _, _ = self._per_sequence(per_skill, part)
@@ -294,6 +297,14 @@ class _TimeMajor:
         return _Counts(*sums, log_likelihood=log_likelihood)
 
 
+def _total(values: torch.Tensor) -> float:
+    """values.sum(); on a CPU in blocks that ATen does not share out between threads."""
+    if values.device.type != "cpu":
+        return float(values.sum())
+    step = _TimeMajor.CHUNK
+    return sum(float(values[i : i + step].sum()) for i in range(0, len(values), step))
+
+
 def fit(correct: torch.Tensor, mask: torch.Tensor, skill: torch.Tensor, n_skills: int, *,
         init: BKTParams | None = None, max_iterations: int = 200,
         tolerance: float = 1e-7) -> FitResult:  # fmt: skip
@@ -302,7 +313,7 @@ def fit(correct: torch.Tensor, mask: torch.Tensor, skill: torch.Tensor, n_skills
     correct = correct.to(dtype)
     mask = mask.bool()
     params = init or BKTParams.uniform(n_skills, dtype=dtype, device=correct.device)
-    observations = mask.sum()
+    observations = int(mask.sum())
     per_skill = torch.zeros(n_skills, dtype=dtype, device=correct.device)
 
     def by_skill(values: torch.Tensor) -> torch.Tensor:
@@ -331,7 +342,7 @@ def fit(correct: torch.Tensor, mask: torch.Tensor, skill: torch.Tensor, n_skills
             slip=slip.clamp(EPS, MAX_SLIP_GUESS),
             guess=guess.clamp(EPS, MAX_SLIP_GUESS),
         )
-        mean = float(counts.log_likelihood.sum() / observations)
+        mean = _total(counts.log_likelihood) / observations if observations else math.nan
         if previous is not None and abs(mean - previous) < tolerance:
             converged = True
             break
@@ -340,7 +351,7 @@ def fit(correct: torch.Tensor, mask: torch.Tensor, skill: torch.Tensor, n_skills
         log_likelihood = data.forward(params)
     else:
         log_likelihood = _counts_by_forward_backward(correct, mask, skill, params).log_likelihood
-    return FitResult(params, float(log_likelihood.sum()), iterations, converged)
+    return FitResult(params, _total(log_likelihood), iterations, converged)
 
 
 def update(mastery: float, correct: bool, *, learn: float, slip: float, guess: float) -> float:
@@ -362,8 +373,8 @@ def log_likelihood(params: BKTParams, correct: torch.Tensor, mask: torch.Tensor,
     dtype = params.prior.dtype
     correct, mask = correct.to(dtype), mask.bool()
     if _TimeMajor.binary(correct, mask):
-        return float(_TimeMajor(correct, mask, skill, dtype).forward(params).sum())
-    return float(_counts_by_forward_backward(correct, mask, skill, params).log_likelihood.sum())
+        return _total(_TimeMajor(correct, mask, skill, dtype).forward(params))
+    return _total(_counts_by_forward_backward(correct, mask, skill, params).log_likelihood)
 
 
 def predict(params: BKTParams, correct: torch.Tensor, mask: torch.Tensor,
