@@ -44,6 +44,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_model
+
 ROOT = Path(__file__).resolve().parent.parent
 PYBKT_ENV = ROOT / "var" / "bench-pybkt"
 PYBKT_VERSION = "1.4.3"
@@ -194,15 +196,6 @@ def truth_params(n_skills: int, generator):
     )  # fmt: skip
 
 
-def _cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({platform.machine()})"
-    return platform.processor() or platform.machine()
-
-
 def _load() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -265,7 +258,7 @@ def main() -> None:
         f"{held:,} held out ({test_obs:,} observations)"
     )
     print(
-        f"machine: {_cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"machine: {cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads); "
         f"load average {_load()}"
     )

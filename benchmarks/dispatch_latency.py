@@ -28,7 +28,6 @@ import http.client
 import json
 import math
 import os
-import platform
 import re
 import shutil
 import socket
@@ -40,6 +39,8 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
+
+from machine import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -74,15 +75,6 @@ def _database_ensure(database_url: str) -> None:
     with psycopg.connect(server, autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
             conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def _cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({platform.machine()})"
-    return platform.processor() or platform.machine()
 
 
 def _nearest_rank(values: list[float], q: float) -> float:
@@ -379,7 +371,7 @@ def main() -> None:
     spec = {**template, "training": {**template["training"], "epochs": args.epochs}}
     path = f"/api/v1/t/{tenant.slug}/assignments/{assignment.id}/submissions/"
 
-    cpu = _cpu_model()
+    cpu = cpu_model()
     load = os.getloadavg()
     print(f"machine: {cpu}, {os.cpu_count()} CPUs, load average {load[0]:.2f} at start")
     print(f"stack: uvicorn, Celery worker (pool {args.pool}), PostgreSQL, Redis on this machine")
