@@ -199,11 +199,6 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.learning.tasks.bkt_fit_all",
         "schedule": crontab(hour=3, minute=41),
     },
-    # Sends statements not yet forwarded to the external learning record store, if one is set.
-    "statements-forward": {
-        "task": "apps.learning.tasks.statements_forward",
-        "schedule": 60.0,
-    },
 }
 # --- Learning records, knowledge tracing and the tutor -------------------------------------
 # The base of the IRIs that name Aula's activities and verbs in xAPI statements.
@@ -223,6 +218,12 @@ TUTOR_ENCRYPTION_KEYS = env.list("TUTOR_ENCRYPTION_KEYS", default=[])
 # Questions a learner may ask the tutor per minute.
 TUTOR_QUESTIONS_PER_MINUTE = env.int("TUTOR_QUESTIONS_PER_MINUTE", default=6)
 TUTOR_ENDPOINT_TIMEOUT = env.float("TUTOR_ENDPOINT_TIMEOUT", default=60.0)
+if LRS_ENDPOINT:
+    # Sends what the after-commit forwarding could not (a broker or LRS outage), every minute.
+    CELERY_BEAT_SCHEDULE["statements-forward"] = {
+        "task": "apps.learning.tasks.statements_forward",
+        "schedule": 60.0,
+    }
 
 # A worker whose heartbeat is older than this is reported down by /readyz.
 WORKER_HEARTBEAT_INTERVAL = env.float("WORKER_HEARTBEAT_INTERVAL", default=10.0)
