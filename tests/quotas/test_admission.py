@@ -194,8 +194,10 @@ def test_a_submit_locks_only_the_learners_enrollment_not_the_course(tenant_a):
 
     learner = enrolled_learner(tenant_a)
     with psycopg.connect(database_url_of_test_db()) as other:
+        # A teacher's edit, as Django saves it: an UPDATE of the course row, not yet committed.
         other.execute(
-            "SELECT id FROM courses_course WHERE id = %s FOR UPDATE", [tenant_a.course.id]
+            "UPDATE courses_course SET title = title || ' (edited)' WHERE id = %s",
+            [tenant_a.course.id],
         )
         with connection.cursor() as cursor:
             # Waiting on the course row would fail here rather than hang the suite.
