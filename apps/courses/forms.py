@@ -51,6 +51,27 @@ class LessonForm(ServiceForm):
         self.fields["position"].help_text = "Empty: after the last lesson."
 
 
+class SkillForm(ServiceForm):
+    prerequisites = _skills_field()
+
+    class Meta:
+        model = Skill
+        fields = ["name", "slug", "description", "prerequisites"]
+        help_texts = {
+            "slug": "Lowercase letters, digits and hyphens; unique in your school.",
+        }
+
+    def __init__(self, *args, tenant, **kwargs):
+        super().__init__(*args, **kwargs)
+        others = Skill.objects.filter(tenant=tenant).order_by("name")
+        if not self.instance._state.adding:
+            others = others.exclude(pk=self.instance.pk)
+        self.fields["prerequisites"].queryset = others
+        self.fields[
+            "prerequisites"
+        ].help_text = "Skills a learner should master first; recommendations follow them."
+
+
 class ExerciseForm(ServiceForm):
     skills = _skills_field()
     dataset = forms.ChoiceField(choices=())
@@ -109,13 +130,16 @@ class AssignmentForm(ServiceForm):
     class Meta:
         model = Assignment
         fields = ["exercise", "opens_at", "due_at", "closes_at", "max_attempts", "late_policy",
-                  "late_penalty"]  # fmt: skip
+                  "late_penalty", "tutor_solutions_allowed"]  # fmt: skip
         widgets = {"opens_at": DATETIME, "due_at": DATETIME, "closes_at": DATETIME}
+        labels = {"tutor_solutions_allowed": "The tutor may give full solutions"}
         help_texts = {
             "opens_at": "UTC.",
             "due_at": "UTC.",
             "closes_at": "UTC. Late work is taken until then (empty: no end).",
             "late_penalty": "The share of the score a late submission loses (0 to 1).",
+            "tutor_solutions_allowed": "Otherwise it gives hints while the assignment is open. "
+            "It never reveals hidden test data.",
         }
 
     def __init__(self, *args, course, **kwargs):

@@ -20,8 +20,15 @@ from django.views.decorators.http import require_POST
 from apps.core.forms import service_errors_to_form
 from apps.courses import services
 from apps.courses.access import course_teaches
-from apps.courses.forms import AssignmentForm, CourseForm, EnrollForm, ExerciseForm, LessonForm
-from apps.courses.models import Assignment, Course, Exercise, Lesson
+from apps.courses.forms import (
+    AssignmentForm,
+    CourseForm,
+    EnrollForm,
+    ExerciseForm,
+    LessonForm,
+    SkillForm,
+)
+from apps.courses.models import Assignment, Course, Exercise, Lesson, Skill
 from apps.courses.selectors import course_list_for, enrollment_list
 from apps.jobs.selectors import gradebook, leaderboard
 from apps.learning.models import SkillParams
@@ -323,3 +330,29 @@ def mastery_refit(request, tenant_slug, course_id):
         request, "The refit is queued: mastery is recomputed with the new parameters shortly."
     )
     return redirect("teach-mastery", tenant_slug=tenant_slug, course_id=course.id)
+
+
+def skills_page(request, tenant_slug, skill_id=None):
+    """The tenant's skills (teachers and administrators): the list, a new one or one to change,
+    with its prerequisites."""
+    _teacher(request)
+    skill = None
+    if skill_id is not None:
+        skill = Skill.objects.filter(tenant=request.tenant, pk=skill_id).first()
+        if skill is None:
+            raise Http404
+    form = SkillForm(request.POST or None, instance=skill, tenant=request.tenant)
+
+    def save(values):
+        values["prerequisites"] = list(values["prerequisites"])
+        if skill is None:
+            return services.skill_create(tenant=request.tenant, **values)
+        return services.skill_update(skill=skill, **values)
+
+    if _saved(request, form, save):
+        messages.success(request, f"The skill {form.cleaned_data['name']} is saved.")
+        return redirect("teach-skills", tenant_slug=tenant_slug)
+    skills = Skill.objects.filter(tenant=request.tenant).prefetch_related("prerequisites")
+    context = {"tenant": request.tenant, "skill": skill, "form": form,
+               "skills": skills.order_by("name")}  # fmt: skip
+    return render(request, "courses/teach/skills.html", context)

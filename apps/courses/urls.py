@@ -11,6 +11,8 @@ urlpatterns = [
     path(f"{T}lessons/<uuid:lesson_id>/", views.lesson_page, name="lesson"),
     # Teachers
     path(f"{T}teach/", teach.courses_page, name="teach"),
+    path(f"{T}teach/skills/", teach.skills_page, name="teach-skills"),
+    path(f"{T}teach/skills/<uuid:skill_id>/", teach.skills_page, name="teach-skill"),
     path(C, teach.course_page, name="teach-course"),
     path(f"{C}publish/", teach.course_publish, name="teach-course-publish"),
     path(f"{C}enrollments/", teach.enrollment_add, name="teach-enroll"),

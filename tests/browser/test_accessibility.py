@@ -49,6 +49,7 @@ def test_the_teachers_pages_have_no_critical_or_serious_violation(page: Page, te
     course = f"/t/alpha/teach/courses/{tenant_a.course.id}/"
     paths = [
         "/t/alpha/teach/",
+        "/t/alpha/teach/skills/",
         course,
         f"{course}exercises/{tenant_a.exercise.id}/",
         f"{course}assignments/{tenant_a.assignment.id}/",

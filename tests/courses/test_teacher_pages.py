@@ -112,6 +112,7 @@ def test_a_teacher_schedules_and_publishes_an_assignment(tenant_a):
             "exercise": tenant_a.exercise.id, "opens_at": opens.strftime("%Y-%m-%dT%H:%M"),
             "due_at": due.strftime("%Y-%m-%dT%H:%M"), "closes_at": "", "max_attempts": "3",
             "late_policy": "refuse", "late_penalty": "0", "publish": "on",
+            "tutor_solutions_allowed": "on",
         },
     )  # fmt: skip
     assert response.status_code == 302
@@ -119,6 +120,7 @@ def test_a_teacher_schedules_and_publishes_an_assignment(tenant_a):
         assignment = Assignment.objects.exclude(pk=tenant_a.assignment.pk).get()
     assert (assignment.opens_at, assignment.due_at, assignment.max_attempts) == (opens, due, 3)
     assert assignment.published_at is not None
+    assert assignment.tutor_solutions_allowed is True
 
 
 def test_an_assignment_due_before_it_opens_is_refused_on_its_field(tenant_a):
@@ -280,3 +282,48 @@ def test_the_gradebook_and_the_leaderboard_paginate_keeping_the_sort(tenant_a, m
         _course_url(tenant_a, f"assignments/{tenant_a.assignment.id}/leaderboard/?page=2")
     ).content.decode()
     assert f"<tr><td>2</td><td>{tenant_a.learner.user.full_name}</td>" in board
+
+
+def test_a_teacher_adds_skills_with_prerequisites_and_a_cycle_is_refused(tenant_a):
+    from apps.courses.models import Skill
+
+    teacher = page_client_for(tenant_a.teacher.user)
+    listing = teacher.get("/t/alpha/teach/skills/")
+    assert listing.status_code == 200
+    assert "MLPs at alpha" in listing.content.decode()
+    response = teacher.post(
+        "/t/alpha/teach/skills/",
+        {"name": "Convolutions", "slug": "cnn", "description": "",
+         "prerequisites": [str(tenant_a.skill.id)]},
+    )  # fmt: skip
+    assert response.status_code == 302
+    with scopes_disabled():
+        cnn = Skill.objects.get(tenant=tenant_a.tenant, slug="cnn")
+        assert list(cnn.prerequisites.all()) == [tenant_a.skill]
+    before = db_snapshot()
+    cycle = teacher.post(
+        f"/t/alpha/teach/skills/{tenant_a.skill.id}/",
+        {"name": "MLPs at alpha", "slug": tenant_a.skill.slug, "description": "",
+         "prerequisites": [str(cnn.id)]},
+    )  # fmt: skip
+    assert cycle.status_code == 200
+    assert cycle.context["form"].errors == {
+        "prerequisites": ["'Convolutions' already requires 'MLPs at alpha': that would be a cycle."]
+    }
+    assert db_snapshot() == before
+    # A skill is not offered as its own prerequisite.
+    choices = cycle.context["form"].fields["prerequisites"].queryset
+    with scopes_disabled():
+        assert tenant_a.skill not in list(choices)
+
+
+@pytest.mark.parametrize("who", ["learner", "other-tenant"])
+def test_the_skills_pages_are_404_to_learners_and_other_tenants(tenant_a, tenant_b, who):
+    user = tenant_a.learner.user if who == "learner" else tenant_b.teacher.user
+    client = page_client_for(user)
+    before = db_snapshot()
+    assert client.get("/t/alpha/teach/skills/").status_code == 404
+    assert client.get(f"/t/alpha/teach/skills/{tenant_a.skill.id}/").status_code == 404
+    body = {"name": "X", "slug": "x", "description": ""}
+    assert client.post("/t/alpha/teach/skills/", body).status_code == 404
+    assert db_snapshot() == before
