@@ -12,7 +12,6 @@ import json
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -33,7 +32,7 @@ from apps.courses.selectors import course_list_for, enrollment_list
 from apps.jobs.selectors import gradebook, leaderboard
 from apps.learning.models import SkillParams
 from apps.learning.selectors import course_mastery_grid
-from apps.learning.tasks import bkt_fit
+from apps.learning.tasks import bkt_fit_on_commit
 from apps.tenants.models import Role
 from workers.runtime.spec.schema import SPEC_JSON_SCHEMA
 from workers.runtime.templates import TEMPLATES
@@ -324,8 +323,7 @@ def mastery_page(request, tenant_slug, course_id):
 def mastery_refit(request, tenant_slug, course_id):
     """Queue a refit of the tenant's knowledge-tracing parameters (a Celery task)."""
     course = _course(request, course_id)
-    tenant_id = str(request.tenant.pk)
-    transaction.on_commit(lambda: bkt_fit.delay(tenant_id))
+    bkt_fit_on_commit(request.tenant.pk)
     messages.success(
         request, "The refit is queued: mastery is recomputed with the new parameters shortly."
     )

@@ -7,7 +7,6 @@ Who reads which statements: a learner their own; a teacher those of the courses 
 
 from __future__ import annotations
 
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -20,7 +19,7 @@ from apps.courses.access import course_teaches
 from apps.courses.selectors import course_get
 from apps.learning import selectors, services
 from apps.learning.models import TutorSettings, Verb
-from apps.learning.tasks import bkt_fit
+from apps.learning.tasks import bkt_fit_on_commit
 from apps.learning.xapi import statement_json
 from apps.tenants.models import Membership, Role
 from apps.tenants.permissions import TenantAdmin, TenantTeacher
@@ -169,8 +168,7 @@ class FitApi(ApiView):
 
     @extend_schema(request=None, responses={202: None})
     def post(self, request, tenant_slug):
-        tenant_id = str(request.tenant.pk)
-        transaction.on_commit(lambda: bkt_fit.delay(tenant_id))
+        bkt_fit_on_commit(request.tenant.pk)
         return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
 
 

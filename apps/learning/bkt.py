@@ -177,7 +177,7 @@ class _TimeMajor:
         # Opportunities that every sequence of a block has (wrong = 1 - right, off = 0 there):
         # fewer operations.
         self.full = [observed[:, part].all(1).tolist() for part in self.parts]
-        self.scratch = [torch.empty(n, dtype=dtype, device=c.device) for _ in range(12)]
+        self.scratch = [torch.empty(n, dtype=dtype, device=c.device) for _ in range(6)]
 
     @staticmethod
     def binary(correct: torch.Tensor, mask: torch.Tensor) -> bool:
@@ -377,13 +377,9 @@ def log_likelihood(params: BKTParams, correct: torch.Tensor, mask: torch.Tensor,
     return _total(_counts_by_forward_backward(correct, mask, skill, params).log_likelihood)
 
 
-def predict(params: BKTParams, correct: torch.Tensor, mask: torch.Tensor,
-            skill: torch.Tensor) -> torch.Tensor:  # fmt: skip
-    """One step ahead: P(right) at each opportunity [N, T] given the sequence's earlier
-    observations only, p_known · (1 - slip) + (1 - p_known) · guess, with p_known the prior at
-    the first opportunity and then `update`'s after each observation (Bayes on the answer, then
-    the chance to learn), for every sequence at once. 0 where the mask is off; a masked
-    opportunity leaves p_known as it was."""
+def _one_step_ahead(params, correct, mask, skill) -> tuple[torch.Tensor, torch.Tensor]:
+    """predict()'s P(right) [N, T], and each sequence's p_known after its last observation [N]
+    (what `update` gives, observation by observation)."""
     dtype = params.prior.dtype
     correct = correct.to(dtype)
     mask = mask.bool()
@@ -396,7 +392,24 @@ def predict(params: BKTParams, correct: torch.Tensor, mask: torch.Tensor,
         right = correct[:, t] > 0.5
         posterior = torch.where(right, known * (1 - slip) / p_right, known * slip / (1 - p_right))
         known = torch.where(mask[:, t], posterior + (1 - posterior) * learn, known)
-    return torch.where(mask, out, torch.zeros_like(out))
+    return torch.where(mask, out, torch.zeros_like(out)), known
+
+
+def predict(params: BKTParams, correct: torch.Tensor, mask: torch.Tensor,
+            skill: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """One step ahead: P(right) at each opportunity [N, T] given the sequence's earlier
+    observations only, p_known · (1 - slip) + (1 - p_known) · guess, with p_known the prior at
+    the first opportunity and then `update`'s after each observation (Bayes on the answer, then
+    the chance to learn), for every sequence at once. 0 where the mask is off; a masked
+    opportunity leaves p_known as it was."""
+    return _one_step_ahead(params, correct, mask, skill)[0]
+
+
+def mastery_after(params: BKTParams, correct: torch.Tensor, mask: torch.Tensor,
+                  skill: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """Each sequence's P(known) after its last observation (and its chance to learn) [N]: the
+    same numbers as `update` applied observation by observation."""
+    return _one_step_ahead(params, correct, mask, skill)[1]
 
 
 def simulate(

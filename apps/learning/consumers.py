@@ -113,6 +113,7 @@ class TutorConsumer(AsyncJsonWebsocketConsumer):
                         ]
                         usage = (event.prompt_tokens, event.completion_tokens)
                         return "".join(parts), citations, usage, name
+                return "".join(parts), [], (0, 0), name  # a stream that ended without TutorDone
             except TutorUnavailable as exc:
                 if name == "grounded":
                     raise

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.urls import reverse
-from django.utils import timezone
 
-from apps.courses.models import Assignment, Course, Enrollment, Lesson, Skill
-from apps.learning.models import Mastery, SkillParams, Statement
+from apps.courses.models import Course, Enrollment, Lesson, Skill
+from apps.courses.selectors import AssignmentStatus, assignment_list_for_learner
+from apps.learning.models import Mastery, RunDiagnosis, SkillParams, Statement
 
 
 def statements(*, tenant, learner=None, course=None, verb=None, after_id=None) -> QuerySet:
@@ -114,22 +114,21 @@ class Recommendation:
     kind: str | None = None  # "assignment" | "lesson"
 
 
-def _open_assignment_for(skill, courses, tenant_slug, now) -> tuple[str, str] | None:
+def _open_assignment_for(skill, *, tenant, user) -> tuple[str, str] | None:
+    """The learner's assignment that practises the skill and takes a submission now (the
+    window and attempts rule of the submission service, as the dashboard shows it)."""
     assignment = (
-        Assignment.objects.filter(
-            course__in=courses,
-            published_at__isnull=False,
-            opens_at__lte=now,
+        assignment_list_for_learner(user=user, tenant=tenant)
+        .filter(
+            status__in=[AssignmentStatus.OPEN, AssignmentStatus.LATE],
+            attempts_left__gt=0,
             exercise__skills=skill,
         )
-        .filter(Q(closes_at__gt=now) | Q(closes_at__isnull=True, due_at__gt=now))
-        .select_related("exercise")
-        .order_by("due_at")
         .first()
     )
     if assignment is None:
         return None
-    url = reverse("assignment", args=[tenant_slug, assignment.pk])
+    url = reverse("assignment", args=[tenant.slug, assignment.pk])
     return url, assignment.exercise.title
 
 
@@ -150,25 +149,23 @@ def recommendation(*, tenant, user, mastery: list[SkillMastery] | None = None) -
         mastery = mastery_of(tenant=tenant, user=user, skills=list(course_skills(courses)))
     if not mastery:
         return Recommendation("Your courses have no skills to practise yet.")
-    by_skill = {m.skill.pk: m for m in mastery}
-    needs = {}
+    known = {m.skill.pk: m for m in mastery}
+    needs: dict = {}
     for skill_id, prerequisite_id in Skill.prerequisites.through.objects.filter(
-        from_skill_id__in=list(by_skill)
+        from_skill_id__in=list(known)
     ).values_list("from_skill_id", "to_skill_id"):
         needs.setdefault(skill_id, []).append(prerequisite_id)
-    prerequisite_mastery = {
-        m.skill.pk: m
-        for m in mastery_of(
-            tenant=tenant,
-            user=user,
-            skills=list(Skill.objects.filter(pk__in={p for ps in needs.values() for p in ps})),
+    # Prerequisites outside the learner's courses count too: their mastery is read as well.
+    outside = {p for ps in needs.values() for p in ps} - known.keys()
+    if outside:
+        others = mastery_of(
+            tenant=tenant, user=user, skills=list(Skill.objects.filter(pk__in=outside))
         )
-    }
+        known |= {m.skill.pk: m for m in others}
     ready = [
         m
         for m in mastery
-        if not m.mastered
-        and all(prerequisite_mastery[p].mastered for p in needs.get(m.skill.pk, ()))
+        if not m.mastered and all(known[p].mastered for p in needs.get(m.skill.pk, ()))
     ]
     if not ready:
         if all(m.mastered for m in mastery):
@@ -177,12 +174,11 @@ def recommendation(*, tenant, user, mastery: list[SkillMastery] | None = None) -
             "Every skill left needs a prerequisite you have not mastered yet: ask your teacher."
         )
     chosen = min(ready, key=lambda m: (m.probability, m.skill.name))
-    now = timezone.now()
-    found = _open_assignment_for(chosen.skill, courses, tenant.slug, now)
+    found = _open_assignment_for(chosen.skill, tenant=tenant, user=user)
     kind = "assignment"
     if found is None:
         found, kind = _lesson_for(chosen.skill, courses, tenant.slug), "lesson"
-    prerequisites = [prerequisite_mastery[p].skill.name for p in needs.get(chosen.skill.pk, ())]
+    prerequisites = [known[p].skill.name for p in needs.get(chosen.skill.pk, ())]
     because = (
         f"you have mastered its prerequisites ({', '.join(sorted(prerequisites))})"
         if prerequisites
@@ -210,8 +206,6 @@ def recommendation(*, tenant, user, mastery: list[SkillMastery] | None = None) -
 def run_hints(*, job, course, tenant_slug: str) -> list[dict]:
     """The run's diagnosis hints, each with `lesson` ({"title", "url"} of the course's lesson
     that teaches one of the hint's skills, in the hint's order of preference) or None."""
-    from apps.learning.models import RunDiagnosis
-
     diagnosis = RunDiagnosis.objects.filter(job=job).first()
     if diagnosis is None or not diagnosis.hints:
         return []

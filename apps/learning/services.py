@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -39,7 +40,7 @@ from apps.learning.models import (
     TutorSettings,
     Verb,
 )
-from apps.learning.xapi import duration
+from apps.learning.xapi import aula_iri, duration
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +71,15 @@ def statement_record(
         assignment_id=assignment_id,
         timestamp=timestamp or timezone.now(),
     )
-    if settings.LRS_ENDPOINT:
+    if settings.LRS_ENDPOINT and not _forward_queued():
         transaction.on_commit(_forward_soon)
     return statement
+
+
+def _forward_queued() -> bool:
+    """Whether this transaction already asks for forwarding at its commit (a grade writes
+    several statements; one request to the worker forwards them all)."""
+    return any(hook[1] is _forward_soon for hook in transaction.get_connection().run_on_commit)
 
 
 def _forward_soon() -> None:
@@ -120,8 +127,6 @@ def submission_made(*, submission) -> Statement:
 
 
 def _ext(name: str) -> str:
-    from apps.learning.xapi import aula_iri
-
     return aula_iri(f"xapi/extensions/{name}")
 
 
@@ -269,17 +274,19 @@ def mastery_observe(*, tenant_id, user_id, skill_id, submission_id, correct: boo
         correct=correct,
     )
     params = skill_params(skill_id)
-    mastery = Mastery.objects.select_for_update().filter(user_id=user_id, skill_id=skill_id).first()
-    before = mastery.probability if mastery is not None else params["prior"]
-    after = bkt.update(
-        before, correct, learn=params["learn"], slip=params["slip"], guess=params["guess"]
-    )
-    if mastery is None:
-        return Mastery.objects.create(
-            tenant_id=tenant_id, user_id=user_id, skill_id=skill_id, probability=after,
-            observations=1,
+    locked = Mastery.objects.select_for_update().filter(user_id=user_id, skill_id=skill_id)
+    mastery = locked.first()
+    if mastery is None:  # the first observation: start from the prior (two at once: one row)
+        Mastery.objects.bulk_create(
+            [Mastery(tenant_id=tenant_id, user_id=user_id, skill_id=skill_id,
+                     probability=params["prior"], observations=0)],
+            ignore_conflicts=True,
         )  # fmt: skip
-    mastery.probability = after
+        mastery = locked.get()
+    mastery.probability = bkt.update(
+        mastery.probability, correct,
+        learn=params["learn"], slip=params["slip"], guess=params["guess"],
+    )  # fmt: skip
     mastery.observations += 1
     mastery.save(update_fields=["probability", "observations", "updated_at"])
     return mastery
@@ -332,11 +339,15 @@ def tutor_settings_set(
 ) -> TutorSettings:
     """Set the tenant's tutor (administrators). `api_key`: None keeps the stored key, "" removes
     it, anything else replaces it (stored encrypted). An endpoint needs a model name."""
+    if endpoint_url and urlsplit(endpoint_url).scheme not in ("http", "https"):
+        raise ValidationError(
+            {"endpoint_url": ["The endpoint must be an http:// or https:// URL."]}
+        )
     if endpoint_url and not model:
         raise ValidationError({"model": ["Name the model the endpoint serves."]})
     with scope(tenant=tenant.pk), transaction.atomic():
         row = tutor_settings_of(tenant)
-        before = _tutor_settings_view(row) if row.pk and not row._state.adding else None
+        before = None if row._state.adding else _tutor_settings_view(row)
         row.endpoint_url, row.model, row.tokens_per_month = endpoint_url, model, tokens_per_month
         if api_key is not None:
             row.api_key_encrypted = encrypt(api_key) if api_key else ""

@@ -29,6 +29,12 @@ def bkt_fit(tenant_id: str) -> dict:
     return summary.__dict__
 
 
+def bkt_fit_on_commit(tenant_id) -> None:
+    """Queue a fit of the tenant once the current transaction commits (teachers' requests)."""
+    tenant_id = str(tenant_id)
+    transaction.on_commit(lambda: bkt_fit.delay(tenant_id))
+
+
 @shared_task(name="apps.learning.tasks.bkt_fit_all", ignore_result=True)
 def bkt_fit_all() -> int:
     """Periodic (beat): one fit task per active tenant."""

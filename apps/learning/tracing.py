@@ -48,24 +48,6 @@ def sequences_of(rows) -> Sequences:
     return Sequences(correct, mask, skill, keys, skill_ids)
 
 
-def mastery_after(params: bkt.BKTParams, seqs: Sequences) -> torch.Tensor:
-    """P(known) after each sequence's last observation (and its learning step): the same
-    numbers as applying bkt.update observation by observation, for all sequences at once."""
-    prior = params.prior[seqs.skill].to(torch.float64)
-    learn = params.learn[seqs.skill].to(torch.float64)
-    slip = params.slip[seqs.skill].to(torch.float64)
-    guess = params.guess[seqs.skill].to(torch.float64)
-    known = prior.clone()
-    for t in range(seqs.correct.shape[1]):
-        right = seqs.correct[:, t] > 0.5
-        p_obs_known = torch.where(right, 1 - slip, slip)
-        p_obs_unknown = torch.where(right, guess, 1 - guess)
-        posterior = known * p_obs_known / (known * p_obs_known + (1 - known) * p_obs_unknown)
-        stepped = posterior + (1 - posterior) * learn
-        known = torch.where(seqs.mask[:, t], stepped, known)
-    return known
-
-
 @dataclass(frozen=True)
 class FitSummary:
     skills: int
@@ -83,20 +65,19 @@ def bkt_fit_tenant(tenant_id) -> FitSummary:
         .order_by("id")
         .values_list("user_id", "skill_id", "correct")
     )
-    seqs = sequences_of(rows)
     if not rows:
         return FitSummary(0, 0, 0, None, 0)
-    result = bkt.fit(seqs.correct, seqs.mask, seqs.skill, len(seqs.skill_ids))
+    seqs = sequences_of(rows)
+    n_skills = len(seqs.skill_ids)
+    result = bkt.fit(seqs.correct, seqs.mask, seqs.skill, n_skills)
     params = result.params
-    known = mastery_after(params, seqs)
+    known = bkt.mastery_after(params, seqs.correct, seqs.mask, seqs.skill)
+    counts = seqs.mask.sum(dim=1)  # observations per sequence
+    learners_per_skill = torch.bincount(seqs.skill, minlength=n_skills)
+    observations_per_skill = torch.zeros(n_skills, dtype=counts.dtype).index_add_(
+        0, seqs.skill, counts
+    )
     now = timezone.now()
-    learners_per_skill: dict = {}
-    observations_per_skill: dict = {}
-    for n, (_user, skill_id) in enumerate(seqs.keys):
-        learners_per_skill[skill_id] = learners_per_skill.get(skill_id, 0) + 1
-        observations_per_skill[skill_id] = observations_per_skill.get(skill_id, 0) + int(
-            seqs.mask[n].sum()
-        )
     with transaction.atomic():
         for k, skill_id in enumerate(seqs.skill_ids):
             SkillParams.objects.update_or_create(
@@ -107,32 +88,27 @@ def bkt_fit_tenant(tenant_id) -> FitSummary:
                     "learn": float(params.learn[k]),
                     "slip": float(params.slip[k]),
                     "guess": float(params.guess[k]),
-                    "learners": learners_per_skill[skill_id],
-                    "observations": observations_per_skill[skill_id],
+                    "learners": int(learners_per_skill[k]),
+                    "observations": int(observations_per_skill[k]),
                     "log_likelihood": result.log_likelihood,
                     "fitted_at": now,
                 },
             )
-        current = {
-            (m.user_id, m.skill_id): m
-            for m in Mastery.objects.select_for_update().filter(tenant_id=tenant_id)
-        }
-        changed, added = [], []
-        for n, key in enumerate(seqs.keys):
-            count = int(seqs.mask[n].sum())
-            row = current.get(key)
-            if row is None:
-                added.append(
-                    Mastery(tenant_id=tenant_id, user_id=key[0], skill_id=key[1],
-                            probability=float(known[n]), observations=count)
-                )  # fmt: skip
-            else:
-                row.probability, row.observations, row.updated_at = float(known[n]), count, now
-                changed.append(row)
-        Mastery.objects.bulk_update(changed, ["probability", "observations", "updated_at"], 500)
-        Mastery.objects.bulk_create(added, 500)
+        # One upsert: a learner's row is replaced, or made if a grade has not made it yet.
+        Mastery.objects.bulk_create(
+            [
+                Mastery(tenant_id=tenant_id, user_id=user_id, skill_id=skill_id,
+                        probability=float(known[n]), observations=int(counts[n]),
+                        updated_at=now)
+                for n, (user_id, skill_id) in enumerate(seqs.keys)
+            ],
+            batch_size=500,
+            update_conflicts=True,
+            unique_fields=["user", "skill"],
+            update_fields=["probability", "observations", "updated_at"],
+        )  # fmt: skip
     return FitSummary(
-        skills=len(seqs.skill_ids),
+        skills=n_skills,
         learners=len({user_id for user_id, _ in seqs.keys}),
         observations=len(rows),
         log_likelihood=result.log_likelihood,

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_scopes import scope
 
-from apps.courses.models import Assignment, Lesson
+from apps.courses.models import Lesson
 from apps.courses.selectors import AssignmentStatus, assignment_get_for_learner
 from apps.learning import selectors
 from apps.learning import services as learning
@@ -206,9 +206,7 @@ def exchange_record(
         exchange = TutorExchange.objects.create(
             tenant=tenant,
             user=user,
-            assignment=Assignment.objects.filter(pk=assignment_id).first()
-            if assignment_id
-            else None,
+            assignment_id=assignment_id,
             question=question[:MAX_QUESTION_CHARS],
             answer=answer,
             citations=citations,

@@ -198,11 +198,13 @@ def test_each_run_gets_exactly_its_hints(name):
     assert codes(diagnose(**build())) == expected
 
 
-@pytest.mark.parametrize("name", RUNS)
+@pytest.mark.parametrize("name", [name for name, (_, expected) in RUNS.items() if expected])
 def test_every_hint_is_well_formed_and_json_serialisable(name):
-    for hint in diagnose(**RUNS[name][0]()):
+    hints = diagnose(**RUNS[name][0]())
+    assert hints
+    for hint in hints:
         assert hint.code in CODES
-        assert hint.skills == CODE_SKILLS[hint.code] and hint.skills
+        assert hint.skills
         assert hint.severity in ("problem", "suggestion")
         assert hint.title and hint.message
         json.dumps(hint.evidence, allow_nan=False)

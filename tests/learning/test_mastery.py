@@ -9,7 +9,7 @@ from apps.audit.models import AuditEntry
 from apps.learning import bkt
 from apps.learning.crypto import decrypt
 from apps.learning.models import Mastery, Observation, SkillParams, TutorSettings
-from apps.learning.tracing import bkt_fit_tenant, mastery_after, sequences_of
+from apps.learning.tracing import bkt_fit_tenant, sequences_of
 from tests.conftest import api_client_for
 from tests.factories import (
     AssignmentFactory,
@@ -77,7 +77,7 @@ def test_mastery_after_matches_the_update_step_by_step():
         slip=torch.tensor([0.1, 0.05], dtype=torch.float64),
         guess=torch.tensor([0.25, 0.2], dtype=torch.float64),
     )
-    known = mastery_after(params, seqs)
+    known = bkt.mastery_after(params, seqs.correct, seqs.mask, seqs.skill)
     assert seqs.keys == [("a", "s"), ("b", "s"), ("a", "t")]
     step = bkt.update(bkt.update(0.3, True, learn=0.2, slip=0.1, guess=0.25), False,
                       learn=0.2, slip=0.1, guess=0.25)  # fmt: skip
@@ -259,6 +259,8 @@ def test_only_administrators_see_or_set_the_tutor(tenant_a, role):
     "change, field, message",
     [
         ({"endpoint_url": "not a url"}, "endpoint_url", "Enter a valid URL."),
+        ({"endpoint_url": "ftp://x.example/v1"}, "endpoint_url",
+         "The endpoint must be an http:// or https:// URL."),
         ({"model": ""}, "model", "Name the model the endpoint serves."),
         ({"tokens_per_month": -1}, "tokens_per_month",
          "Ensure this value is greater than or equal to 0."),
@@ -272,3 +274,33 @@ def test_bad_tutor_settings_are_refused_and_change_nothing(tenant_a, change, fie
     assert response.status_code == 400
     assert response.json()["error"]["fields"][field] == [message]
     assert db_snapshot() == before
+
+
+@pytest.mark.django_db
+def test_a_teacher_asks_for_a_fit_and_the_task_is_queued(
+    tenant_a, django_capture_on_commit_callbacks
+):
+    """The fit API queues the Celery task on the default queue (a worker runs it: test_worker)."""
+    import json
+
+    import redis
+    from django.conf import settings
+
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    broker.delete("default")
+    learner = api_client_for(tenant_a.learner.user)
+    before = db_snapshot()
+    with django_capture_on_commit_callbacks(execute=True):
+        refused = learner.post("/api/v1/t/alpha/knowledge-tracing/fit/")
+    assert refused.status_code == 403
+    assert (db_snapshot(), broker.llen("default")) == (before, 0)
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = api_client_for(tenant_a.teacher.user).post(
+            "/api/v1/t/alpha/knowledge-tracing/fit/"
+        )
+    assert (queued.status_code, queued.json()) == (202, {"queued": True})
+    [message] = broker.lrange("default", 0, -1)
+    headers = json.loads(message)["headers"]
+    assert (headers["task"], headers["argsrepr"]) == (
+        "apps.learning.tasks.bkt_fit", repr((str(tenant_a.tenant.id),)))  # fmt: skip
+    broker.delete("default")

@@ -16,7 +16,7 @@ from typing import Literal, Protocol
 class Lesson:
     """A lesson of the learner's course(s) the tutor may draw on."""
 
-    lesson_id: int
+    lesson_id: str  # the lesson's primary key, as text
     title: str
     url: str
     body_markdown: str
@@ -27,7 +27,7 @@ class Passage:
     """A piece of a lesson: what retrieval returns and what answers cite. `heading` is the
     section's heading ("" before the first one); `text` is the passage's Markdown source."""
 
-    lesson_id: int
+    lesson_id: str  # the lesson's primary key, as text
     lesson_title: str
     url: str
     text: str
@@ -36,7 +36,7 @@ class Passage:
 
 @dataclass(frozen=True)
 class Citation:
-    lesson_id: int
+    lesson_id: str  # the lesson's primary key, as text
     lesson_title: str
     url: str
 

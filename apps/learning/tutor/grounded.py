@@ -25,8 +25,6 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Sequence
 
-from markdown_it import MarkdownIt
-
 from .base import (
     Citation,
     DiagnosisNote,
@@ -37,7 +35,7 @@ from .base import (
     TutorRequest,
     count_words,
 )
-from .retrieval import PassageIndex, ScoredPassage, tokenize
+from .retrieval import _WORD, PassageIndex, ScoredPassage, _markdown, tokenize
 
 TOP_K = 3
 MAX_SENTENCES = 3
@@ -56,7 +54,6 @@ NO_ANSWER = (
 NO_LESSON_BUT_RUN = "Your course's lessons don't cover this directly, but your latest run does."
 ASK_TEACHER = "If that doesn't answer your question, ask your teacher."
 
-_markdown = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(`\"'])")
 _CHUNK = re.compile(r"\s*\S+\s*")
 
@@ -159,7 +156,7 @@ class GroundedTutor:
 
 
 def _relevant_notes(question: str, diagnosis: Sequence[DiagnosisNote]) -> list[DiagnosisNote]:
-    raw = set(re.findall(r"[^\W_]+", question.lower()))
+    raw = set(_WORD.findall(question.lower()))
     words = set(tokenize(question))
     about_own_work = bool(raw & OWN_WORK_WORDS)
     return [
