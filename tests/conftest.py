@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,11 @@ from tests.factories import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_report_header(config) -> str:
+    # The day this run's clock reads: tests/test_any_date.py checks it moved a year ahead.
+    return f"today: {date.today().isoformat()}"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -16,6 +16,8 @@ from tests.conftest import api_client_for, page_client_for
 from tests.factories import PASSWORD, InvitationFactory, UserFactory
 from tests.snapshots import db_snapshot
 
+pytestmark = pytest.mark.calendar  # windows, periods, expiries: relative to today
+
 NEW_PASSWORD = "a long and unusual passphrase 42"
 
 

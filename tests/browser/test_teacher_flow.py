@@ -4,15 +4,17 @@ exports the gradebook as CSV, and the file holds the override."""
 
 import csv
 import re
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from django_scopes import scopes_disabled
 from playwright.sync_api import Page, expect
 
 from apps.courses.models import Assignment, Exercise
 from tests.browser.test_pages import _log_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.calendar, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
@@ -49,14 +51,19 @@ def test_a_teacher_sets_work_overrides_a_grade_and_exports_it(
     # Its assignment, published.
     page.get_by_role("link", name="New assignment").click()
     page.get_by_label("Exercise:").select_option(label="Two moons")
-    page.get_by_label("Opens at:").fill("2026-12-01T09:00")
-    page.get_by_label("Due at:").fill("2026-12-08T17:00")
+    # Relative to today: open since yesterday, due after the fixture's assignment (now + 7
+    # days), so the gradebook, which orders its columns by due date, puts it second.
+    now = timezone.localtime().replace(second=0, microsecond=0)
+    opens_at, due_at = now - timedelta(days=1), now + timedelta(days=14)
+    page.get_by_label("Opens at:").fill(opens_at.strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_label("Due at:").fill(due_at.strftime("%Y-%m-%dT%H:%M"))
     page.get_by_label("Publish:").check()
     page.get_by_role("button", name="Save the assignment").click()
     expect(page.get_by_role("status")).to_have_text("The assignment of Two moons is saved.")
     with scopes_disabled():
         assignment = Assignment.objects.get(exercise=exercise)
         assert assignment.published_at is not None
+        assert (assignment.opens_at, assignment.due_at) == (opens_at, due_at)
 
     # The learner's run in the gradebook, then the override.
     page.get_by_role("link", name="Gradebook").first.click()

@@ -13,6 +13,8 @@ from tests.conftest import api_client_for
 from tests.courses.conftest import refused, url
 from tests.factories import AssignmentFactory, MembershipFactory
 
+pytestmark = pytest.mark.calendar  # windows, periods, expiries: relative to today
+
 
 def _operations(w) -> dict[str, list[tuple]]:
     course = f"courses/{w.course.id}/"

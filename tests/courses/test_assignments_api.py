@@ -34,6 +34,8 @@ from tests.factories import (
     graded_submission,
 )
 
+pytestmark = pytest.mark.calendar  # windows, periods, expiries: relative to today
+
 HOUR = timedelta(hours=1)
 
 

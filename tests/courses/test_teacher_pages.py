@@ -19,7 +19,7 @@ from tests.factories import CourseFactory, MembershipFactory, graded_submission
 from tests.snapshots import db_snapshot
 from workers.runtime.templates import TEMPLATES
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.calendar]
 
 
 def _course_url(world, rest: str = "") -> str:

@@ -25,7 +25,7 @@ from tests.jobs.faults_support import RedisServer, this_process_on_redis
 from tests.snapshots import db_snapshot
 from workers.runtime.templates import TEMPLATES
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.calendar]
 
 XOR_SPEC = TEMPLATES["xor"].spec
 XOR_CODE = TEMPLATES["xor"].code

@@ -31,6 +31,8 @@ from tests.quotas.ledger_support import (
 )
 from tests.snapshots import db_snapshot
 
+pytestmark = pytest.mark.calendar  # windows, periods, expiries: relative to today
+
 
 def _url(world) -> str:
     return f"/api/v1/t/{world.tenant.slug}/assignments/{world.assignment.id}/submissions/"
