@@ -21,6 +21,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.runtime.sandbox_support import (
+    PROGRESS_FLOOD,
+    forged_result,
+    outcome_of_20_mb,
+    protocol_message,
+    raw_writer,
+)
 from workers.runtime.datasets import DatasetInfo, DatasetSplits, Split
 from workers.runtime.sandbox import (
     BUBBLEWRAP_MISSING,
@@ -32,7 +39,7 @@ from workers.runtime.sandbox import (
 )
 from workers.runtime.sandbox.seccomp import seccomp_program
 from workers.runtime.spec import AugmentSpec, OptimizerSpec, ScheduleSpec, TrainingSpec
-from workers.runtime.trainer import ComputeBudget
+from workers.runtime.trainer import PROGRESS_INTERVAL_S, ComputeBudget
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -354,6 +361,101 @@ def test_printing_megabytes_hits_the_output_limit():
     assert "bytes not kept" in result.output
 
 
+# --- what the code reports -----------------------------------------------------------------------
+# The learner's code runs in the process that writes the result pipe, so it can write anything
+# there: the parent throttles what it forwards and refuses what the harness would never send.
+
+
+@needs_bwrap
+def test_200000_forged_progress_lines_are_throttled_and_counted():
+    points = []
+    result = run(PROGRESS_FLOOD, progress=points.append)
+    assert (result.status, result.kind) == ("failed", "exception")
+    assert result.message.startswith("RuntimeError: forged (line ")
+    # At the trusted trainer's rate over the run's whole life, and nothing lost uncounted.
+    assert 1 <= len(points) <= runner.PROGRESS_BURST + result.seconds / PROGRESS_INTERVAL_S
+    assert (result.progress_forwarded, result.progress_dropped) == (
+        len(points), 200_000 - len(points)
+    )  # fmt: skip
+    assert (points[0]["epoch"], points[0]["step"], points[0]["loss"]) == (1, 1, 0.5)
+
+
+def test_epoch_ends_pass_once_each_within_the_runs_epochs_and_other_points_are_throttled():
+    """The parent's throttle on its own, fed at one instant: the burst passes, then only new
+    epoch ends (their epoch rising, at most the run's 2)."""
+    points = []
+    channel = runner._Channel(progress=points.append, test_count=1, num_classes=2, epochs=2)
+    ordinary = b'{"type":"progress","point":{"epoch":1,"step":3}}\n'
+    end = '{{"type":"progress","point":{{"epoch":{},"epoch_end":true,"val_accuracy":0.5}}}}\n'
+    channel.add(b'{"type":"ready"}\n' + ordinary * runner.PROGRESS_BURST)
+    channel.add("".join(end.format(epoch) for epoch in (1, 1, 2, 3, 7, 2)).encode())
+    channel.add(ordinary * 10)
+    assert channel.failure is None
+    assert [(p["epoch"], p["step"]) for p in points] == [
+        *[(1, 3)] * runner.PROGRESS_BURST, (1, None), (2, None)
+    ]  # fmt: skip
+    assert channel.history == points[-2:]
+    assert (channel.forwarded, channel.dropped) == (runner.PROGRESS_BURST + 2, 4 + 10)
+
+
+@needs_bwrap
+def test_a_genuine_runs_history_is_the_epoch_ends_the_parent_forwarded():
+    points = []
+    result = run(TINY_MODEL, progress=points.append)
+    assert result.status == "succeeded"
+    ends = [p for p in points if p.get("epoch_end") or p.get("val_accuracy") is not None]
+    assert [p["epoch"] for p in ends] == [1, 2]
+    assert result.outcome["history"] == ends
+    assert set(result.outcome) == {"status", "epochs_completed", "steps", "seconds", "diagnosis",
+                                   "history"}  # fmt: skip
+    assert (result.progress_forwarded, result.progress_dropped) == (len(points), 0)
+
+
+@needs_bwrap
+@pytest.mark.parametrize(
+    "code, detail",
+    [
+        (raw_writer("b'[' * 100_000 + b']' * 100_000 + b'\\n'"),
+         "line 2 is longer than 16.1 KiB, the most it may be"),
+        (raw_writer("b'[' * 5_000 + b']' * 5_000 + b'\\n'"), "line 2 is nested too deeply"),
+        (forged_result("b'{\"a\":' * 990 + b'1' + b'}' * 990"), "line 2 is nested too deeply"),
+        (forged_result("b'{\"status\":\"timed_out\",\"seconds\":[1,2]}'"),
+         "line 2, a result message, does not fit its schema (outcome.epochs_completed: "
+         "Field required)"),
+        (forged_result("b'{\"status\":\"completed\",\"epochs_completed\":1,\"steps\":1,"
+                       "\"seconds\":[1,2],\"diagnosis\":null}'"),
+         "line 2, a result message, does not fit its schema (outcome.seconds: Input should be "
+         "a valid number)"),
+        (raw_writer("b'{\"type\":\"error\",\"kind\":\"sandbox\",\"message\":\"x\","
+                    "\"line\":null}\\n'"),
+         "line 2 reports a failure of the sandbox after it started"),
+        (raw_writer("b'{\"type\":\"ready\",\"extra\":1}\\n'"),
+         "line 2, a ready message, does not fit its schema (extra: Extra inputs are not "
+         "permitted)"),
+        (raw_writer("b'not json\\n'"), "line 2 is not valid JSON"),
+        (raw_writer("b'[1]\\n'"), "line 2 is not a message (an object with a type)"),
+    ],
+    ids=["100000-levels", "5000-levels", "outcome-990-deep", "outcome-incomplete",
+         "seconds-a-list", "sandbox-claimed", "unknown-field", "not-json", "not-an-object"],
+)  # fmt: skip
+def test_a_malformed_message_fails_the_run_as_the_learners(code, detail):
+    result = run(code)
+    assert (result.status, result.kind) == ("failed", "protocol")
+    assert result.message == protocol_message(detail)
+    assert (result.outcome, result.predictions) == (None, None)
+
+
+@needs_bwrap
+def test_a_20_mb_outcome_fails_the_run_and_is_not_kept():
+    code = outcome_of_20_mb()
+    started = time.monotonic()
+    result = run(code)
+    assert (result.status, result.kind, result.outcome) == ("failed", "protocol", None)
+    assert result.message == protocol_message("line 2 is longer than 16.1 KiB, the most it may be")
+    assert len(result.output) < 1000
+    assert time.monotonic() - started < 30  # stopped at the first 64 KiB, not read to the end
+
+
 # --- what the code can see ----------------------------------------------------------------------
 
 SECRET = "aula-sandbox-secret-7f3c9d"
@@ -456,7 +558,7 @@ def namespaces():
         seen[name] = "made" if ok else error_name(OSError(ctypes.get_errno(), ""))
     with open("/proc/self/status") as f:
         status = dict(line.split(":", 1) for line in f if ":" in line)
-    for key in ("CapEff", "CapPrm", "NoNewPrivs", "Seccomp"):
+    for key in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp"):
         seen[key] = status[key].strip()
     return seen
 
@@ -639,7 +741,11 @@ def test_no_namespace_can_be_made_and_no_capability_is_held(probe):
     assert {k: seen[k] for k in ("user", "net", "mount", "user+net")} == dict.fromkeys(
         ("user", "net", "mount", "user+net"), "error EPERM"
     )
-    assert (seen["CapEff"], seen["CapPrm"], seen["NoNewPrivs"]) == ("0" * 16, "0" * 16, "1")
+    # Every capability set is empty: the bounding and inheritable ones too, not only those a
+    # change of uid clears.
+    sets = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
+    assert {name: seen[name] for name in sets} == dict.fromkeys(sets, "0" * 16)
+    assert seen["NoNewPrivs"] == "1"
     assert seen["Seccomp"] == ("2" if seccomp_program() is not None else "0")
 
 

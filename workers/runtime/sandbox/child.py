@@ -10,8 +10,9 @@ to the parent over one pipe (`result_fd`), one JSON object a line:
     {"type": "result", "predictions": [...], "outcome": {...}}
     {"type": "error", "kind": "...", "message": "...", "line": N | null}
 
-The learner's code runs in this very process, so it can write anything on that pipe too: the
-parent treats every line as untrusted input (validates it, caps its size, never unpickles it).
+(protocol.py has each message's schema and size.) The learner's code runs in this very process,
+so it can write anything on that pipe too: the parent treats every line as untrusted input
+(checks its size, depth and schema, throttles progress, never unpickles it).
 """
 
 import contextlib
@@ -27,6 +28,7 @@ import types
 import typing
 
 from workers.runtime.sandbox.checks import SUBMISSION_FILENAME
+from workers.runtime.sandbox.protocol import MAX_ERROR_MESSAGE_CHARS, OUTCOME_FIELDS
 
 MAIN_PID = os.getpid()
 _result_fd = -1
@@ -58,11 +60,13 @@ def main(job_dir: str, result_fd: int) -> None:
     os.closerange(result_fd + 1, 1 << 16)
     try:
         job, tensors, trainer, objects = _load(job_dir)
+        if isinstance(trainer, ImportError):
+            raise trainer  # before "ready": the parent believes "sandbox" errors only then
         _lock_memory(job["memory_bytes"])
     except BaseException as error:
         traceback.print_exc()
-        send({"type": "error", "kind": "sandbox", "message": f"{type(error).__name__}: {error}",
-              "line": None})  # fmt: skip
+        message = f"{type(error).__name__}: {error}"[:MAX_ERROR_MESSAGE_CHARS]
+        send({"type": "error", "kind": "sandbox", "message": message, "line": None})
         _exit(70)
     send({"type": "ready"})
     try:
@@ -91,7 +95,7 @@ def _load(job_dir: str):
     with open(os.path.join(job_dir, SUBMISSION_FILENAME), encoding="utf-8") as handle:
         job["code"] = handle.read()
     # Everything the run will import comes in now, before memory is locked, so that the limit
-    # measures the learner's use and not the runtime's. The trainer is optional until needed.
+    # measures the learner's use and not the runtime's.
     try:
         from workers.runtime import trainer
     except ImportError as error:
@@ -147,8 +151,6 @@ def _run(job: dict, tensors: dict, trainer, objects: dict) -> dict:
             returned = _describe(optimizer)
             raise _Invalid("invalid_optimizer", "configure_optimizer must return a "
                            f"torch.optim.Optimizer; it returned {returned}.")  # fmt: skip
-    if isinstance(trainer, ImportError):
-        raise _Invalid("sandbox", f"The trainer is not available: {trainer}")
     extra = {} if objects["budget"] is None else {"budget": objects["budget"]}
     outcome = trainer.train(
         model,
@@ -164,10 +166,12 @@ def _run(job: dict, tensors: dict, trainer, objects: dict) -> dict:
     predictions = trainer.predict(
         model, tensors["test_x"], info=info, training=objects["training"], device="cpu"
     )
+    summary = outcome.as_dict()
     return {
         "type": "result",
         "predictions": predictions.to(torch.int64).reshape(-1).tolist(),
-        "outcome": outcome.as_dict(),
+        # The summary without its history: the parent keeps the epoch ends it was sent.
+        "outcome": {name: summary.get(name) for name in OUTCOME_FIELDS},
     }
 
 

@@ -88,8 +88,11 @@ class CodeRunResult:
     "invalid_model", "invalid_optimizer", "exit", "crash", "cancelled", "sandbox", "protocol".
     message: one sentence for the learner ("" on success). predictions: int64 [N_test] class
     indices. outcome: the trainer's summary (TrainOutcome.as_dict()). output: the learner's
-    stdout and stderr, cut to its first and last 8 KiB. isolation: "bubblewrap" or
-    "limits_only" (None when nothing ran).
+    stdout and stderr, cut to its first and last 8 KiB. seconds: the wall time the sandbox ran,
+    from its start to its kill, measured by the parent (0 when nothing ran): what the run is
+    charged. isolation: "bubblewrap" or "limits_only" (None when nothing ran).
+    progress_forwarded, progress_dropped: the progress points the parent passed on to
+    `progress`, and those it dropped (over the rate or the cap; see runner._Channel).
     """
 
     status: str
@@ -100,6 +103,8 @@ class CodeRunResult:
     output: str = ""
     seconds: float = 0.0
     isolation: str | None = None
+    progress_forwarded: int = 0
+    progress_dropped: int = 0
 
     @property
     def succeeded(self) -> bool:

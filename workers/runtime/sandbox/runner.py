@@ -5,10 +5,11 @@ Isolation (see docs in __init__.py for the summary):
 * bubblewrap, run as root (a worker in its container): the parent leases a dedicated uid from a
   pool (one per concurrent run), creates an empty network namespace (loopback down) and sets the
   rlimits in the forked child, then execs bwrap, still root, to build a minimal read-only root
-  with new pid, ipc, uts, cgroup and mount namespaces. bwrap hands over only CAP_SETUID and
-  CAP_SETGID; the bootstrap drops to the leased uid (no groups) before any of our code is
-  imported, which clears every capability, and no_new_privs stays set. RLIMIT_NPROC is then
-  enforced (it is not for root) and counts only this run's processes.
+  with new pid, ipc, uts, cgroup and mount namespaces. bwrap hands over only CAP_SETUID,
+  CAP_SETGID and CAP_SETPCAP; the bootstrap (privileges.py) empties the bounding and ambient
+  sets, drops to the leased uid (no groups) and clears the inheritable set before any other code
+  of ours is imported, so every capability set is empty, and no_new_privs stays set.
+  RLIMIT_NPROC is then enforced (it is not for root) and counts only this run's processes.
 * bubblewrap, run by an ordinary user (a developer's machine): bwrap builds the same root in a new
   user namespace (--unshare-all, nested user namespaces disabled, its own network namespace with
   only loopback); the run keeps the user's uid, so its process limit is set above the processes
@@ -39,17 +40,22 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from workers.runtime.sandbox import protocol
 from workers.runtime.sandbox.checks import SUBMISSION_FILENAME, check_code
 from workers.runtime.sandbox.limits import (
     BUBBLEWRAP_MISSING,
     KEPT_OUTPUT_BYTES,
     CodeRunResult,
     GiB,
-    MiB,
     SandboxLimits,
+    format_bytes,
     limit_message,
 )
+from workers.runtime.sandbox.privileges import Dropper
 from workers.runtime.sandbox.seccomp import seccomp_program
+from workers.runtime.trainer import PROGRESS_INTERVAL_S
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +65,10 @@ UID_BASE = 1_600_000_000
 UID_COUNT = 256
 # RLIMIT_AS of bwrap and of the child until it locks its own, tighter limit (child.py).
 STARTUP_ADDRESS_SPACE = 8 * GiB
-# Everything the child may say on its result pipe, progress included.
-MAX_RESULT_BYTES = 64 * MiB
+# Progress points other than epoch ends that the parent passes on: at the trusted trainer's
+# rate (PROGRESS_INTERVAL_S), with bursts of at most this many, and at most this many in a run.
+PROGRESS_BURST = 4
+MAX_PROGRESS_POINTS = 5000
 # What a run needs besides training, kept out of the training budget: the sandbox's start
 # (Python, torch, the data), torch's lazy imports, the predictions.
 STARTUP_AND_PREDICT_SECONDS = 15.0
@@ -85,14 +93,21 @@ CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 # The first thing the sandboxed interpreter runs (python -I -B -u -c BOOTSTRAP uid gid src job fd).
+# As root it first loads privileges.py by its path (nothing else of ours is imported as root) and
+# drops to the leased uid with every capability set empty.
 BOOTSTRAP = """\
 import os, sys
 uid, gid = int(sys.argv[1]), int(sys.argv[2])
 if uid >= 0:
-    os.setgroups([])
-    os.setgid(gid)
-    os.setuid(uid)
-    if os.getresuid() != (uid,) * 3 or os.getresgid() != (gid,) * 3 or os.getgroups():
+    import importlib.util
+    path = sys.argv[3] + "/workers/runtime/sandbox/privileges.py"
+    spec = importlib.util.spec_from_file_location("aula_privileges", path)
+    privileges = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(privileges)
+    try:
+        privileges.Dropper()(uid, gid)
+    except OSError as error:
+        print(f"Dropping privileges failed: {error}", file=sys.stderr)
         os._exit(71)
 sys.path.insert(0, sys.argv[3])
 from workers.runtime.sandbox.child import main
@@ -148,6 +163,7 @@ def run_code_submission(
                 ids=ids,
                 order=order,
                 num_classes=int(data.info.num_classes),
+                epochs=_epochs(training, budget),
                 progress=progress,
                 should_cancel=should_cancel,
             )
@@ -166,6 +182,13 @@ def _within_wall_clock(budget, limits: SandboxLimits):
     if budget.max_seconds is None or budget.max_seconds > room:
         return dataclasses.replace(budget, max_seconds=room)
     return budget
+
+
+def _epochs(training, budget) -> int | None:
+    """The most epochs the run trains (the trainer's own rule): no epoch end beyond it is real."""
+    counts = [getattr(training, "epochs", None), getattr(budget, "max_epochs", None)]
+    counts = [c for c in counts if isinstance(c, int) and not isinstance(c, bool)]
+    return min(counts) if counts else None
 
 
 # --- identities ---------------------------------------------------------------------------------
@@ -416,14 +439,13 @@ def _rlimits(limits: SandboxLimits, processes: int) -> list[tuple[int, tuple[int
 def _make_preexec(rlimits, *, new_netns: bool, drop_to: tuple[int, int] | None):
     """Runs in the forked child before exec: namespace, identity, then limits (AS last)."""
     unshare = _libc.unshare
+    drop = Dropper() if drop_to is not None else None  # loaded before the fork
 
     def preexec() -> None:
         if new_netns and unshare(CLONE_NEWNET) != 0:
             raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
-        if drop_to is not None:
-            os.setgroups([])
-            os.setgid(drop_to[1])
-            os.setuid(drop_to[0])
+        if drop is not None:
+            drop(*drop_to)
         for which, value in rlimits:
             resource.setrlimit(which, value)
 
@@ -451,9 +473,12 @@ def _bubblewrap_launch(bwrap: str, job: Path, ids, limits: SandboxLimits) -> _La
     args = [bwrap, "--die-with-parent", "--new-session"]
     if as_root:
         # Privileged bwrap: no user namespace; the network namespace comes from preexec (empty,
-        # loopback down). The bootstrap needs CAP_SETUID/CAP_SETGID to drop to the leased uid.
+        # loopback down).
+        # As root, bwrap keeps every capability unless told otherwise, and never empties the
+        # bounding set: the bootstrap drops that (CAP_SETPCAP), then changes uid (SETUID, SETGID).
         args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-                 "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]  # fmt: skip
+                 "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+                 "--cap-add", "CAP_SETPCAP"]  # fmt: skip
     else:
         args += ["--unshare-all", "--unshare-user", "--disable-userns"]
     args += ["--hostname", "sandbox", "--clearenv"]
@@ -605,45 +630,133 @@ class _Output:
 
 
 class _Channel:
-    """The result pipe: JSON lines from an untrusted process."""
+    """The result pipe: JSON lines from an untrusted process (protocol.py), read with a limit on
+    each line's size, its depth and its schema. The first malformed line stops the run
+    (`failure` says why). Progress is throttled here, whatever the child does: see _forward."""
 
-    def __init__(self, *, progress):
+    def __init__(self, *, progress, test_count: int, num_classes: int, epochs: int | None):
         self.buffer = bytearray()
         self.total = 0
+        self.lines = 0
         self.ready = False
-        self.result: dict | None = None
-        self.error: dict | None = None
+        self.result: protocol.Result | None = None
+        self.error: protocol.Error | None = None
+        self.failure: str | None = None
         self.progress = progress
-        self.garbled = False
+        self.num_classes = num_classes
+        self.result_limit = protocol.result_line_limit(test_count, num_classes)
+        self.longest = max(self.result_limit, *protocol.LINE_LIMITS.values())
+        self.epochs = epochs
+        self.history: list[dict] = []  # the epoch-end points forwarded, in order
+        self.forwarded = 0  # progress points passed on, epoch ends included
+        self.dropped = 0  # progress points not passed on
+        self._points = 0  # points other than epoch ends passed on
+        self._tokens = float(PROGRESS_BURST)
+        self._refilled = time.monotonic()
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None or self.error is not None
 
     def add(self, chunk: bytes) -> None:
         self.total += len(chunk)
+        if self.failure is not None:
+            return
+        if self.total > protocol.MAX_CHANNEL_BYTES:
+            self.failure = f"more than {format_bytes(protocol.MAX_CHANNEL_BYTES)} in all"
+            return
         self.buffer += chunk
-        while (end := self.buffer.find(b"\n")) >= 0:
+        while self.failure is None and (end := self.buffer.find(b"\n")) >= 0:
             line = bytes(self.buffer[:end])
             del self.buffer[: end + 1]
+            self.lines += 1
             self._line(line)
+        if self.failure is None and len(self.buffer) > self.longest:
+            self.lines += 1
+            self.failure = self._too_long(self.longest)
+
+    def _too_long(self, limit: int) -> str:
+        return f"line {self.lines} is longer than {format_bytes(limit)}, the most it may be"
 
     def _line(self, line: bytes) -> None:
+        if len(line) > self.longest:
+            self.failure = self._too_long(self.longest)
+            return
         try:
-            message = json.loads(line)
-        except ValueError:
-            self.garbled = True
+            message = protocol.MESSAGE.validate_json(line)
+        except ValidationError as error:
+            self.failure = _schema_problem(self.lines, error)
             return
-        if not isinstance(message, dict):
-            self.garbled = True
-            return
-        kind = message.get("type")
-        if kind == "ready":
+        limit = protocol.LINE_LIMITS.get(message.type, self.result_limit)
+        if len(line) > limit:
+            self.failure = self._too_long(limit)
+        elif isinstance(message, protocol.Ready):
             self.ready = True
-        elif kind == "progress" and self.result is None and self.error is None:
-            point = _progress_point(message.get("point"))
-            if point is not None and self.progress is not None:
-                self.progress(point)
-        elif kind == "result" and self.result is None and self.error is None:
+        elif isinstance(message, protocol.Progress):
+            self._forward(message)
+        elif self.finished:
+            return  # the first result or error is the run's answer
+        elif isinstance(message, protocol.Result):
             self.result = message
-        elif kind == "error" and self.result is None and self.error is None:
+        elif message.kind == "sandbox" and self.ready:
+            # The harness reports its own failures before "ready", before any learner code ran;
+            # one after it is learner code claiming to be the platform's fault.
+            self.failure = f"line {self.lines} reports a failure of the sandbox after it started"
+        else:
             self.error = message
+
+    def _forward(self, message: protocol.Progress) -> None:
+        """Passes on each new epoch end (epoch numbers rising, up to the run's epochs), and
+        other points at the trainer's rate (PROGRESS_INTERVAL_S, with a burst of
+        PROGRESS_BURST) up to MAX_PROGRESS_POINTS; drops and counts the rest."""
+        point = None if self.finished else _progress_point(message.point)
+        if point is None:
+            self.dropped += 1
+            return
+        now = time.monotonic()
+        self._tokens = min(
+            PROGRESS_BURST, self._tokens + (now - self._refilled) / PROGRESS_INTERVAL_S
+        )
+        self._refilled = now
+        if self._new_epoch_end(point):
+            self.history.append(point)
+        elif self._tokens >= 1 and self._points < MAX_PROGRESS_POINTS:
+            self._tokens -= 1
+            self._points += 1
+        else:
+            self.dropped += 1
+            return
+        self.forwarded += 1
+        if self.progress is not None:
+            self.progress(point)
+
+    def _new_epoch_end(self, point: dict) -> bool:
+        if point.get("epoch_end") is not True and point.get("val_accuracy") is None:
+            return False
+        epoch = point.get("epoch")
+        if type(epoch) is float and epoch.is_integer():
+            epoch = int(epoch)
+        if type(epoch) is not int or epoch < 1:
+            return False
+        if self.epochs is not None and epoch > self.epochs:
+            return False
+        return not self.history or epoch > self.history[-1]["epoch"]
+
+
+def _schema_problem(number: int, error: ValidationError) -> str:
+    """What was wrong with a line, in a sentence: its JSON, its type, or its first wrong field."""
+    first = error.errors(include_url=False)[0]
+    kind, where, what = first["type"], first["loc"], first["msg"]
+    if kind == "json_invalid":
+        if "recursion limit" in what:
+            return f"line {number} is nested too deeply"
+        return f"line {number} is not valid JSON"
+    if kind in ("union_tag_not_found", "model_type", "dict_type"):
+        return f"line {number} is not a message (an object with a type)"
+    if kind == "union_tag_invalid":
+        return f"line {number} is a message of an unknown type"
+    field = ".".join(str(part) for part in where[1:]) or "the message"
+    return f"line {number}, a {where[0]} message, does not fit its schema ({field}: {what})"
 
 
 def _progress_point(point) -> dict | None:
@@ -659,9 +772,12 @@ def _progress_point(point) -> dict | None:
     return clean
 
 
-def _supervise(launch: _Launch, *, limits, ids, order, num_classes, progress, should_cancel):
+def _supervise(launch: _Launch, *, limits, ids, order, num_classes, epochs, progress,
+               should_cancel):  # fmt: skip
     started = time.monotonic()
-    output, channel = _Output(), _Channel(progress=progress)
+    output = _Output()
+    channel = _Channel(progress=progress, test_count=len(order), num_classes=num_classes,
+                       epochs=epochs)  # fmt: skip
     process = None
     stopped: str | None = None  # why the parent stopped it
     try:
@@ -689,10 +805,13 @@ def _supervise(launch: _Launch, *, limits, ids, order, num_classes, progress, sh
         if process is not None:
             _stop(process, ids)
         os.close(launch.result_r)
+    # The device time the run held, measured here from its start to its kill: what it is
+    # charged, whatever it reported (apps/quotas).
     seconds = time.monotonic() - started
-    result = _judge(process, stopped, output, channel, limits, order, num_classes)
+    result = _judge(process, stopped, output, channel, limits, order)
     result.seconds = seconds
     result.output = output.text()
+    result.progress_forwarded, result.progress_dropped = channel.forwarded, channel.dropped
     return result
 
 
@@ -721,7 +840,7 @@ def _watch(process, result_r, output: _Output, channel: _Channel, limits, should
                     channel.add(chunk)
             if output.total > limits.max_output_bytes:
                 return "output"
-            if channel.total > MAX_RESULT_BYTES or len(channel.buffer) > MAX_RESULT_BYTES:
+            if channel.failure is not None:
                 return "protocol"
             now = time.monotonic()
             if exited_at is None and process.poll() is not None:
@@ -761,18 +880,18 @@ def _signal_of(returncode: int) -> int | None:
     return None
 
 
-def _judge(process, stopped, output, channel: _Channel, limits, order, num_classes):
+def _judge(process, stopped, output, channel: _Channel, limits, order):
     if stopped == "wall_time":
         return CodeRunResult("timed_out", limit_message("wall_time", limits), "wall_time")
     if stopped == "cancelled":
         return CodeRunResult("cancelled", "The run was cancelled.", "cancelled")
     if stopped == "output":
         return CodeRunResult("failed", limit_message("output", limits), "output")
-    if stopped == "protocol" or (channel.garbled and channel.result is None):
-        return _protocol_failure()
+    if channel.failure is not None:
+        return _protocol_failure(channel.failure)
     returncode = process.returncode
     if channel.result is not None and returncode == 0:
-        return _success(channel.result, order, num_classes)
+        return _success(channel.result, channel, order)
     if channel.error is not None:
         return _from_error(channel.error, limits, output)
     sig = _signal_of(returncode)
@@ -780,8 +899,6 @@ def _judge(process, stopped, output, channel: _Channel, limits, order, num_class
         return CodeRunResult("failed", limit_message("cpu_time", limits), "cpu_time")
     if sig == signal.SIGXFSZ:
         return CodeRunResult("failed", limit_message("file_size", limits), "file_size")
-    if channel.garbled:
-        return _protocol_failure()
     if not channel.ready:
         detail = output.last_line() or f"exit status {returncode}"
         return CodeRunResult("failed", f"The code sandbox could not start: {detail}", "sandbox")
@@ -798,58 +915,44 @@ def _judge(process, stopped, output, channel: _Channel, limits, order, num_class
     )
 
 
-def _protocol_failure() -> CodeRunResult:
+def _protocol_failure(detail: str) -> CodeRunResult:
+    """The learner's failure: only their code can write on the pipe something the harness
+    would not."""
     return CodeRunResult(
         "failed",
-        "The run sent back something other than predictions; was the result pipe written to?",
+        f"The run's result pipe carried something the harness never sends: {detail}. Your "
+        "code must not write to that pipe.",
         "protocol",
     )
 
 
-def _from_error(error: dict, limits: SandboxLimits, output: _Output) -> CodeRunResult:
-    kind = error.get("kind")
-    message = error.get("message")
-    if not isinstance(kind, str) or not isinstance(message, str):
-        return _protocol_failure()
+def _from_error(error: protocol.Error, limits: SandboxLimits, output: _Output) -> CodeRunResult:
+    kind, message = error.kind, error.message.replace("\x00", "\ufffd")
     if kind in ("memory", "processes", "file_size", "disk", "cpu_time"):
         return CodeRunResult("failed", limit_message(kind, limits), kind)
-    message = message.replace("\x00", "\ufffd")
     if kind == "sandbox":
         detail = message[:300] or output.last_line()
         return CodeRunResult("failed", f"The code sandbox failed: {detail}", "sandbox")
-    if kind in ("exception", "invalid_model", "invalid_optimizer"):
-        return CodeRunResult("failed", message[:600], kind)
-    return _protocol_failure()
+    return CodeRunResult("failed", message[:600], kind)
 
 
-def _success(message: dict, order, num_classes: int) -> CodeRunResult:
+def _success(message: protocol.Result, channel: _Channel, order) -> CodeRunResult:
     import torch
 
-    predictions = message.get("predictions")
-    if (
-        not isinstance(predictions, list)
-        or len(predictions) != len(order)
-        or not all(type(p) is int and 0 <= p < num_classes for p in predictions)
-    ):
-        return _protocol_failure()
-    in_test_order = torch.empty(len(order), dtype=torch.int64)
+    predictions, count = message.predictions, len(order)
+    if len(predictions) != count:
+        return _protocol_failure(
+            f"its result has {len(predictions)} predictions for {count} test inputs"
+        )
+    if predictions and max(predictions) >= channel.num_classes:
+        return _protocol_failure(
+            f"its result predicts a class outside 0 to {channel.num_classes - 1}"
+        )
+    in_test_order = torch.empty(count, dtype=torch.int64)
     in_test_order[order] = torch.tensor(predictions, dtype=torch.int64)
-    outcome = message.get("outcome")
-    return CodeRunResult(
-        "succeeded",
-        predictions=in_test_order,
-        outcome=_json_safe(outcome) if isinstance(outcome, dict) else None,
-    )
-
-
-def _json_safe(value):
-    """Non-finite numbers (a diverged loss) become None, and text loses NUL characters."""
-    if isinstance(value, dict):
-        return {_json_safe(str(k)): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    return value
+    outcome = message.outcome.model_dump()
+    if outcome["diagnosis"] is not None:
+        outcome["diagnosis"] = outcome["diagnosis"].replace("\x00", "\ufffd")
+    # The history is the parent's own: the epoch ends it forwarded, each checked on the way.
+    outcome["history"] = channel.history
+    return CodeRunResult("succeeded", predictions=in_test_order, outcome=outcome)
