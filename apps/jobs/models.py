@@ -69,8 +69,14 @@ class Job(TimeStampedModel):
     budget_seconds = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # When the current run claimed it: settlement charges the device time from here to the end.
+    # When the current run claimed it: settlement charges a spec run the time from here to the end.
     run_started_at = models.DateTimeField(null=True, blank=True)
+    # A code run's device time as its worker measured it (the sandbox, from its start to its
+    # kill), whatever the learner's code reported: what settlement charges it. Null: a spec run.
+    device_seconds = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
+    # Progress points of a code run that the sandbox's parent did not pass on (over the rate
+    # or the cap of workers/runtime/sandbox/runner.py).
+    progress_dropped = models.PositiveIntegerField(default=0)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

@@ -10,6 +10,7 @@ import math
 import threading
 import time
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import connection
@@ -28,6 +29,7 @@ from apps.jobs.lease import (
 from apps.jobs.models import Grade, GradeRevision, GradeSource, Job, SubmissionKind
 from apps.jobs.states import JobState
 from apps.learning import services as learning
+from apps.quotas.services import MILLI
 from workers.runtime.datasets import DatasetMissing, load_dataset
 from workers.runtime.errors import SpecInvalid
 from workers.runtime.evaluate import evaluate, metrics_from_predictions
@@ -228,6 +230,7 @@ def _run(job: Job, claim: Claim, watch: LeaseWatch) -> str:
     except (SpecInvalid, DatasetMissing) as exc:
         return _fail(claim, kind="setup", message=str(exc))
     progress = ProgressReporter(claim)
+    measured: dict = {}  # a code run's, from the sandbox (below)
     if submission.kind == SubmissionKind.SPEC:
         info = data.info
         model = seeded(training.seed, lambda: build_model(submission.spec, info))
@@ -253,8 +256,12 @@ def _run(job: Job, claim: Claim, watch: LeaseWatch) -> str:
         )  # fmt: skip
         if watch.lost.is_set():
             raise LeaseLost
+        # What the sandbox's parent measured and counted, never what the learner's code said:
+        # the charge (apps/quotas) and the progress it did not pass on.
+        measured = _sandbox_fields(result)
         if result.status == "cancelled":
-            return _end(claim, JobState.CANCELLED, {"message": "Cancelled."}, result.outcome)
+            return _end(claim, JobState.CANCELLED, {"message": "Cancelled."}, result.outcome,
+                        **measured)  # fmt: skip
         if result.status == "timed_out":
             return _end(
                 claim,
@@ -263,10 +270,11 @@ def _run(job: Job, claim: Claim, watch: LeaseWatch) -> str:
                 result.outcome,
                 failure_kind=result.kind or "wall_time",
                 message=result.message,
+                **measured,
             )
         if not result.succeeded:
             return _fail(claim, kind=result.kind or "failed", message=result.message,
-                         output=result.output, outcome=result.outcome)  # fmt: skip
+                         output=result.output, outcome=result.outcome, **measured)  # fmt: skip
         metrics = metrics_from_predictions(
             data.test.y, result.predictions, class_names=data.info.class_names
         )
@@ -280,8 +288,16 @@ def _run(job: Job, claim: Claim, watch: LeaseWatch) -> str:
         on_locked=_grade_writer(job, metrics, summary),
         outcome=summary,
         message=summary_note,
+        **measured,
     )
     return JobState.SUCCEEDED
+
+
+def _sandbox_fields(result) -> dict:
+    """The job's fields from what the sandbox's parent measured: its device time, to the
+    millisecond, and the progress points it dropped."""
+    seconds = Decimal(str(max(result.seconds, 0.0))).quantize(MILLI, rounding=ROUND_HALF_UP)
+    return {"device_seconds": seconds, "progress_dropped": result.progress_dropped}
 
 
 def _budget_note(summary: dict | None) -> str:
@@ -298,10 +314,11 @@ def _end(claim, state, payload, outcome, **fields) -> str:
     return state
 
 
-def _fail(claim, *, kind: str, message: str, output: str = "", outcome=None) -> str:
+def _fail(claim, *, kind: str, message: str, output: str = "", outcome=None, **fields) -> str:
     if hasattr(outcome, "as_dict"):
         outcome = outcome.as_dict()
     payload = {"message": message, "kind": kind}
     if output:
         payload["output"] = output
-    return _end(claim, JobState.FAILED, payload, outcome, failure_kind=kind, message=message)
+    return _end(claim, JobState.FAILED, payload, outcome, failure_kind=kind, message=message,
+                **fields)  # fmt: skip

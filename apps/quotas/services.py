@@ -19,8 +19,11 @@ from django_scopes import scopes_disabled
 from apps.quotas.models import LedgerEntry, LedgerKind, Period, TenantQuota
 
 MILLI = Decimal("0.001")
-# Failures that are the platform's, not the learner's: the job is charged nothing.
-PLATFORM_FAILURES = frozenset({"workers_lost", "internal", "setup"})
+# Failures that are the platform's, not the learner's: the job is charged nothing. "sandbox": the
+# code sandbox did not start or its harness failed before the learner's code ran (a report of
+# that kind from the learner's code fails the run as "protocol"); "refused": this worker cannot
+# run code safely (no bubblewrap).
+PLATFORM_FAILURES = frozenset({"workers_lost", "internal", "setup", "sandbox", "refused"})
 
 
 class QuotaExceeded(Exception):
@@ -181,10 +184,18 @@ def quota_reserve(*, quota: TenantQuota, job, learner, seconds: int) -> LedgerEn
 
 def charge_for(job) -> tuple[Decimal, str]:
     """The GPU-seconds a finished job is charged, and why: the device time of the run that
-    finished it, within its budget; nothing for the platform's failures, or when it never
-    started training."""
+    finished it, within its budget; nothing for the platform's failures.
+
+    A code run is charged the device time its worker measured (`device_seconds`: the sandbox
+    from its start to its kill), whatever the learner's code reported or whether it reported
+    anything: a run that only sleeps, times out or fails is charged like one that trains. A spec
+    run (the platform's own trainer) is charged the time its run held the job, or nothing when
+    it never started training."""
     if job.failure_kind in PLATFORM_FAILURES:
         return Decimal(0), f"refunded: the platform failed the job ({job.failure_kind})"
+    if job.device_seconds is not None:
+        charged = min(Decimal(job.device_seconds), Decimal(job.budget_seconds))
+        return charged.quantize(MILLI), "device time of the sandbox, measured by its worker"
     if job.run_started_at is None or not (job.outcome or {}).get("steps"):
         return Decimal(0), "refunded: training never started"
     held = (job.finished_at - job.run_started_at).total_seconds()

@@ -7,11 +7,12 @@ from decimal import Decimal
 
 import pytest
 from django.utils import timezone
-from django_scopes import scope
+from django_scopes import scope, scopes_disabled
 
 from apps.jobs.lease import job_claim
 from apps.jobs.models import Job
 from apps.jobs.services import job_cancel
+from apps.quotas.models import LedgerEntry
 from apps.quotas.services import balance_of, quota_settle
 from tests.factories import AssignmentFactory, ExerciseFactory
 from tests.quotas.ledger_support import (
@@ -136,3 +137,39 @@ def test_the_balance_is_the_quota_less_what_is_reserved_and_used(tenant_a, long_
         Decimal("2.5"),
         Decimal("4397.5"),
     )
+
+
+# A code run is charged the device time its worker measured around the sandbox (device_seconds),
+# whatever the learner's code reported: no outcome, no steps, a timeout, a failure of its own.
+
+
+@pytest.mark.parametrize(
+    "state, failure_kind",
+    [("failed", "exception"), ("timed_out", "wall_time"), ("failed", "protocol"),
+     ("cancelled", ""), ("succeeded", "")],
+)  # fmt: skip
+def test_a_code_run_is_charged_its_measured_device_time_whatever_it_reported(
+    tenant_a, long_job, state, failure_kind
+):
+    job = run(long_job, started=timezone.now(), seconds=200, state=state, steps=0,
+              failure_kind=failure_kind, device_seconds=Decimal("93.417"))  # fmt: skip
+    assert (job.state, job.outcome) == (state, None)
+    assert ledger(job)[1] == ("settle", Decimal(-600), Decimal("93.417"))
+    with scopes_disabled():
+        note = LedgerEntry.objects.get(job=job, kind="settle").note
+    assert note == "device time of the sandbox, measured by its worker"
+
+
+def test_a_code_run_is_charged_at_most_its_budget(tenant_a, long_job):
+    job = run(long_job, started=timezone.now(), seconds=700, state="timed_out", steps=0,
+              failure_kind="wall_time", device_seconds=Decimal("631.250"))  # fmt: skip
+    assert ledger(job)[1] == ("settle", Decimal(-600), Decimal("600.000"))
+
+
+@pytest.mark.parametrize("failure_kind", ["sandbox", "refused", "internal"])
+def test_a_code_run_the_platform_failed_is_refunded_though_it_was_measured(
+    tenant_a, long_job, failure_kind
+):
+    job = run(long_job, started=timezone.now(), seconds=20, state="failed", steps=0,
+              failure_kind=failure_kind, device_seconds=Decimal("4.5"))  # fmt: skip
+    assert ledger(job)[1] == ("settle", Decimal(-600), Decimal(0))
