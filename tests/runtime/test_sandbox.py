@@ -447,13 +447,10 @@ def test_a_malformed_message_fails_the_run_as_the_learners(code, detail):
 
 @needs_bwrap
 def test_a_20_mb_outcome_fails_the_run_and_is_not_kept():
-    code = outcome_of_20_mb()
-    started = time.monotonic()
-    result = run(code)
+    result = run(outcome_of_20_mb())
     assert (result.status, result.kind, result.outcome) == ("failed", "protocol", None)
     assert result.message == protocol_message("line 2 is longer than 16.1 KiB, the most it may be")
     assert len(result.output) < 1000
-    assert time.monotonic() - started < 30  # stopped at the first 64 KiB, not read to the end
 
 
 # --- what the code can see ----------------------------------------------------------------------
