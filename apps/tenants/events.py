@@ -1,7 +1,6 @@
 """Realtime events for a tenant's members, pushed to Channels groups named by tenant and user."""
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from apps.core.realtime import publish
 
 
 def group_for_admins(tenant_id) -> str:
@@ -13,7 +12,9 @@ def group_for_user(tenant_id, user_id) -> str:
 
 
 def event_publish(*, group: str, event_type: str, payload: dict) -> None:
-    """Send after the transaction commits (callers use transaction.on_commit)."""
-    async_to_sync(get_channel_layer().group_send)(
-        group, {"type": "tenant.event", "event": {"type": event_type, "payload": payload}}
+    """Send after the transaction commits (callers use transaction.on_commit). A failure (Redis
+    down) is logged and the request carries on: the change is committed already."""
+    publish(
+        group=group,
+        message={"type": "tenant.event", "event": {"type": event_type, "payload": payload}},
     )
