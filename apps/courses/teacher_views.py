@@ -6,16 +6,16 @@ Teachers of a course and the tenant's administrators use them; anyone else gets 
 teachers of other courses, other tenants: TenantMiddleware already refused outsiders). Every
 write goes through apps.courses.services, whose errors are shown on the form's fields."""
 
-import csv
 import json
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from apps.core.csv_export import csv_response
 from apps.core.forms import service_errors_to_form
 from apps.courses import services
 from apps.courses.access import course_teaches
@@ -263,11 +263,9 @@ def gradebook_page(request, tenant_slug, course_id):
 def gradebook_csv(request, tenant_slug, course_id):
     course = _course(request, course_id)
     book = gradebook(course=course)
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="gradebook-{course.slug}.csv"'
-    writer = csv.writer(response)
-    writer.writerow(["email", "name", *(a.exercise.title for a in book["assignments"]), "total",
-                     "overrides"])  # fmt: skip
+    header = ["email", "name", *(a.exercise.title for a in book["assignments"]), "total",
+              "overrides"]  # fmt: skip
+    rows = []
     for row in book["rows"]:
         grades = row["grades"]
         overrides = "; ".join(
@@ -275,11 +273,11 @@ def gradebook_csv(request, tenant_slug, course_id):
             for a, g in zip(book["assignments"], grades, strict=True)
             if g is not None and g.source == "teacher"
         )
-        writer.writerow([
+        rows.append([
             row["learner"].email, row["learner"].full_name,
-            *("" if g is None else f"{g.score}" for g in grades), f"{row['total']}", overrides,
+            *(None if g is None else g.score for g in grades), row["total"], overrides,
         ])  # fmt: skip
-    return response
+    return csv_response(filename=f"gradebook-{course.slug}.csv", header=header, rows=rows)
 
 
 def leaderboard_page(request, tenant_slug, course_id, assignment_id):

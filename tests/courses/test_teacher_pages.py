@@ -189,6 +189,35 @@ def test_the_gradebook_sorts_and_exports_with_overrides(tenant_a):
     )
 
 
+FORMULA_NAMES = ['=HYPERLINK("http://x","y")', "+1+2", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+
+
+def test_the_gradebook_csv_neutralises_formulas_in_every_text_cell(tenant_a):
+    """A learner's own full name, an exercise's title and an override's reason are text typed by
+    users: none may reach a spreadsheet as a formula. The scores stay numbers."""
+    with scopes_disabled():
+        Exercise.objects.filter(pk=tenant_a.exercise.pk).update(title="=1+1")
+    learners = []
+    for i, name in enumerate(FORMULA_NAMES):
+        user = MembershipFactory(
+            tenant=tenant_a.tenant, role="learner", user__full_name=name,
+            user__email=f"f{i}@example.org",
+        ).user  # fmt: skip
+        with scopes_disabled():
+            tenant_a.course.enrollments.create(tenant=tenant_a.tenant, user=user)
+        graded_submission(assignment=tenant_a.assignment, learner=user, attempt=1, score=40 + i)
+        learners.append(user)
+    exported = page_client_for(tenant_a.teacher.user).get(_course_url(tenant_a, "gradebook.csv"))
+    assert exported.status_code == 200
+    rows = _rows(exported.content.decode())
+    assert rows[0] == ["email", "name", "'=1+1", "total", "overrides"]
+    by_email = {row[0]: row for row in rows[1:]}
+    assert [by_email[u.email] for u in learners] == [
+        [f"f{i}@example.org", "'" + name, f"{40 + i}.00", f"{40 + i}.00", ""]
+        for i, name in enumerate(FORMULA_NAMES)
+    ]
+
+
 def test_an_override_without_a_reason_is_refused_and_changes_nothing(tenant_a):
     client = page_client_for(tenant_a.teacher.user)
     before = db_snapshot()
