@@ -1,4 +1,5 @@
-"""`make run`: migrate, seed the demo, then run Redis if needed, uvicorn, Celery worker and beat."""
+"""`make run`: migrate, seed the demo, then run Redis if needed, uvicorn, two Celery workers (the
+GPU queue; light tasks) and beat."""
 
 import argparse
 import contextlib
@@ -165,13 +166,19 @@ class Launcher:
 
     def start_services(self) -> None:
         celery = [str(BIN / "celery"), "-A", "config"]
+        gpu_queues = self.env.get("WORKER_POOLS") or "gpu"  # as settings.WORKER_POOLS reads it
         commands = {
             # Open websockets would otherwise hold uvicorn's shutdown until it is killed.
             "web": [str(BIN / "uvicorn"), "config.asgi:application",
                     "--host", self.host, "--port", str(self.port),
                     "--timeout-graceful-shutdown", "5"],
-            "worker": [*celery, "worker", "-Q", "default,gpu", "--concurrency", "1",
-                       "--prefetch-multiplier", "1", "-n", "aula@%h", "--loglevel", "INFO"],
+            # Training takes the GPU queue one job at a time (a job can run for an hour); light
+            # tasks (the reaper, dispatch rounds, purges, learning records) have their own worker,
+            # so they never wait behind a job, as in production.
+            "worker-gpu": [*celery, "worker", "-Q", gpu_queues, "--concurrency", "1",
+                           "--prefetch-multiplier", "1", "-n", "aula@%h", "--loglevel", "INFO"],
+            "worker-light": [*celery, "worker", "-Q", "default", "--concurrency", "2",
+                             "-n", "aula-light@%h", "--loglevel", "INFO"],
             "beat": [*celery, "beat", "-s", str(self.var_dir / "celerybeat-schedule"),
                      "--loglevel", "INFO"],
         }  # fmt: skip
@@ -237,7 +244,7 @@ class Launcher:
         logins = self.run_step("seed_demo", [*manage, "seed_demo"], capture=True)
         self.start_services()
         # The first start imports a lot (Celery, torch); say why the banner takes a moment.
-        print("launcher: web, worker and beat started; waiting for /readyz…", flush=True)
+        print("launcher: web, workers and beat started; waiting for /readyz…", flush=True)
         self._watch(logins)
         return 0
 

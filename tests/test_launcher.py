@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from celery import Celery
 
 from tests.conftest import free_port, wait_for
 from workers.heartbeat import HEARTBEATS_KEY
@@ -49,6 +50,13 @@ DEMO_EMAILS = {
     "ada@demo.aula.localhost",
     "alan@demo.aula.localhost",
     "root@aula.localhost",
+}
+
+# The launcher's two workers and the queues each takes: training alone on one, light tasks on the
+# other, so a long job never holds up the reaper.
+WORKERS = {
+    f"aula@{socket.gethostname()}": ["gpu"],
+    f"aula-light@{socket.gethostname()}": ["default"],
 }
 
 # Two full starts and stops on a slow machine can pass the suite's 300 s default.
@@ -153,13 +161,17 @@ def wait_ready(run: LauncherRun, var_dir: Path) -> dict:
             return None
         return json.loads(body) if status == 200 else None
 
-    body = wait_for(ready, timeout=READY_TIMEOUT_S, message=lambda: f"/readyz{run.log()}")
+    def both_workers():
+        body = ready()
+        return body if body and len(body["checks"]["worker"].get("workers", [])) == 2 else None
+
+    body = wait_for(both_workers, timeout=READY_TIMEOUT_S, message=lambda: f"/readyz{run.log()}")
     assert body == {
         "status": "ok",
         "checks": {
             "database": {"ok": True},
             "redis": {"ok": True},
-            "worker": {"ok": True, "workers": [f"aula@{socket.gethostname()}"]},
+            "worker": {"ok": True, "workers": sorted(WORKERS)},
         },
     }, run.log()
     # The banner follows the launcher's own readiness probe, at most a second later.
@@ -170,7 +182,7 @@ def wait_ready(run: LauncherRun, var_dir: Path) -> dict:
     )
     pids_file = var_dir / "launcher.pids"
     run.pids = {name: int(pid) for name, pid in (line.split() for line in pids_file.open())}
-    assert sorted(run.pids) == ["beat", "redis", "web", "worker"], run.log()
+    assert sorted(run.pids) == ["beat", "redis", "web", "worker-gpu", "worker-light"], run.log()
     return body
 
 
@@ -213,6 +225,21 @@ def stop_and_assert_all_gone(run: LauncherRun, var_dir: Path) -> None:
     assert not (var_dir / "launcher.pids").exists(), run.log()
 
 
+def assert_a_light_task_runs_while_the_gpu_worker_is_held(run: LauncherRun, store) -> None:
+    """The GPU worker (and its pool child) stopped with SIGSTOP is one busy with a long job that
+    takes nothing else: a task on the default queue is still done, by the light worker."""
+    broker = store.connection_pool.connection_kwargs
+    url = f"redis://127.0.0.1:{broker['port']}/0"
+    client = Celery(broker=url, backend=url)
+    os.killpg(run.pids["worker-gpu"], signal.SIGSTOP)
+    try:
+        result = client.send_task("apps.accounts.tasks.credentials_purge", queue="default")
+        assert result.get(timeout=60) == {"sessions": 0, "tokens": 0, "login_attempts": 0}
+    finally:
+        os.killpg(run.pids["worker-gpu"], signal.SIGCONT)
+        client.close()
+
+
 def table_counts(database: Path) -> dict[str, int]:
     with contextlib.closing(sqlite3.connect(database)) as db:
         return {
@@ -233,7 +260,11 @@ def test_launcher_runs_everything_embedded_stops_cleanly_and_restarts_without_du
         assert email in log, first.log()
     assert (var_dir / "aula.sqlite3").is_file(), first.log()
     store = embedded_redis(first)
-    assert f"aula@{socket.gethostname()}" in store.hkeys(HEARTBEATS_KEY), first.log()
+    beats = {
+        name: json.loads(beat)["queues"] for name, beat in store.hgetall(HEARTBEATS_KEY).items()
+    }
+    assert beats == WORKERS, first.log()
+    assert_a_light_task_runs_while_the_gpu_worker_is_held(first, store)
     store.set("launcher-test:survives-restart", "yes")
     stop_and_assert_all_gone(first, var_dir)
 
