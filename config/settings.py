@@ -246,18 +246,25 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 INVITATION_TTL = timedelta(days=env.int("INVITATION_TTL_DAYS", default=14))
 
-# Failed logins (page and API alike): 20 per account or per IP lock that key for 15 minutes.
+# Failed logins (page and API alike): 20 for one account lock it for 15 minutes, from every
+# address (the keys: the account, and the account at one address); an address alone is never
+# locked (a school behind one NAT address), it is throttled (apps/accounts/lockout.py).
 AXES_FAILURE_LIMIT = 20
-AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_LOCKOUT_PARAMETERS = ["username", ["username", "ip_address"]]
 AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_RESET_ON_SUCCESS = True
 # Both the login form and the token API call authenticate(username=<email>); axes' default
 # (USERNAME_FIELD, "email") would record failures with no account and never lock one.
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_LOCKOUT_CALLABLE = "apps.accounts.lockout.lockout_response"
-AXES_IPWARE_META_PRECEDENCE_ORDER = env.list(
-    "AXES_IPWARE_META_PRECEDENCE_ORDER", default=["REMOTE_ADDR"]
-)
+AXES_CLIENT_IP_CALLABLE = "apps.accounts.lockout.client_address"
+# Failed logins from one address (any accounts) after which its logins answer 429 for the rest
+# of the window that its first failure opened.
+LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=100)
+LOGIN_ADDRESS_WINDOW = timedelta(minutes=15)
+# Proxies in front that append the client's address to X-Forwarded-For; 0: the header is ignored
+# and the connecting address is the client. DRF's throttles read the same number.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 AXES_VERBOSE = False
 
 SESSION_COOKIE_HTTPONLY = True
@@ -302,6 +309,7 @@ REST_FRAMEWORK = {
         "invitation": env("THROTTLE_INVITATION", default="30/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 REST_KNOX = {
     "TOKEN_TTL": timedelta(days=30),

@@ -1,6 +1,8 @@
-"""API tokens (stored hashed), and the lockout after 20 failed logins per account and per IP."""
+"""API tokens (stored hashed); the lockout after 20 failed logins for an account (never for a
+whole address); the per-address throttle; the client's address behind trusted proxies."""
 
 import pytest
+from axes.models import AccessAttempt
 from django.test import Client
 from knox.models import AuthToken
 from rest_framework.test import APIClient
@@ -72,13 +74,69 @@ def test_20_failures_lock_the_account_from_any_ip(tenant_a):
 
 
 @pytest.mark.django_db
-def test_20_failures_lock_the_ip_for_every_account(tenant_a):
-    statuses = [
-        _token(f"guess{i}@example.org", "wrong", ip="10.3.0.1").status_code for i in range(20)
-    ]
+def test_20_failures_for_one_account_do_not_lock_out_the_others_at_the_same_address(tenant_a):
+    """A school behind one NAT address: one learner's 20 failures lock that learner only."""
+    nat = "10.3.0.1"
+    email = tenant_a.learner.user.email
+    statuses = [_token(email, "wrong", ip=nat).status_code for _ in range(20)]
     assert statuses == [401] * 19 + [429]
-    assert _token(tenant_a.learner.user.email, PASSWORD, ip="10.3.0.1").status_code == 429
-    assert _token(tenant_a.learner.user.email, PASSWORD, ip="10.3.0.2").status_code == 201
+    assert _token(email, PASSWORD, ip=nat).status_code == 429
+    assert _token(email, PASSWORD, ip="10.3.0.2").status_code == 429  # the account is locked
+    assert AuthToken.objects.count() == 0
+    teacher = _token(tenant_a.teacher.user.email, PASSWORD, ip=nat)
+    assert teacher.status_code == 201
+    assert list(AuthToken.objects.values_list("user__email", flat=True)) == [
+        tenant_a.teacher.user.email
+    ]
+
+
+THROTTLED = "Too many failed logins from your network. Try again in 15 minutes."
+
+
+@pytest.mark.django_db
+def test_the_address_throttle_answers_429_without_locking_the_accounts_it_refuses(
+    tenant_a, settings
+):
+    settings.LOGIN_FAILURES_PER_ADDRESS = 5
+    spray = "10.5.0.1"
+    statuses = [_token(f"guess{i}@example.org", "wrong", ip=spray).status_code for i in range(5)]
+    assert statuses == [401] * 5
+    teacher = tenant_a.teacher.user.email
+    before = db_snapshot()
+    refused = _token(teacher, PASSWORD, ip=spray)
+    assert refused.status_code == 429
+    assert refused.json()["error"] == {"code": "throttled", "message": THROTTLED, "fields": {}}
+    page = Client(REMOTE_ADDR=spray).post(
+        "/accounts/login/", {"username": teacher, "password": PASSWORD}
+    )
+    assert page.status_code == 429
+    assert THROTTLED.encode() in page.content
+    assert db_snapshot() == before  # no token, no attempt recorded against the teacher
+    assert not AccessAttempt.objects.filter(username=teacher).exists()
+    # The teacher is not locked: from another address the same login works.
+    assert _token(teacher, PASSWORD, ip="10.5.0.2").status_code == 201
+
+
+@pytest.mark.django_db
+def test_the_forwarded_address_counts_only_behind_configured_proxies(tenant_a, settings):
+    email = tenant_a.learner.user.email
+
+    def fail(**headers):
+        APIClient().post(
+            "/api/v1/auth/token/", {"email": email, "password": "wrong"}, format="json",
+            REMOTE_ADDR="10.6.0.1", **headers,
+        )  # fmt: skip
+        return sorted(AccessAttempt.objects.values_list("ip_address", flat=True))
+
+    # Not configured: the header is the client's own words and is ignored.
+    assert fail(HTTP_X_FORWARDED_FOR="10.7.7.7") == ["10.6.0.1"]
+    # One proxy in front: what it saw (the right-most entry), not what the client wrote before.
+    settings.TRUSTED_PROXY_COUNT = 1
+    assert fail(HTTP_X_FORWARDED_FOR="10.7.7.7, 10.8.0.9") == ["10.6.0.1", "10.8.0.9"]
+    settings.TRUSTED_PROXY_COUNT = 2
+    assert fail(HTTP_X_FORWARDED_FOR="10.7.7.7, 10.9.0.1, 10.8.0.9") == [
+        "10.6.0.1", "10.8.0.9", "10.9.0.1",
+    ]  # fmt: skip
 
 
 @pytest.mark.django_db
@@ -94,3 +152,17 @@ def test_the_login_page_locks_out_after_20_failures(tenant_a):
     response = client.post("/accounts/login/", {"username": email, "password": PASSWORD})
     assert response.status_code == 429
     assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
+def test_the_login_page_lock_of_one_account_leaves_the_others_at_that_address(tenant_a):
+    nat = "10.4.1.1"
+    locked = Client(REMOTE_ADDR=nat)
+    for _ in range(20):
+        locked.post("/accounts/login/", {"username": tenant_a.learner.user.email, "password": "x"})
+    other = Client(REMOTE_ADDR=nat)
+    response = other.post(
+        "/accounts/login/", {"username": tenant_a.teacher.user.email, "password": PASSWORD}
+    )
+    assert response.status_code == 302
+    assert other.session["_auth_user_id"] == str(tenant_a.teacher.user.pk)

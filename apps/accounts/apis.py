@@ -8,6 +8,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
+from apps.accounts.lockout import address_throttled, throttled_response
 from apps.accounts.services import LoginFailed, token_create, token_revoke
 from apps.core.api.serializers import InputSerializer
 from apps.core.api.views import ApiView
@@ -47,6 +48,8 @@ class TokenCreateApi(ApiView):
         request=TokenCreateInputSerializer, responses={201: TokenCreateOutputSerializer}, auth=[]
     )
     def post(self, request):
+        if address_throttled(request._request):
+            return throttled_response(request._request)
         try:
             instance, raw = token_create(request=request._request, **self.validated_input(request))
         except LoginFailed as exc:
