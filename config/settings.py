@@ -218,6 +218,10 @@ TUTOR_ENCRYPTION_KEYS = env.list("TUTOR_ENCRYPTION_KEYS", default=[])
 # Questions a learner may ask the tutor per minute.
 TUTOR_QUESTIONS_PER_MINUTE = env.int("TUTOR_QUESTIONS_PER_MINUTE", default=6)
 TUTOR_ENDPOINT_TIMEOUT = env.float("TUTOR_ENDPOINT_TIMEOUT", default=60.0)
+# Hosts (names or addresses, as written in the endpoint URL) a tenant's tutor endpoint may be on
+# although they are, or resolve to, loopback, private, link-local or metadata addresses: set by
+# a platform administrator for a model server on the school's own network. Empty: public only.
+TUTOR_ENDPOINT_ALLOWED_HOSTS = env.list("TUTOR_ENDPOINT_ALLOWED_HOSTS", default=[])
 if LRS_ENDPOINT:
     # Sends what the after-commit forwarding could not (a broker or LRS outage), every minute.
     CELERY_BEAT_SCHEDULE["statements-forward"] = {

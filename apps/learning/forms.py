@@ -7,7 +7,8 @@ class TutorSettingsForm(forms.Form):
         assume_scheme="https",
         max_length=500,
         label="Endpoint URL",
-        help_text="An OpenAI-compatible chat-completions API, e.g. http://vllm.internal:8000/v1. "
+        help_text="An OpenAI-compatible chat-completions API, e.g. https://llm.example.org/v1. "
+        "It must be on a public address unless the platform administrator allowed its host. "
         "Empty: the built-in tutor answers from your lessons.",
     )
     model = forms.CharField(required=False, max_length=200, help_text="The model it serves.")

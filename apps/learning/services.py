@@ -40,6 +40,7 @@ from apps.learning.models import (
     TutorSettings,
     Verb,
 )
+from apps.learning.tutor.egress import EndpointRefused, endpoint_check
 from apps.learning.xapi import aula_iri, duration
 
 logger = logging.getLogger(__name__)
@@ -345,6 +346,11 @@ def tutor_settings_set(
         )
     if endpoint_url and not model:
         raise ValidationError({"model": ["Name the model the endpoint serves."]})
+    if endpoint_url:
+        try:  # last: it asks DNS
+            endpoint_check(endpoint_url, allowed_hosts=settings.TUTOR_ENDPOINT_ALLOWED_HOSTS)
+        except EndpointRefused as exc:
+            raise ValidationError({"endpoint_url": [str(exc)]}) from None
     with scope(tenant=tenant.pk), transaction.atomic():
         row = tutor_settings_of(tenant)
         before = None if row._state.adding else _tutor_settings_view(row)

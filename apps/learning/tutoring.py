@@ -142,8 +142,9 @@ def _backend(tenant) -> tuple[TutorBackend, str]:
             "it renews on the 1st.",
         )
     backend = OpenAICompatibleTutor(
-        row.endpoint_url, row.model, key, timeout=settings.TUTOR_ENDPOINT_TIMEOUT
-    )
+        row.endpoint_url, row.model, key, timeout=settings.TUTOR_ENDPOINT_TIMEOUT,
+        allowed_hosts=settings.TUTOR_ENDPOINT_ALLOWED_HOSTS,
+    )  # fmt: skip
     return backend, "endpoint"
 
 

@@ -209,7 +209,8 @@ def test_the_teacher_sees_the_course_grid_and_others_do_not(tenant_a, tenant_b):
 
 
 @pytest.mark.django_db
-def test_the_administrator_sets_the_tutor_endpoint_with_the_key_encrypted(tenant_a):
+def test_the_administrator_sets_the_tutor_endpoint_with_the_key_encrypted(tenant_a, settings):
+    settings.TUTOR_ENDPOINT_ALLOWED_HOSTS = ["vllm.school.internal"]  # on the school's network
     admin = api_client_for(tenant_a.admin.user)
     url = "/api/v1/t/alpha/tutor/settings/"
     assert admin.get(url).json() == {

@@ -86,7 +86,8 @@ def test_the_heat_map_and_its_refit_are_404_to_others(tenant_a, tenant_b, who):
 
 
 @pytest.mark.django_db
-def test_the_administrator_sets_the_tutor_from_its_page(tenant_a):
+def test_the_administrator_sets_the_tutor_from_its_page(tenant_a, settings):
+    settings.TUTOR_ENDPOINT_ALLOWED_HOSTS = ["ollama.school"]  # on the school's network
     client = page_client_for(tenant_a.admin.user)
     page = client.get("/t/alpha/tutor/")
     assert "The built-in tutor answers your learners" in _text(page)

@@ -19,11 +19,14 @@ connection and each wait for the next piece of the stream, not the whole answer 
 bounds that).
 
 A base_url that is not an http(s) URL is a ValueError when the tutor is made (configuration).
+Connections go through egress.GuardedTransport: an address that is not public (loopback,
+private, link-local, metadata...) is refused when connecting, unless its host is in
+`allowed_hosts`; the refusal is a TutorUnavailable of kind "connection" that says so.
 The client is made per answer and closed after it: an httpx client belongs to its event loop,
 and a tutor object may outlive one.
 """
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import openai
@@ -38,6 +41,7 @@ from .base import (
     TutorUnavailable,
     count_words,
 )
+from .egress import GuardedTransport
 from .retrieval import PassageIndex
 
 CONTEXT_PASSAGES = 4
@@ -97,7 +101,8 @@ def cited_lessons(answer: str, passages: Sequence[Passage]) -> list[Citation]:
 class OpenAICompatibleTutor:
     def __init__(self, base_url: str, model: str, api_key: str | None = None, *,
                  timeout: float = 30.0, max_tokens: int = 800, temperature: float | None = 0.3,
-                 context_passages: int = CONTEXT_PASSAGES):  # fmt: skip
+                 context_passages: int = CONTEXT_PASSAGES,
+                 allowed_hosts: Collection[str] = ()):  # fmt: skip
         self.base_url = base_url
         self.model = model
         self._api_key = api_key or NO_KEY
@@ -105,6 +110,7 @@ class OpenAICompatibleTutor:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.context_passages = context_passages
+        self.allowed_hosts = tuple(allowed_hosts)
         self.where = _public_address(base_url)  # raises ValueError for a URL that is not http(s)
 
     def __repr__(self) -> str:  # no key in logs
@@ -125,6 +131,9 @@ class OpenAICompatibleTutor:
                 api_key=self._api_key,
                 timeout=self.timeout,
                 max_retries=0,
+                http_client=openai.DefaultAsyncHttpxClient(
+                    transport=GuardedTransport(allowed_hosts=self.allowed_hosts)
+                ),
                 # Not the OPENAI_ORG_ID / OPENAI_PROJECT_ID of this host's environment.
                 default_headers={"OpenAI-Organization": openai.omit, "OpenAI-Project": openai.omit},
             )

@@ -8,7 +8,11 @@ from tests.learning.tutor.standin import StandInServer
 
 
 @pytest.fixture
-def standin():
+def standin(settings):
+    """The stand-in server on 127.0.0.1, a loopback address the tutor refuses unless a platform
+    administrator allow-lists it: these tests do, as one would for a model server on the
+    school's own network (tests/learning/tutor/test_egress.py tests the refusals)."""
+    settings.TUTOR_ENDPOINT_ALLOWED_HOSTS = ["127.0.0.1"]
     server = StandInServer()
     server.start()
     try:

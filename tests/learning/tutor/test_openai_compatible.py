@@ -34,7 +34,9 @@ def request(**kwargs) -> TutorRequest:
 
 
 def tutor(base_url: str, **kwargs) -> OpenAICompatibleTutor:
-    return OpenAICompatibleTutor(base_url, "tutor-model-7b", KEY, **{"timeout": 5.0, **kwargs})
+    # The stand-in and the closed port are on loopback: allow-listed, as an administrator would.
+    kwargs = {"timeout": 5.0, "allowed_hosts": ["127.0.0.1"], **kwargs}
+    return OpenAICompatibleTutor(base_url, "tutor-model-7b", KEY, **kwargs)
 
 
 def test_streams_the_servers_chunks_in_order_with_its_usage(standin):
@@ -103,7 +105,8 @@ def test_without_a_key_no_environment_key_is_sent(standin, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment")
     monkeypatch.setenv("OPENAI_ADMIN_KEY", "sk-admin-from-the-environment")
     monkeypatch.setenv("OPENAI_ORG_ID", "org-from-the-environment")
-    collect(OpenAICompatibleTutor(standin.base_url, "m", None).answer(request()))
+    collect(OpenAICompatibleTutor(standin.base_url, "m", None, allowed_hosts=["127.0.0.1"])
+            .answer(request()))  # fmt: skip
     headers = standin.requests[0].headers
     assert headers["authorization"] == f"Bearer {NO_KEY}"
     assert "from-the-environment" not in repr(headers)
