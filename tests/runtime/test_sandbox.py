@@ -29,6 +29,7 @@ from tests.runtime.sandbox_support import (
     raw_writer,
 )
 from workers.runtime.datasets import DatasetInfo, DatasetSplits, Split
+from workers.runtime.progress import FIELDS
 from workers.runtime.sandbox import (
     BUBBLEWRAP_MISSING,
     SandboxLimits,
@@ -218,9 +219,15 @@ def test_a_model_trains_and_predicts_the_test_inputs():
     assert int(result.predictions.min()) >= 0 and int(result.predictions.max()) < 10
     assert result.outcome["status"] == "completed"
     assert result.outcome["epochs_completed"] == 2
-    assert len(points) >= 2 and points[-1]["epoch"] == 2
-    assert set(points[-1]) == set(runner.PROGRESS_KEYS)
-    assert points[-1]["val_accuracy"] is not None
+    # Every field of the point comes through, the counts the page needs included (48 / 16 =
+    # 3 steps an epoch, 2 epochs): the sandbox used to drop epochs, steps and epoch_end.
+    assert set(points[-1]) == set(FIELDS)
+    ends = [p for p in points if p["epoch_end"]]
+    assert [(p["epoch"], p["epochs"], p["step"], p["steps"]) for p in ends] == [
+        (1, 2, 3, 6), (2, 2, 6, 6)]  # fmt: skip
+    assert points[-1] == ends[-1]
+    assert (points[-1]["fraction_done"], points[-1]["eta"]) == (1.0, 0.0)
+    assert points[-1]["val_accuracy"] is not None and points[-1]["val_loss"] is not None
     assert points[-1]["lr"] == 0.125  # configure_optimizer's
     assert result.output == "building for (4,) 10\n"
 

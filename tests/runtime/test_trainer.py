@@ -7,11 +7,13 @@ from dataclasses import replace
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from workers.runtime import trainer as trainer_module
 from workers.runtime.augment import BatchPreparer
 from workers.runtime.datasets import Split, load_dataset
 from workers.runtime.evaluate import evaluate
+from workers.runtime.progress import FIELDS, ProgressPoint
 from workers.runtime.spec import AugmentSpec, build_model, parse_spec
 from workers.runtime.templates import TEMPLATES
 from workers.runtime.trainer import (
@@ -159,17 +161,46 @@ def test_a_diverging_run_stops_with_a_diagnosis():
 def test_progress_points_carry_every_field_and_one_per_epoch_end():
     points = []
     _, outcome = _xor_run(progress=points.append, budget=ComputeBudget(max_epochs=4))
-    expected_keys = {
-        "epoch", "epochs", "step", "steps", "loss", "train_accuracy", "val_accuracy", "lr",
-        "samples_per_second", "elapsed", "eta",
-    }  # fmt: skip
-    assert all(set(point) == expected_keys for point in points)
-    epoch_ends = [p for p in points if p["val_accuracy"] is not None]
+    assert all(tuple(point) == FIELDS for point in points)
+    assert all(ProgressPoint.from_untrusted(p).as_payload() == p for p in points)
+    epoch_ends = [p for p in points if p["epoch_end"]]
     assert [p["epoch"] for p in epoch_ends] == [1, 2, 3, 4]
+    assert [p["step"] for p in epoch_ends] == [25, 50, 75, 100]  # 800 / 32 steps an epoch
     assert epoch_ends == outcome.history
+    # Validation measurements at epoch ends only.
+    assert all(p["val_loss"] is not None and p["val_accuracy"] is not None for p in epoch_ends)
+    inside = [p for p in points if not p["epoch_end"]]
+    assert all(p["val_loss"] is None and p["val_accuracy"] is None for p in inside)
     last = points[-1]
     assert (last["step"], last["steps"], last["eta"], last["epochs"]) == (100, 100, 0.0, 4)
+    assert last["fraction_done"] == 1.0
     assert 0.0 <= last["train_accuracy"] <= 1.0 and last["lr"] == 0.05
+
+
+def test_the_validation_loss_is_the_loss_on_the_validation_split():
+    spec = parse_spec(TEMPLATES["xor"].spec)
+    model, outcome = _xor_run(budget=ComputeBudget(max_epochs=2))
+    data = load_dataset("xor")
+    with torch.no_grad():
+        outputs = trainer_module.logits_model(model)(data.val.x).reshape(-1)
+        expected = F.binary_cross_entropy_with_logits(outputs, data.val.y.float()).item()
+        correct = ((outputs > 0).long() == data.val.y).float().mean().item()
+    assert spec.training.augment == AugmentSpec()  # so no normalisation stands between
+    assert outcome.history[-1]["val_loss"] == pytest.approx(expected, rel=1e-5)
+    assert outcome.history[-1]["val_accuracy"] == pytest.approx(correct)
+
+
+def test_the_eta_comes_from_the_step_time_after_the_warm_up(monkeypatch):
+    # The clock advances 1 s per read (two reads a step): steps take 2 s. A first point before
+    # the warm-up ended would have no ETA; with 8 steps at most 2 s each, the ETA is exact.
+    monkeypatch.setattr(trainer_module, "PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(trainer_module.time, "monotonic", _Clock())
+    points = []
+    _xor_run(progress=points.append, budget=ComputeBudget(max_epochs=1))
+    inside = [p for p in points if not p["epoch_end"]]
+    # Warm-up: the first WARMUP_STEPS (5) steps; then 2 s a step for the 25 - step left.
+    assert [p["eta"] for p in inside[:6]] == [None, None, None, None, None, 2.0 * 19]
+    assert all(p["eta"] == 2.0 * (25 - p["step"]) for p in inside[5:])
 
 
 def test_the_same_seed_gives_the_same_run():

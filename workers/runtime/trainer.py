@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from workers.runtime.augment import BatchPreparer
+from workers.runtime.progress import Eta, ProgressPoint
 
 # Progress goes out at most this often (plus every epoch end and the final point).
 PROGRESS_INTERVAL_S = 0.25
@@ -166,15 +167,18 @@ class _Running:
 
 
 class _Progress:
-    """Emits progress points: during an epoch the means since the last point (throttled), at its
-    end the whole epoch's means, so the epoch history does not depend on timing."""
+    """Emits progress points (workers.runtime.progress): during an epoch the means since the
+    last point (throttled), at its end the whole epoch's means and the validation loss and
+    accuracy, so the epoch history does not depend on timing."""
 
-    def __init__(self, callback, *, total_steps: int, epochs: int, started: float):
+    def __init__(self, callback, *, total_steps: int, epochs: int, started: float,
+                 deadline: float = math.inf):  # fmt: skip
         self.callback = callback
         self.total_steps = total_steps
         self.epochs = epochs
         self.started = started
         self.last_emit = started
+        self.eta = Eta(total_steps=total_steps, started=started, deadline=deadline)
         self.window = _Running()
         self.epoch = _Running()
 
@@ -184,21 +188,28 @@ class _Progress:
         self.window.add(weighted, correct, batch)
         self.epoch.add(weighted, correct, batch)
 
-    def due(self, now: float) -> bool:
+    def due(self, step: int, now: float) -> bool:
+        """Called after every step: times the step for the ETA, and says whether a point is
+        due."""
+        self.eta.step(step, now)
         return now - self.last_emit >= PROGRESS_INTERVAL_S
 
     def point(self, *, epoch: int, step: int, lr: float, samples: int, now: float, val=None,
-              epoch_end: bool = False):  # fmt: skip
+              epoch_end: bool = False) -> dict:  # fmt: skip
         running = self.epoch if epoch_end else self.window
         mean_loss, accuracy = running.means()
+        val_loss, val_accuracy = val if val is not None else (None, None)
         elapsed = now - self.started
         rate = samples / elapsed if elapsed > 0 else None
-        eta = elapsed / step * (self.total_steps - step) if step else None
-        point = {
+        # from_untrusted: a non-finite mean (a loss diverging between the GPU path's checks)
+        # becomes null instead of failing the point.
+        point = ProgressPoint.from_untrusted({
             "epoch": epoch, "epochs": self.epochs, "step": step, "steps": self.total_steps,
-            "loss": mean_loss, "train_accuracy": accuracy, "val_accuracy": val, "lr": lr,
-            "samples_per_second": rate, "elapsed": elapsed, "eta": eta,
-        }  # fmt: skip
+            "epoch_end": epoch_end, "loss": mean_loss, "train_accuracy": accuracy,
+            "val_accuracy": val_accuracy, "val_loss": val_loss, "lr": lr,
+            "samples_per_second": rate, "elapsed": elapsed,
+            "eta": self.eta.seconds_left(step, now),
+        }).as_payload()  # fmt: skip
         self.window = _Running()
         if epoch_end:
             self.epoch = _Running()
@@ -256,7 +267,7 @@ def train(
     started = time.monotonic()
     deadline = started + budget.max_seconds if budget.max_seconds else math.inf
     tracker = _Progress(progress, total_steps=steps_per_epoch * epochs, epochs=epochs,
-                        started=started)  # fmt: skip
+                        started=started, deadline=deadline)  # fmt: skip
     outcome = TrainOutcome(status="completed", epochs_completed=0, steps=0, seconds=0.0)
     on_cpu = device.type == "cpu"
 
@@ -298,18 +309,18 @@ def train(
                 if outcome.steps % 16 == 0 and not torch.isfinite(step_loss):
                     return finish("diverged", _divergence_diagnosis(outcome.steps, epoch, lr))
             now = time.monotonic()
-            if tracker.due(now) and start + batch < count:
+            if tracker.due(outcome.steps, now) and start + batch < count:
                 tracker.point(epoch=epoch, step=outcome.steps, lr=lr,
                               samples=outcome.steps * batch, now=now)  # fmt: skip
         if not torch.isfinite(step_loss):
             return finish("diverged", _divergence_diagnosis(outcome.steps, epoch, lr))
         schedule.epoch()
-        val_accuracy = accuracy(model, val, info=info, training=training, device=device)
+        measured = validation(model, val, info=info, training=training, device=device, loss=loss)
         model.train()
         outcome.epochs_completed = epoch
         point = tracker.point(epoch=epoch, step=outcome.steps, lr=lr,
                               samples=outcome.steps * batch, now=time.monotonic(),
-                              val=val_accuracy, epoch_end=True)  # fmt: skip
+                              val=measured, epoch_end=True)  # fmt: skip
         outcome.history.append(point)
     return finish("completed")
 
@@ -331,8 +342,25 @@ def predict(
     return torch.cat(predictions).cpu() if predictions else torch.empty(0, dtype=torch.long)
 
 
-def accuracy(model: nn.Module, split, *, info, training=None, device=None) -> float | None:
-    if split.x.shape[0] == 0:
+@torch.no_grad()
+def validation(
+    model: nn.Module, split, *, info, training, device, loss: str, batch_size=1024
+) -> tuple[float, float] | None:
+    """(mean loss, accuracy) of `model` on `split` in evaluation mode, as `predict` sees it;
+    None for an empty split."""
+    count = split.x.shape[0]
+    if count == 0:
         return None
-    predicted = predict(model, split.x, info=info, training=training, device=device)
-    return float((predicted == split.y.cpu()).float().mean())
+    device = choose_device(device)
+    model.eval()
+    forward = logits_model(model)
+    prepare = BatchPreparer.for_inference(info=info, training=training, device=device)
+    loss_sum = correct = 0.0
+    for start in range(0, count, batch_size):
+        xb = prepare.batch(split.x[start : start + batch_size].to(device))
+        yb = split.y[start : start + batch_size].to(device)
+        with _autocast(device):
+            outputs = forward(xb).float()
+        loss_sum += float(_loss(loss, outputs, yb, info.num_classes)) * yb.shape[0]
+        correct += float((_predicted(outputs) == yb).sum())
+    return loss_sum / count, correct / count

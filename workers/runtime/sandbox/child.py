@@ -6,7 +6,8 @@ the training and validation splits, the test INPUTS and the code, never a test l
 to the parent over one pipe (`result_fd`), one JSON object a line:
 
     {"type": "ready"}                                   set up, limits locked
-    {"type": "progress", "point": {...}}                a trainer progress point
+    {"type": "progress", "point": {...}}                a trainer progress point, as
+                                                        workers.runtime.progress defines it
     {"type": "result", "predictions": [...], "outcome": {...}}
     {"type": "error", "kind": "...", "message": "...", "line": N | null}
 

@@ -25,7 +25,6 @@ import dataclasses
 import fcntl
 import json
 import logging
-import math
 import os
 import resource
 import secrets
@@ -42,6 +41,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from workers.runtime.progress import ProgressInvalid, ProgressPoint
 from workers.runtime.sandbox import protocol
 from workers.runtime.sandbox.checks import SUBMISSION_FILENAME, check_code
 from workers.runtime.sandbox.limits import (
@@ -84,10 +84,6 @@ JOB_IN_SANDBOX = "/job"
 RUNTIME_LEFT_OUT = frozenset({"datasets.py", "__pycache__"})
 PACKAGE_DATA_HIDDEN = ("sklearn/datasets/data",)
 WORKERS_STUB = b'"""The runtime only: the sandbox binds workers/runtime and nothing else."""\n'
-PROGRESS_KEYS = (
-    "epoch", "step", "loss", "train_accuracy", "val_accuracy", "lr",
-    "samples_per_second", "elapsed", "eta",
-)  # fmt: skip
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -760,16 +756,12 @@ def _schema_problem(number: int, error: ValidationError) -> str:
 
 
 def _progress_point(point) -> dict | None:
-    if not isinstance(point, dict):
+    """The child's progress point, checked as every point is (workers.runtime.progress), or
+    None when it does not hold together (it is then dropped)."""
+    try:
+        return ProgressPoint.from_untrusted(point).as_payload()
+    except ProgressInvalid:
         return None
-    clean = {}
-    for key in PROGRESS_KEYS:
-        value = point.get(key)
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not number or not math.isfinite(value):
-            value = None
-        clean[key] = value
-    return clean
 
 
 def _supervise(launch: _Launch, *, limits, ids, order, num_classes, epochs, progress,
