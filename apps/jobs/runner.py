@@ -6,7 +6,6 @@ thread renews the lease and reads the cancel flag twice a second, so the trainer
 """
 
 import logging
-import math
 import threading
 import time
 from datetime import datetime
@@ -33,6 +32,7 @@ from apps.quotas.services import MILLI
 from workers.runtime.datasets import DatasetMissing, load_dataset
 from workers.runtime.errors import SpecInvalid
 from workers.runtime.evaluate import evaluate, metrics_from_predictions
+from workers.runtime.progress import ProgressPoint
 from workers.runtime.sandbox import SandboxLimits, run_code_submission
 from workers.runtime.spec import build_model, parse_spec
 from workers.runtime.trainer import ComputeBudget, choose_device, seeded, train
@@ -119,20 +119,17 @@ class FirstStep:
 
 
 class ProgressReporter:
-    """Each progress point of the trainer becomes a JobEvent (the trainer throttles them).
-
-    A non-finite number (a diverging loss between the GPU path's checks, or from a code
-    submission) is stored as null: JSON has no NaN, and PostgreSQL refuses the event."""
+    """Each progress point (the trainer's, or one the sandbox forwarded from a code run)
+    becomes a "progress" JobEvent, checked by the one definition of a point
+    (workers.runtime.progress): a non-finite number (a diverging loss) is stored as null, since
+    JSON has no NaN and PostgreSQL refuses the event. The trainer throttles the points."""
 
     def __init__(self, claim: Claim):
         self.claim = claim
 
     def __call__(self, point: dict) -> None:
-        finite = {
-            key: None if isinstance(value, float) and not math.isfinite(value) else value
-            for key, value in point.items()
-        }
-        claim_event_append(self.claim, type="progress", payload=finite)
+        payload = ProgressPoint.from_untrusted(point).as_payload()
+        claim_event_append(self.claim, type="progress", payload=payload)
 
 
 def _training_for(submission, exercise):

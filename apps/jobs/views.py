@@ -9,6 +9,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from apps.core.forms import service_errors_to_form
@@ -68,9 +69,28 @@ def run_page(request, tenant_slug, submission_id, override_form=None):
             "resultUrl": reverse(
                 "run-result", kwargs={"tenant_slug": tenant_slug, "submission_id": submission.id}
             ),
+            "text": _run_page_text(),
         },
     }
     return render(request, "jobs/run.html", context)
+
+
+def _run_page_text() -> dict:
+    """The words static/js/run.js shows, translated; "{name}" marks where it puts a value."""
+    return {
+        "run": gettext("This run"),
+        "epochs": gettext("Epochs"),
+        "loss": gettext("Loss"),
+        "accuracy": gettext("Accuracy"),
+        "training": gettext("Training: epoch {epoch} of {epochs}, loss {loss}"),
+        "eta": gettext("about {time} left"),
+        "minutes": gettext("{minutes} min {seconds} s"),
+        "seconds": gettext("{seconds} s"),
+        "started": gettext("Training has started."),
+        "queued": gettext("Waiting for a GPU."),
+        "requeued": gettext("The worker was lost; the run starts again."),
+        "cancelling": gettext("Cancelling…"),
+    }
 
 
 def run_result(request, tenant_slug, submission_id):

@@ -10,35 +10,47 @@ const progress = document.getElementById("run-progress");
 const eta = document.getElementById("run-eta");
 const FINAL = new Set(["succeeded", "failed", "cancelled", "timed_out"]);
 
-let run = { label: "This run", x: [], loss: [], accuracy: [] };
-const lossChart = drawCurves(document.getElementById("loss-chart"), [run], { x: "Epochs", y: "Loss", value: "loss" });
+let run = { label: config.text.run, x: [], loss: [], accuracy: [] };
+const lossChart = drawCurves(document.getElementById("loss-chart"), [run], {
+  x: config.text.epochs,
+  y: config.text.loss,
+  value: "loss",
+});
 const accuracyChart = drawCurves(document.getElementById("accuracy-chart"), [run], {
-  x: "Epochs",
-  y: "Accuracy",
+  x: config.text.epochs,
+  y: config.text.accuracy,
   value: "accuracy",
   range: [0, 1],
 });
 let lastSeq = 0;
 let ended = FINAL.has(config.jobState);
 
-function seconds(value) {
-  if (value === null || value === undefined) return "";
-  const s = Math.round(value);
-  return s >= 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s} s`;
+// The page's words come translated in its config: "{name}" marks where a value goes.
+function say(key, values = {}) {
+  return config.text[key].replace(/\{(\w+)\}/g, (_, name) => String(values[name]));
 }
 
+function seconds(value) {
+  const s = Math.round(value);
+  return s >= 60 ? say("minutes", { minutes: Math.floor(s / 60), seconds: s % 60 }) : say("seconds", { seconds: s });
+}
+
+// A point as workers/runtime/progress.py defines it (every field present, null when unknown);
+// points stored before fraction_done existed have step and steps.
 function onProgress(point) {
-  const done = point.steps ? point.step / point.steps : 0;
+  const done = point.fraction_done ?? point.step / point.steps;
   run.x.push(Math.round(done * point.epochs * 10000) / 10000);
   run.loss.push(point.loss);
   run.accuracy.push(point.val_accuracy ?? point.train_accuracy);
   lossChart.update([run]);
   accuracyChart.update([run]);
-  document.getElementById("loss-chart").dataset.points = String(run.x.length);
+  document.getElementById("loss-chart").dataset.points = String(run.loss.filter((v) => v !== null).length);
+  document.getElementById("accuracy-chart").dataset.points = String(run.accuracy.filter((v) => v !== null).length);
   progress.value = done;
   progress.setAttribute("aria-valuetext", `${Math.round(done * 100)}%`);
-  status.textContent = `Training: epoch ${point.epoch} of ${point.epochs}, loss ${point.loss?.toFixed(4) ?? "?"}`;
-  eta.textContent = point.eta !== null && point.eta !== undefined ? `about ${seconds(point.eta)} left` : "";
+  const loss = point.loss === null ? "?" : point.loss.toFixed(4);
+  status.textContent = say("training", { epoch: point.epoch, epochs: point.epochs, loss });
+  eta.textContent = point.eta === null ? "" : say("eta", { time: seconds(point.eta) });
 }
 
 async function showResult() {
@@ -53,11 +65,11 @@ function onEvent(event) {
   lastSeq = event.seq;
   if (event.type === "progress") onProgress(event.payload);
   else if (event.type === "started") {
-    if (event.attempt > 1) run = { label: "This run", x: [], loss: [], accuracy: [] };
-    status.textContent = "Training has started.";
-  } else if (event.type === "queued") status.textContent = "Waiting for a GPU.";
-  else if (event.type === "requeued") status.textContent = "The worker was lost; the run starts again.";
-  else if (event.type === "cancel_requested") status.textContent = "Cancelling…";
+    if (event.attempt > 1) run = { label: config.text.run, x: [], loss: [], accuracy: [] };
+    status.textContent = say("started");
+  } else if (event.type === "queued") status.textContent = say("queued");
+  else if (event.type === "requeued") status.textContent = say("requeued");
+  else if (event.type === "cancel_requested") status.textContent = say("cancelling");
   else if (FINAL.has(event.type)) {
     progress.value = event.type === "succeeded" ? 1 : progress.value;
     status.textContent = event.payload.message || event.type;

@@ -1,4 +1,5 @@
-"""A training progress point: its one definition, checked wherever one crosses a boundary.
+"""A training run's progress: the one definition of its points, checked wherever one crosses a
+boundary, the ETA, and the schema of the run's summary (the trainer's TrainOutcome).
 
 The trainer makes them, the sandbox forwards the ones a code run's child reports (untrusted),
 the platform stores each as the payload of a "progress" JobEvent, diagnostics read them back
@@ -147,6 +148,24 @@ JSON_SCHEMA: dict = {
         "epoch_end": {"type": "boolean"},
         "fraction_done": {"type": "number", "minimum": 0, "maximum": 1},
         **{name: _nullable_number(low, high) for name, (low, high) in _MEASURES.items()},
+    },
+}
+
+# The run's summary, as workers.runtime.trainer.TrainOutcome.as_dict() writes it; its history is
+# the epoch-end points. The runner adds when the first step began (`first_step_at`) to a spec
+# run's.
+OUTCOME_SCHEMA: dict = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["status", "epochs_completed", "steps", "seconds", "diagnosis", "history"],
+    "properties": {
+        "status": {"enum": ["completed", "cancelled", "timed_out", "diverged"]},
+        "epochs_completed": {"type": "integer", "minimum": 0, "maximum": MAX_COUNT},
+        "steps": {"type": "integer", "minimum": 0, "maximum": MAX_COUNT},
+        "seconds": {"type": "number", "minimum": 0, "maximum": MAX_MEASURE},
+        "diagnosis": {"type": ["string", "null"]},
+        "history": {"type": "array", "items": JSON_SCHEMA},
+        "first_step_at": {"type": ["string", "null"], "format": "date-time"},
     },
 }
 
