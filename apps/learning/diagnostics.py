@@ -3,11 +3,13 @@ progress points and final metrics, each finding a `Hint` that quotes its evidenc
 skills whose lesson helps. No Django here: the services feed it the stored events and metrics.
 
 Inputs, as the trainer and the evaluation write them:
-- `points`: the progress events in order. Intermediate points carry the means since the previous
-  point; each completed epoch has one epoch-end point carrying the epoch's means and the
-  validation accuracy. An epoch end is recognised by its `val_accuracy`, or, for a run without a
-  validation split, by its step being `epoch * steps / epochs` (intermediate points never fall on
-  an epoch's last step). A timed-out run may end with intermediate points of a partial epoch.
+- `points`: the progress events in order, as workers.runtime.progress.ProgressPoint defines them.
+  Intermediate points carry the means since the previous point; each completed epoch has one
+  epoch-end point (`epoch_end`) carrying the epoch's means and the validation loss and accuracy.
+  Points stored before `epoch_end` existed are recognised by their `val_accuracy`, or, for a run
+  without a validation split, by their step being `epoch * steps / epochs` (intermediate points
+  never fall on an epoch's last step). A timed-out run may end with intermediate points of a
+  partial epoch.
 - `outcome`: the run's status ("completed", "cancelled", "timed_out", "diverged") and counts.
 - `metrics`: the evaluation on the hidden test split (accuracy, per-class accuracy, confusion
   matrix with rows the true class).
@@ -32,7 +34,9 @@ The rules, in the order the hints come out (most important first):
   which explain a low accuracy better; it excludes overfitting.
 - overfitting: at the last epoch end the training accuracy exceeds the validation accuracy by
   OVERFIT_GAP or more, or the validation accuracy fell OVERFIT_VAL_DROP or more below its best
-  while the training accuracy kept rising. A "suggestion" when the run still reached its target.
+  while the training accuracy kept rising, or the validation loss rose OVERFIT_VAL_LOSS_RISE or
+  more above its lowest while the training loss kept falling. A "suggestion" when the run still
+  reached its target.
 - slow_convergence: the loss fell by more than STILL_FALLING over the last epoch (a timed-out
   run's partial epoch counts) and the accuracy reached (on the test split, else the last
   validation accuracy) is short of the goal or unknown. Not with another convergence hint, nor
@@ -80,6 +84,8 @@ MIN_TREND_POINTS = 4
 OVERFIT_GAP = 0.15
 # Validation accuracy this far below its best while training accuracy kept rising.
 OVERFIT_VAL_DROP = 0.05
+# Validation loss this fraction or more above its lowest while the training loss kept falling.
+OVERFIT_VAL_LOSS_RISE = 0.10
 # An accuracy within this of chance (1 / number of classes) has learned next to nothing.
 CHANCE_MARGIN = 0.10
 # Without a target, an accuracy below this is short of any reasonable goal.
@@ -173,6 +179,7 @@ class _Point:
     loss: float | None  # may be NaN or infinite
     train: float | None
     val: float | None
+    val_loss: float | None
     lr: float | None
     epoch_end: bool
 
@@ -186,6 +193,7 @@ class _Epoch:
     complete: bool  # it has its epoch-end point
     train: float | None
     val: float | None
+    val_loss: float | None
 
 
 @dataclass(frozen=True)
@@ -217,10 +225,12 @@ def _read_points(raw: Any) -> list[_Point]:
             epoch is not None and step is not None and epochs and steps
             and steps % epochs == 0 and step == epoch * (steps // epochs)
         )  # fmt: skip
+        marked = item.get("epoch_end")
         point = _Point(
             epoch=epoch, step=step, loss=_number(item.get("loss")),
-            train=_finite(item.get("train_accuracy")), val=val, lr=_positive(item.get("lr")),
-            epoch_end=val is not None or bool(last_step),
+            train=_finite(item.get("train_accuracy")), val=val,
+            val_loss=_finite(item.get("val_loss")), lr=_positive(item.get("lr")),
+            epoch_end=marked if isinstance(marked, bool) else val is not None or bool(last_step),
         )  # fmt: skip
         points.append(point)
     return points
@@ -243,7 +253,9 @@ def _epoch_table(points: list[_Point]) -> list[_Epoch]:
             loss = mean(inside)
         else:
             continue
-        table.append(_Epoch(epoch, loss, last.step, last.lr, bool(ends), last.train, last.val))
+        table.append(
+            _Epoch(epoch, loss, last.step, last.lr, bool(ends), last.train, last.val, last.val_loss)
+        )
     return table
 
 
@@ -569,23 +581,53 @@ def _underfitting(run: _Run) -> Hint | None:
     return _hint("underfitting", "The model is underfitting", message, evidence, PROBLEM)
 
 
-def _overfitting(run: _Run) -> Hint | None:
-    ends = [e for e in run.complete_epochs if e.train is not None and e.val is not None]
-    if not ends:
+def _rising_val_loss(run: _Run) -> tuple[dict, str] | None:
+    """The validation loss OVERFIT_VAL_LOSS_RISE or more above its lowest at the last epoch end,
+    while the training loss fell since that lowest."""
+    ends = [e for e in run.complete_epochs if e.val_loss is not None]
+    if len(ends) < 2:
         return None
-    last = ends[-1]
-    best = max(ends, key=lambda e: e.val)  # the earliest of equals
-    gap, drop = _ratio(last.train - last.val), _ratio(best.val - last.val)
-    dropped = drop >= OVERFIT_VAL_DROP and last.train > best.train
-    if gap < OVERFIT_GAP and not dropped:
+    last, best = ends[-1], min(ends, key=lambda e: e.val_loss)  # the earliest of equals
+    rise = _ratio(_change(best.val_loss, last.val_loss))
+    if rise < OVERFIT_VAL_LOSS_RISE or not last.loss < best.loss:
         return None
     evidence = {
-        "epoch": last.epoch, "train_accuracy": _ratio(last.train),
-        "val_accuracy": _ratio(last.val), "gap": gap, "best_val_accuracy": _ratio(best.val),
-        "best_val_epoch": best.epoch, "val_drop": drop,
+        "best_val_loss": _loss(best.val_loss), "best_val_loss_epoch": best.epoch,
+        "val_loss": _loss(last.val_loss), "val_loss_rise": rise,
+        "train_loss_then": _loss(best.loss), "train_loss": _loss(last.loss),
     }  # fmt: skip
-    train, val = _pct(evidence["train_accuracy"]), _pct(evidence["val_accuracy"])
-    best_val = _pct(evidence["best_val_accuracy"])
+    words = (
+        f"the validation loss was lowest ({evidence['best_val_loss']:g}) at the end of epoch "
+        f"{best.epoch} and rose {_pct(rise)} to {evidence['val_loss']:g} by epoch {last.epoch}, "
+        f"while the training loss fell from {evidence['train_loss_then']:g} to "
+        f"{evidence['train_loss']:g}"
+    )
+    return evidence, words
+
+
+def _overfitting(run: _Run) -> Hint | None:
+    ends = [e for e in run.complete_epochs if e.train is not None and e.val is not None]
+    losses = _rising_val_loss(run)
+    if not ends and losses is None:
+        return None
+    gap = drop = 0.0
+    dropped = False
+    if ends:
+        last = ends[-1]
+        best = max(ends, key=lambda e: e.val)  # the earliest of equals
+        gap, drop = _ratio(last.train - last.val), _ratio(best.val - last.val)
+        dropped = drop >= OVERFIT_VAL_DROP and last.train > best.train
+    if gap < OVERFIT_GAP and not dropped and losses is None:
+        return None
+    evidence, sentences = {}, []
+    if ends:
+        evidence = {
+            "epoch": last.epoch, "train_accuracy": _ratio(last.train),
+            "val_accuracy": _ratio(last.val), "gap": gap, "best_val_accuracy": _ratio(best.val),
+            "best_val_epoch": best.epoch, "val_drop": drop,
+        }  # fmt: skip
+        train, val = _pct(evidence["train_accuracy"]), _pct(evidence["val_accuracy"])
+        best_val = _pct(evidence["best_val_accuracy"])
     if gap >= OVERFIT_GAP:
         words = (
             f"At the end of epoch {last.epoch} the training accuracy was {train} but the "
@@ -593,14 +635,19 @@ def _overfitting(run: _Run) -> Hint | None:
         )
         if best is not last:
             words += f"; validation accuracy was best at epoch {best.epoch} ({best_val})"
-    else:
-        words = (
+        sentences.append(words)
+    elif dropped:
+        sentences.append(
             f"The validation accuracy peaked at {best_val} in epoch {best.epoch} and fell "
             f"to {val} by epoch {last.epoch}, while the training accuracy rose to {train}"
         )
+    if losses is not None:
+        loss_evidence, words = losses
+        evidence.update(loss_evidence)
+        sentences.append(words[0].upper() + words[1:])
     message = (
-        f"{words}. The model is memorising its training data: try dropout, weight decay or "
-        "data augmentation, a smaller model, or fewer epochs."
+        f"{'. '.join(sentences)}. The model is memorising its training data: try dropout, "
+        "weight decay or data augmentation, a smaller model, or fewer epochs."
     )  # fmt: skip
     reached = run.reached
     met = run.target is not None and reached is not None and reached >= run.target

@@ -480,3 +480,79 @@ def test_hints_come_most_important_first():
 )
 def test_empty_or_malformed_input_gives_no_hints_and_never_raises(kwargs):
     assert diagnose(**kwargs) == []
+
+
+def with_val_losses(points: list[dict], val_losses: list[float]) -> list[dict]:
+    """The points as the trainer now writes them: epoch ends marked, with the validation loss."""
+    ends = iter(val_losses)
+    marked = []
+    for p in points:
+        end = p["val_accuracy"] is not None
+        marked.append({**p, "epoch_end": end, "val_loss": next(ends) if end else None})
+    return marked
+
+
+def overfitting_on_losses() -> dict:
+    """Accuracies close together (no gap, no drop), but the validation loss turns up from epoch
+    3 while the training loss keeps falling."""
+    points = curve([0.9, 0.6, 0.45, 0.35, 0.3], [0.7, 0.78, 0.82, 0.85, 0.87],
+                   [0.72, 0.78, 0.8, 0.8, 0.79], start=2.3)  # fmt: skip
+    points = with_val_losses(points, [0.85, 0.62, 0.55, 0.6, 0.68])
+    return {"points": points, "outcome": completed(5)}
+
+
+def test_a_validation_loss_rising_while_the_training_loss_falls_is_overfitting():
+    hint = only(overfitting_on_losses())
+    assert hint.evidence == {
+        "epoch": 5, "train_accuracy": 0.87, "val_accuracy": 0.79, "gap": 0.08,
+        "best_val_accuracy": 0.8, "best_val_epoch": 3, "val_drop": 0.01,
+        "best_val_loss": 0.55, "best_val_loss_epoch": 3, "val_loss": 0.68,
+        "val_loss_rise": 0.2364, "train_loss_then": 0.45, "train_loss": 0.3,
+    }  # fmt: skip
+    assert hint.message == (
+        "The validation loss was lowest (0.55) at the end of epoch 3 and rose 23.6% to 0.68 by "
+        "epoch 5, while the training loss fell from 0.45 to 0.3. The model is memorising its "
+        "training data: try dropout, weight decay or data augmentation, a smaller model, or "
+        "fewer epochs."
+    )
+    assert hint.severity == "problem"
+    # Without the validation losses (points stored before they existed) nothing is said.
+    run = overfitting_on_losses()
+    run["points"] = [{**p, "val_loss": None} for p in run["points"]]
+    assert diagnose(**run) == []
+
+
+def test_a_validation_loss_rising_with_the_training_loss_is_not_overfitting():
+    run = overfitting_on_losses()
+    run["points"] = with_val_losses(
+        curve([0.9, 0.6, 0.45, 0.46, 0.47], [0.7, 0.78, 0.82, 0.82, 0.82],
+              [0.72, 0.78, 0.8, 0.8, 0.79], start=2.3),
+        [0.85, 0.62, 0.55, 0.6, 0.68],
+    )  # fmt: skip
+    assert "overfitting" not in codes(diagnose(**run))
+    # A rise under the threshold (10%) is noise.
+    run = overfitting_on_losses()
+    run["points"] = with_val_losses(
+        [{k: v for k, v in p.items() if k not in ("epoch_end", "val_loss")}
+         for p in run["points"]],
+        [0.85, 0.62, 0.55, 0.58, 0.6],
+    )  # fmt: skip
+    assert diagnose(**run) == []
+
+
+def test_an_epoch_end_is_read_from_its_mark_when_the_epochs_do_not_divide_the_steps():
+    # 3 epochs of 7 steps over "22 steps" (a stored point whose counts no rule could infer
+    # from) and no validation split: only the epoch_end mark says where the epochs end.
+    points = [
+        {"epoch": e, "epochs": 3, "step": s, "steps": 22, "loss": loss, "epoch_end": end,
+         "train_accuracy": 0.9, "val_accuracy": None, "val_loss": None, "lr": LR}
+        for e, s, loss, end in [(1, 3, 1.0, False), (1, 7, 0.8, True), (2, 10, 0.7, False),
+                                (2, 14, 0.6, True), (3, 18, 0.55, False), (3, 21, 0.5, True)]
+    ]  # fmt: skip
+    run = {"points": points, "outcome": completed(3)}
+    # The last epoch still fell 1 - 0.5 / 0.6 = 16.7% (> 10%): slow convergence, measured
+    # between the epoch-end losses 0.6 and 0.5 (without the marks, the epochs' means).
+    hint = only({**run, "target": 0.95, "metrics": scores(0.9)})
+    assert hint.code == "slow_convergence"
+    assert (hint.evidence["from_loss"], hint.evidence["to_loss"]) == (0.6, 0.5)
+    assert hint.evidence["epochs_completed"] == 3
