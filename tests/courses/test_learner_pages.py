@@ -138,7 +138,11 @@ def test_the_run_page_shows_the_grade_metrics_and_confusion_matrix(tenant_a):
         "socket": f"/ws/jobs/{tenant_a.job.id}/",
         "jobState": "succeeded",
         "resultUrl": f"/t/alpha/runs/{tenant_a.submission.id}/result/",
+        "text": config["text"],
     }
+    # The words run.js shows come with the page, "{name}" where it puts a value.
+    assert config["text"]["training"] == "Training: epoch {epoch} of {epochs}, loss {loss}"
+    assert config["text"]["eta"] == "about {time} left"
     assert 'id="cancel-form"' not in html  # the run has ended
     result = page_client_for(tenant_a.learner.user).get(config["resultUrl"])
     assert result.status_code == 200
