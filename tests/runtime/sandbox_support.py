@@ -31,11 +31,13 @@ def forged_result(outcome: str, predictions: int = 32) -> str:
     )
 
 
-# 200,000 well-formed progress lines, then a failure of the learner's own.
-PROGRESS_FLOOD = raw_writer(
-    'b\'{"type":"progress","point":{"epoch":1,"step":1,"loss":0.5}}\\n\' * 200_000',
-    then="raise RuntimeError('forged')",
+# 200,000 well-formed progress lines (each as the harness would send one), then a failure of
+# the learner's own.
+FORGED_POINT = (
+    '{"type":"progress","point":{"epoch":1,"epochs":1,"step":1,"steps":1,"epoch_end":false,'
+    '"loss":0.5}}'
 )
+PROGRESS_FLOOD = raw_writer(f"b'{FORGED_POINT}\\n' * 200_000", then="raise RuntimeError('forged')")
 
 
 def outcome_of_20_mb(predictions: int = 32) -> str:

@@ -392,14 +392,18 @@ def test_epoch_ends_pass_once_each_within_the_runs_epochs_and_other_points_are_t
     epoch ends (their epoch rising, at most the run's 2)."""
     points = []
     channel = runner._Channel(progress=points.append, test_count=1, num_classes=2, epochs=2)
-    ordinary = b'{"type":"progress","point":{"epoch":1,"step":3}}\n'
-    end = '{{"type":"progress","point":{{"epoch":{},"epoch_end":true,"val_accuracy":0.5}}}}\n'
+    ordinary = (
+        b'{"type":"progress","point":{"epoch":1,"epochs":2,"step":3,"steps":8,"epoch_end":false}}\n'
+    )
+    # Each a valid point (it claims 9 epochs): the parent's own rule holds it to the run's 2.
+    end = ('{{"type":"progress","point":{{"epoch":{},"epochs":9,"step":4,"steps":8,'
+           '"epoch_end":true,"val_accuracy":0.5}}}}\n')  # fmt: skip
     channel.add(b'{"type":"ready"}\n' + ordinary * runner.PROGRESS_BURST)
     channel.add("".join(end.format(epoch) for epoch in (1, 1, 2, 3, 7, 2)).encode())
     channel.add(ordinary * 10)
     assert channel.failure is None
     assert [(p["epoch"], p["step"]) for p in points] == [
-        *[(1, 3)] * runner.PROGRESS_BURST, (1, None), (2, None)
+        *[(1, 3)] * runner.PROGRESS_BURST, (1, 4), (2, 4)
     ]  # fmt: skip
     assert channel.history == points[-2:]
     assert (channel.forwarded, channel.dropped) == (runner.PROGRESS_BURST + 2, 4 + 10)
