@@ -7,6 +7,7 @@ from django.test import Client
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
+from tests.conftest import free_port
 from tests.factories import PASSWORD
 from tests.snapshots import db_snapshot
 
@@ -166,3 +167,22 @@ def test_the_login_page_lock_of_one_account_leaves_the_others_at_that_address(te
     )
     assert response.status_code == 302
     assert other.session["_auth_user_id"] == str(tenant_a.teacher.user.pk)
+
+
+@pytest.mark.django_db
+def test_with_the_cache_down_the_login_page_still_works_and_axes_still_locks(tenant_a, settings):
+    """The per-address throttle counts in Redis; without it logins go on (the lockout of an
+    account is in the database)."""
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"],
+                    "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}
+    }  # fmt: skip
+    client = Client(REMOTE_ADDR="10.10.0.1")
+    client.raise_request_exception = False
+    email = tenant_a.teacher.user.email
+    wrong = client.post("/accounts/login/", {"username": email, "password": "wrong"})
+    assert wrong.status_code == 200
+    assert AccessAttempt.objects.get(username=email).failures_since_start == 1
+    right = client.post("/accounts/login/", {"username": email, "password": PASSWORD})
+    assert right.status_code == 302
+    assert client.session["_auth_user_id"] == str(tenant_a.teacher.user.pk)

@@ -8,14 +8,18 @@ failures in LOGIN_ADDRESS_WINDOW, every login from it answers 429 until the wind
 any password is checked, so the throttle records nothing against the accounts tried.
 """
 
+import logging
+
 from django.conf import settings
 from django.core.cache import cache
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
+from redis.exceptions import RedisError
 
 from apps.core.api.errors import error_response
 
+log = logging.getLogger(__name__)
 LOCKOUT_MESSAGE = gettext_noop("Too many failed login attempts. Try again in 15 minutes.")
 
 
@@ -38,8 +42,14 @@ def _address_key(request) -> str:
 
 
 def address_throttled(request) -> bool:
-    """Whether logins from this request's address are refused for now."""
-    return (cache.get(_address_key(request)) or 0) >= settings.LOGIN_FAILURES_PER_ADDRESS
+    """Whether logins from this request's address are refused for now. With the cache (Redis)
+    down, no: logins go on, and django-axes still locks accounts (in the database)."""
+    try:
+        failures = cache.get(_address_key(request)) or 0
+    except RedisError:
+        log.warning("login throttle unavailable (cache down)", exc_info=True)
+        return False
+    return failures >= settings.LOGIN_FAILURES_PER_ADDRESS
 
 
 def address_failure_record(sender, credentials=None, request=None, **kwargs) -> None:
@@ -48,11 +58,15 @@ def address_failure_record(sender, credentials=None, request=None, **kwargs) -> 
     if request is None:
         return
     key = _address_key(request)
-    cache.add(key, 0, timeout=int(settings.LOGIN_ADDRESS_WINDOW.total_seconds()))
+    window = int(settings.LOGIN_ADDRESS_WINDOW.total_seconds())
     try:
-        cache.incr(key)
-    except ValueError:  # expired between add and incr: this failure opens a new window
-        cache.add(key, 1, timeout=int(settings.LOGIN_ADDRESS_WINDOW.total_seconds()))
+        cache.add(key, 0, timeout=window)
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add and incr: this failure opens a new window
+            cache.add(key, 1, timeout=window)
+    except RedisError:
+        log.warning("login failure not counted for its address (cache down)", exc_info=True)
 
 
 def throttled_message() -> str:
