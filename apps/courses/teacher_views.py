@@ -19,6 +19,7 @@ from apps.core.csv_export import csv_response
 from apps.core.forms import service_errors_to_form
 from apps.courses import services
 from apps.courses.access import course_teaches
+from apps.courses.builder import builder_words
 from apps.courses.forms import (
     AssignmentForm,
     CourseForm,
@@ -195,6 +196,7 @@ def exercise_page(request, tenant_slug, course_id, exercise_id=None):
         "form": form,
         "builder": {
             "schema": SPEC_JSON_SCHEMA,
+            "words": builder_words(),
             "spec": spec or TEMPLATES["xor"].spec,
             "validateUrl": f"/api/v1/t/{request.tenant.slug}/specs/validate/",
         },

@@ -8,6 +8,7 @@ from django.http import Http404
 from django.shortcuts import render
 
 from apps.courses.access import course_sees, course_takes
+from apps.courses.builder import builder_words
 from apps.courses.models import Lesson
 from apps.courses.selectors import AssignmentStatus, assignment_get_for_learner
 from apps.jobs.models import Submission, SubmissionKind
@@ -56,6 +57,7 @@ def assignment_page(request, tenant_slug, assignment_id):
         "status_label": AssignmentStatus(assignment.status).label,
         "builder": {
             "schema": SPEC_JSON_SCHEMA,
+            "words": builder_words(),
             "spec": spec,
             "code": code,
             "kinds": exercise.allowed_kinds,

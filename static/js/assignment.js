@@ -9,8 +9,13 @@ const config = JSON.parse(document.getElementById("builder-config").textContent)
 const csrfToken = document.querySelector("input[name=csrfmiddlewaretoken]").value;
 const message = document.getElementById("submit-message");
 const submitButton = document.getElementById("submit");
+const submitWhy = document.getElementById("submit-why");
+const words = config.words.messages;
+// The page leaves the button disabled when the assignment takes no more attempts.
+const submittable = !submitButton.disabled;
 
 let builder = null;
+let modelValid = false;
 const builderRoot = document.getElementById("builder");
 if (builderRoot) {
   builder = mountBuilder(builderRoot, {
@@ -18,7 +23,23 @@ if (builderRoot) {
     spec: config.spec,
     validateUrl: config.validateUrl,
     csrfToken,
+    words: config.words,
   });
+  builder.onReport((report) => {
+    modelValid = report.valid;
+    updateSubmit();
+  });
+}
+
+// While the builder's model is unchecked or invalid, Submit is disabled and says why.
+function updateSubmit() {
+  if (!submittable) return;
+  const blocked = currentKind() === "spec" && !modelValid;
+  submitButton.disabled = blocked;
+  submitWhy.hidden = !blocked;
+  submitWhy.textContent = blocked ? (builder.report() ? words.invalid : words.checking) : "";
+  if (blocked) submitButton.setAttribute("aria-describedby", "submit-why");
+  else submitButton.removeAttribute("aria-describedby");
 }
 
 // Tabs: arrow keys move between them, as the ARIA tabs pattern has it.
@@ -31,6 +52,7 @@ function select(tab) {
     document.getElementById(other.getAttribute("aria-controls")).hidden = !selected;
   }
   tab.focus();
+  updateSubmit();
 }
 for (const [index, tab] of tabs.entries()) {
   tab.addEventListener("click", () => select(tab));
@@ -46,12 +68,13 @@ function currentKind() {
   return config.kinds[0];
 }
 
+// The API's message is for programs ("see error.fields"); a person reads the problems found.
 function describe(error) {
-  if (!error) return "The submission was refused.";
-  const details = Object.entries(error.fields || {}).flatMap(([field, problems]) =>
-    (Array.isArray(problems) ? problems : [problems]).map((p) => `${field}: ${p}`),
+  if (!error) return words.refused;
+  const details = Object.values(error.fields || {}).flatMap((problems) =>
+    Array.isArray(problems) ? problems : [problems],
   );
-  return details.length ? `${error.message} ${details.join(" ")}` : error.message;
+  return details.length ? `${words.refused} ${details.join(" ")}` : error.message;
 }
 
 submitButton.addEventListener("click", async () => {
@@ -73,10 +96,12 @@ submitButton.addEventListener("click", async () => {
     }
     message.textContent = describe(answer.error);
   } catch {
-    message.textContent = "The server did not answer; nothing was submitted. Try again.";
+    message.textContent = words.no_answer;
   }
   submitButton.disabled = false;
+  updateSubmit();
 });
+if (builder) updateSubmit();
 
 const history = document.getElementById("history-data");
 if (history) {

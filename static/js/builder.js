@@ -5,9 +5,10 @@
 // The layer types, their settings and limits come from the spec's JSON Schema (the runtime's
 // own tables), so the builder offers exactly what the runtime accepts.
 //
-//   const builder = mountBuilder(root, { schema, spec, validateUrl, csrfToken, extraBody });
+//   const builder = mountBuilder(root, { schema, spec, validateUrl, csrfToken, extraBody, words });
 //   (extraBody() adds fields to each validation request, e.g. the dataset being chosen;
-//   headingLevel: the level of the layers' headings, one below the section holding the builder)
+//   headingLevel: the level of the layers' headings, one below the section holding the builder;
+//   words: labels of settings and choices in the user's language, apps/courses/builder.py)
 //   builder.spec()      -> the spec as edited
 //   builder.onReport(fn) -> fn(report) after each validation
 
@@ -62,8 +63,10 @@ export function layerTypes(schema) {
 
 export function mountBuilder(
   root,
-  { schema, spec, validateUrl, csrfToken, extraBody = () => ({}), headingLevel = 3 },
+  { schema, spec, validateUrl, csrfToken, extraBody = () => ({}), headingLevel = 3, words = {} },
 ) {
+  const fieldLabels = words.fields || {};
+  const choiceLabels = words.choices || {};
   const types = layerTypes(schema);
   const byType = Object.fromEntries(types.map((t) => [t.type, t]));
   const state = JSON.parse(JSON.stringify(spec));
@@ -126,12 +129,16 @@ export function mountBuilder(
     return layer;
   }
 
+  function labelOf(name, position) {
+    return fieldLabels[`${position}.${name}`] || fieldLabels[name] || name.replaceAll("_", " ");
+  }
+
   function fieldFor(layer, name, property, position) {
     const id = `layer-${position.replaceAll(".", "-")}-${name}`;
     const kind = fieldKind(property);
     const value = layer[name];
-    const label = element("label", { for: id, text: name.replaceAll("_", " ") });
-    const hint = element("span", { class: "hint", id: `${id}-hint`, text: property.description || "" });
+    const label = element("label", { for: id, text: labelOf(name, position) });
+    const hint = element("span", { class: "field-help", id: `${id}-hint`, text: property.description || "" });
     let input;
     const write = (next) => {
       if (next === undefined) delete layer[name];
@@ -148,7 +155,11 @@ export function mountBuilder(
         "select",
         { id },
         ...property.enum.map((option) =>
-          element("option", { value: option ?? "", text: option ?? "automatic", selected: option === (value ?? null) }),
+          element("option", {
+            value: option ?? "",
+            text: choiceLabels[option ?? ""] || option || "automatic",
+            selected: option === (value ?? property.default ?? null),
+          }),
         ),
       );
       input.addEventListener("change", () => write(input.value === "" ? null : input.value));
@@ -263,10 +274,34 @@ export function mountBuilder(
     const optimizer = settings.optimizer || (settings.optimizer = { type: "adam", lr: 0.001 });
     const optimizerDef = schema.$defs.optimizer;
     if (optimizerDef && optimizerDef.properties) {
-      for (const name of ["type", "lr"]) {
-        if (optimizerDef.properties[name]) training.append(fieldFor(optimizer, name, optimizerDef.properties[name], "optimizer"));
+      const usedBy = optimizerDef["x-used-by"] || {};
+      // The type, the learning rate, and the settings only some optimizers take (momentum for
+      // SGD and RMSprop) where the chosen one takes them.
+      for (const name of ["type", "lr", "momentum", "nesterov"]) {
+        if (!optimizerDef.properties[name]) continue;
+        if (usedBy[name] && !usedBy[name].includes(optimizer.type)) continue;
+        const field = fieldFor(optimizer, name, optimizerDef.properties[name], "optimizer");
+        if (name === "type") field.querySelector("select").addEventListener("change", () => optimizerSwitched(optimizer, usedBy));
+        training.append(field);
       }
     }
+  }
+
+  // Switching optimizers keeps the spec valid: the settings the new one does not take are set
+  // aside (and given back when switching to one that takes them again).
+  const setAside = {};
+  function optimizerSwitched(optimizer, usedBy) {
+    for (const [name, users] of Object.entries(usedBy)) {
+      if (users.includes(optimizer.type)) {
+        if (!(name in optimizer) && name in setAside) optimizer[name] = setAside[name];
+      } else if (name in optimizer) {
+        setAside[name] = optimizer[name];
+        delete optimizer[name];
+      }
+    }
+    trainingFields();
+    const select = root.querySelector('[id="layer-optimizer-type"]');
+    if (select) select.focus();
   }
 
   function render() {

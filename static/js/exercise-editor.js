@@ -15,6 +15,7 @@ const builder = mountBuilder(document.getElementById("builder"), {
   csrfToken: form.querySelector("input[name=csrfmiddlewaretoken]").value,
   extraBody: () => ({ dataset: dataset.value }),
   headingLevel: 2, // the form sits right under the page's h1
+  words: config.words,
 });
 dataset.addEventListener("change", () => builder.validateNow());
 form.addEventListener("submit", () => {

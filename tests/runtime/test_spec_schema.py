@@ -9,6 +9,7 @@ from tests.runtime.test_spec_layers import CASES, HEAD, TRAINING
 from tests.runtime.test_spec_reference import CIFAR_CNN, RNN_CLASSIFIER, XOR_NET
 from workers.runtime.errors import SpecInvalid
 from workers.runtime.spec import LAYER_TYPES, SPEC_JSON_SCHEMA, parse_spec
+from workers.runtime.templates import TEMPLATES
 
 VALIDATOR = Draft202012Validator(SPEC_JSON_SCHEMA)
 
@@ -125,3 +126,28 @@ def test_training_defaults_in_the_schema_match_the_dataclasses():
         "normalize_mean",
         "normalize_std",
     }
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop"])
+def test_the_used_by_annotation_is_enough_to_switch_optimizers(optimizer):
+    """The builder switches an optimizer by keeping only the settings `x-used-by` gives the new
+    type: from the CNN starter (SGD with momentum 0.9) that leaves a spec parse_spec accepts."""
+    used_by = SPEC_JSON_SCHEMA["$defs"]["optimizer"]["x-used-by"]
+    assert used_by == {
+        "momentum": ["sgd", "rmsprop"],
+        "nesterov": ["sgd"],
+        "betas": ["adam", "adamw"],
+    }
+    document = json.loads(json.dumps(TEMPLATES["cifar-cnn"].spec))
+    switched = {"type": optimizer}
+    for name, value in document["training"]["optimizer"].items():
+        if name != "type" and optimizer in used_by.get(name, [optimizer]):
+            switched[name] = value
+    document["training"]["optimizer"] = switched
+    assert parse_spec(document).training.optimizer.type == optimizer
+    # Without the drop, Adam refuses the starter's momentum: the dead end the builder avoids.
+    if optimizer in ("adam", "adamw"):
+        stale = {**document, "training": {**document["training"], "optimizer": {
+            **switched, "momentum": 0.9}}}  # fmt: skip
+        with pytest.raises(SpecInvalid):
+            parse_spec(stale)

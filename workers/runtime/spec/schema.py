@@ -3,7 +3,7 @@
 from .fields import Field, Layers, Section
 from .layers import LAYERS, LayerType
 from .limits import MAX_LAYERS
-from .training import TRAINING
+from .training import TRAINING, USED_BY
 
 SCHEMA_ID = "https://aula.invalid/schemas/model-spec-1.json"
 
@@ -43,6 +43,10 @@ def _schema() -> dict:
         "oneOf": [{"$ref": f"#/$defs/layer_{name}"} for name in LAYERS],
     }
     defs["training"] = _object("training", TRAINING.doc, TRAINING.fields, defs)
+    # An annotation (not a constraint): which optimizer or schedule types take each setting,
+    # so the builder drops a setting when the type changes to one that refuses it.
+    for section, names in USED_BY.items():
+        defs[section]["x-used-by"] = {name: list(users) for name, users in names.items()}
     layers = Layers(f"The model, first layer first; at most {MAX_LAYERS} layers in all.")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

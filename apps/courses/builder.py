@@ -1,0 +1,60 @@
+"""The model builder's words: labels of settings and choices in the user's language (the
+builder's JavaScript takes them from the page, so the runtime's names stay out of sight)."""
+
+from django.utils.translation import gettext_lazy as _
+
+# By setting name; "section.name" where a name means something else in a section.
+FIELD_LABELS = {
+    "optimizer.type": _("Optimizer"),
+    "lr": _("Learning rate"),
+    "momentum": _("Momentum"),
+    "nesterov": _("Nesterov momentum"),
+    "weight_decay": _("Weight decay"),
+    "epochs": _("Epochs"),
+    "batch_size": _("Batch size"),
+    "loss": _("Loss function"),
+    "seed": _("Random seed"),
+    "out_features": _("Out features"),
+    "in_features": _("In features"),
+    "bias": _("Bias"),
+    "out_channels": _("Out channels"),
+    "in_channels": _("In channels"),
+    "kernel_size": _("Kernel size"),
+    "stride": _("Stride"),
+    "padding": _("Padding"),
+    "output_size": _("Output size"),
+    "num_features": _("Features"),
+    "p": _("Drop probability"),
+    "embedding_dim": _("Vector length"),
+    "num_embeddings": _("Vocabulary size"),
+    "hidden_size": _("Hidden size"),
+    "num_layers": _("Stacked layers"),
+    "bidirectional": _("Bidirectional"),
+    "output": _("Output"),
+    "dropout": _("Dropout"),
+    "nhead": _("Attention heads"),
+    "dim_feedforward": _("Feed-forward size"),
+    "activation": _("Activation"),
+}
+
+CHOICE_LABELS = {
+    "sgd": _("SGD (stochastic gradient descent)"),
+    "adam": _("Adam"),
+    "adamw": _("AdamW"),
+    "rmsprop": _("RMSprop"),
+    "cross_entropy": _("Cross-entropy"),
+    "binary_cross_entropy": _("Binary cross-entropy"),
+    "mse": _("Mean squared error"),
+    "": _("Automatic"),
+}
+
+MESSAGES = {
+    "checking": _("Checking the model…"),
+    "invalid": _("Fix the problems the builder lists before submitting."),
+    "refused": _("The submission was refused."),
+    "no_answer": _("The server did not answer; nothing was submitted. Try again."),
+}
+
+
+def builder_words() -> dict:
+    return {"fields": FIELD_LABELS, "choices": CHOICE_LABELS, "messages": MESSAGES}
