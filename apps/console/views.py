@@ -10,11 +10,14 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django_scopes import scope
 
 from apps.console.forms import QuotaForm, TenantCreateForm
 from apps.console.selectors import queue_depth, tenant_overview, worker_list
+from apps.core.confirm import confirm_page, confirmed
 from apps.core.forms import service_errors_to_form
 from apps.jobs import services as job_services
 from apps.jobs.selectors import job_get_any_tenant
@@ -55,6 +58,19 @@ def _tenant_set_active(request, slug: str, is_active: bool):
 @require_POST
 @platform_admin_required
 def tenant_suspend(request, slug):
+    if not confirmed(request):
+        tenant = get_object_or_404(Tenant, slug=slug)
+        return confirm_page(
+            request,
+            title=_("Suspend %(name)s") % {"name": tenant.name},
+            question=_("Suspend %(name)s?") % {"name": tenant.name},
+            consequence=_(
+                "Its members are refused on its pages and API until it is reactivated; the "
+                "change is recorded in the audit log."
+            ),
+            submit=_("Yes, suspend %(name)s") % {"name": tenant.name},
+            back=reverse("console"),
+        )
     return _tenant_set_active(request, slug, False)
 
 
@@ -70,6 +86,15 @@ def job_cancel(request, job_id):
     job = job_get_any_tenant(job_id=job_id)
     if job is None:
         raise Http404
+    if not confirmed(request):
+        return confirm_page(
+            request,
+            title=_("Cancel the job"),
+            question=_("Cancel job %(id)s of %(tenant)s?") % {"id": job.id, "tenant": job.tenant},
+            consequence=_("Training stops and cannot be resumed; the learner sees it cancelled."),
+            submit=_("Yes, cancel the job"),
+            back=reverse("console"),
+        )
     with scope(tenant=job.tenant):
         try:
             job_services.job_cancel(job=job, by=request.user)
@@ -116,10 +141,10 @@ def quota_edit(request, slug):
     with scope(tenant=tenant):
         quota = quota_selectors.quota_get(tenant=tenant)
         initial = {name: getattr(quota, name) for name in quota_services.QUOTA_FIELDS}
-        form = QuotaForm(request.POST or None, initial=initial)
+        form = QuotaForm(request.POST or None, quota_initial=initial)
         if request.method == "POST" and form.is_valid():
             try:
-                quota_services.quota_set(tenant=tenant, actor=request.user, **form.cleaned_data)
+                quota_services.quota_set(tenant=tenant, actor=request.user, **form.quota_values())
             except ValidationError as exc:
                 service_errors_to_form(form, exc)
             else:

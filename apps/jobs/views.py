@@ -10,8 +10,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from apps.core.confirm import confirm_page, confirmed
 from apps.core.forms import service_errors_to_form
 from apps.courses.access import course_teaches
 from apps.courses.forms import GradeOverrideForm
@@ -148,15 +150,25 @@ def job_cancel(request, tenant_slug, job_id):
         access=request.tenant_access, user=request.user, job=job
     ):
         raise Http404
-    try:
-        services.job_cancel(job=job, by=request.user)
-    except services.Conflict as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, "Cancel requested.")
     back = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(
         back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         back = f"/t/{tenant_slug}/"
+    if not confirmed(request):
+        return confirm_page(
+            request,
+            title=_("Cancel the run"),
+            question=_("Cancel this run?"),
+            consequence=_("Training stops and cannot be resumed."),
+            submit=_("Yes, cancel the run"),
+            back=back,
+            keep={"next": back},
+        )
+    try:
+        services.job_cancel(job=job, by=request.user)
+    except services.Conflict as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("Cancel requested."))
     return redirect(back)

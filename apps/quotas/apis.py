@@ -52,7 +52,8 @@ def _quota_response(tenant) -> Response:
 
 
 class PlatformQuotaApi(ApiView):
-    """A tenant's quota as platform administrators set it: PUT all of it, PATCH some."""
+    """A tenant's quota as platform administrators set it: PUT all of it, PATCH some. GPU time
+    is in GPU-seconds (3600 are one GPU hour); the console's form takes hours."""
 
     permission_classes = [*ApiView.permission_classes, PlatformAdmin]
 
@@ -98,6 +99,9 @@ class PlatformQuotaApi(ApiView):
 
 
 class TenantQuotaApi(ApiView):
+    """The tenant's GPU quota and this period's balance. GPU time is in GPU-seconds (3600
+    are one GPU hour)."""
+
     permission_classes = [*ApiView.permission_classes, TenantAdmin]
 
     @extend_schema(responses=QuotaOutputSerializer)

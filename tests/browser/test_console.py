@@ -38,6 +38,11 @@ def test_a_tenant_admin_reads_the_usage_chart_and_cancels_a_waiting_job(
     page.get_by_role(
         "button", name=re.compile(f"Cancel the job of {tenant_a.learner.user.email}")
     ).click()
+    # One click only asks; the job waits until the confirmation.
+    expect(page.get_by_role("heading", level=1)).to_have_text("Cancel this run?")
+    with scopes_disabled():
+        assert Job.objects.get(pk=waiting.pk).state == "queued"
+    page.get_by_role("button", name="Yes, cancel the run").click()
     expect(page).to_have_url(_url(live_server, "/t/alpha/usage/"))
     expect(page.get_by_role("status")).to_have_text("Cancel requested.")
     expect(page.get_by_text("No job is waiting or running.")).to_be_visible()
@@ -64,15 +69,15 @@ def test_a_platform_admin_creates_a_tenant_and_sets_its_quota_by_keyboard(
 
     page.get_by_role("link", name="Quota of Harbour College").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("GPU quota of Harbour College")
-    gpu_seconds = page.get_by_label("GPU-seconds per period")
+    gpu_seconds = page.get_by_label("GPU hours per period")
     gpu_seconds.fill("0")
     gpu_seconds.press("Enter")
     expect(gpu_seconds).to_have_attribute("aria-invalid", "true")
-    expect(page.get_by_text("Ensure this value is greater than or equal to 1.")).to_be_visible()
+    expect(page.get_by_text("Ensure this value is greater than or equal to 0.001.")).to_be_visible()
     with scopes_disabled():
         assert not TenantQuota.objects.filter(tenant__slug="harbour").exists()
 
-    gpu_seconds.fill("7200")
+    gpu_seconds.fill("2")
     page.get_by_label("Period:", exact=True).select_option("week")
     gpu_seconds.press("Enter")
     expect(page).to_have_url(_url(live_server, "/console/"))

@@ -18,11 +18,11 @@ pytestmark = pytest.mark.django_db
 
 QUOTA_FORM = {
     "period": "week",
-    "gpu_seconds": "7200",
+    "gpu_hours": "2",
     "max_running_jobs": "3",
     "max_queued_jobs": "40",
     "max_seconds_per_job": "900",
-    "learner_gpu_seconds_per_day": "",
+    "learner_gpu_hours_per_day": "",
     "pools": ["gpu"],
 }
 
@@ -65,7 +65,7 @@ def test_the_console_shows_tenants_workers_and_queue_depth(
 
 def test_suspending_and_reactivating_from_the_console_is_audited(platform_admin, tenant_a):
     client = page_client_for(platform_admin)
-    response = client.post("/console/tenants/alpha/suspend/")
+    response = client.post("/console/tenants/alpha/suspend/", {"confirm": "yes"})
     assert (response.status_code, response["Location"]) == (302, "/console/")
     tenant_a.tenant.refresh_from_db()
     assert tenant_a.tenant.is_active is False
@@ -80,7 +80,9 @@ def test_suspending_and_reactivating_from_the_console_is_audited(platform_admin,
 
 
 def test_cancelling_a_workers_job_from_the_console(platform_admin, running_job):
-    response = page_client_for(platform_admin).post(f"/console/jobs/{running_job.id}/cancel/")
+    response = page_client_for(platform_admin).post(
+        f"/console/jobs/{running_job.id}/cancel/", {"confirm": "yes"}
+    )
     assert (response.status_code, response["Location"]) == (302, "/console/")
     with scopes_disabled():
         job = Job.objects.get(pk=running_job.pk)
@@ -90,10 +92,33 @@ def test_cancelling_a_workers_job_from_the_console(platform_admin, running_job):
 def test_cancelling_an_ended_job_says_so_and_changes_nothing(platform_admin, tenant_a):
     client = page_client_for(platform_admin)
     before = db_snapshot()
-    response = client.post(f"/console/jobs/{tenant_a.job.id}/cancel/", follow=True)
+    response = client.post(
+        f"/console/jobs/{tenant_a.job.id}/cancel/", {"confirm": "yes"}, follow=True
+    )
     assert response.status_code == 200
     assert "This job has already ended (succeeded)." in response.content.decode()
     assert db_snapshot() == before
+
+
+def test_suspend_and_cancel_without_confirmation_ask_and_change_nothing(
+    platform_admin, tenant_a, running_job
+):
+    client = page_client_for(platform_admin)
+    before = db_snapshot()  # after the login
+    suspend = client.post("/console/tenants/alpha/suspend/")
+    assert suspend.status_code == 200
+    html = suspend.content.decode()
+    assert '<h1 id="confirm-heading">Suspend School ALPHA?</h1>' in html
+    assert '<button type="submit" class="danger">Yes, suspend School ALPHA</button>' in html
+    assert '<a href="/console/">No, go back</a>' in html
+    cancel = client.post(f"/console/jobs/{running_job.id}/cancel/", {"confirm": "no"})
+    assert cancel.status_code == 200
+    assert f"Cancel job {running_job.id} of School ALPHA?" in cancel.content.decode()
+    assert db_snapshot() == before
+    tenant_a.tenant.refresh_from_db()
+    with scopes_disabled():
+        job = Job.objects.get(pk=running_job.pk)
+    assert (tenant_a.tenant.is_active, job.cancel_requested_by) == (True, None)
 
 
 @pytest.mark.parametrize("role", ["admin", "teacher", "learner"])
@@ -191,7 +216,8 @@ def test_a_platform_admin_sets_a_tenants_quota_in_a_form(platform_admin, tenant_
     form = client.get("/console/tenants/alpha/quota/")
     assert form.status_code == 200
     # The form starts from the quota as it is (the fixtures' hour a month).
-    assert form.context["form"].initial["gpu_seconds"] == 3600
+    assert form.context["form"].initial["gpu_hours"] == 1
+    assert '<input type="number" name="gpu_hours" value="1"' in form.content.decode()
     assert "2.5 s used and 0 s reserved of 1 h; 59 min 57 s left." in form.content.decode()
     response = client.post("/console/tenants/alpha/quota/", QUOTA_FORM)
     assert (response.status_code, response["Location"]) == (302, "/console/")
@@ -211,7 +237,8 @@ def test_a_platform_admin_sets_a_tenants_quota_in_a_form(platform_admin, tenant_
 @pytest.mark.parametrize(
     ("change", "field", "message"),
     [
-        ({"gpu_seconds": "0"}, "gpu_seconds", "Ensure this value is greater than or equal to 1."),
+        ({"gpu_hours": "0"}, "gpu_hours", "Ensure this value is greater than or equal to 0.001."),
+        ({"gpu_hours": "1.0001"}, "gpu_hours", "Ensure that there are no more than 3 decimal"),
         ({"pools": ["tpu"]}, "pools", "Select a valid choice. tpu is not one of the available"),
         ({"pools": []}, "pools", "This field is required."),
         ({"period": "year"}, "period", "Select a valid choice. year is not one of the available"),
@@ -229,6 +256,19 @@ def test_a_bad_quota_form_names_the_field_and_changes_nothing(
     assert list(errors) == [field]
     assert errors[field][0].startswith(message)
     assert db_snapshot() == before
+
+
+def test_the_quota_form_takes_gpu_hours_and_stores_gpu_seconds(platform_admin, tenant_a):
+    client = page_client_for(platform_admin)
+    form = {**QUOTA_FORM, "gpu_hours": "1.5", "learner_gpu_hours_per_day": "0.25"}
+    response = client.post("/console/tenants/alpha/quota/", form)
+    assert (response.status_code, response["Location"]) == (302, "/console/")
+    with scopes_disabled():
+        quota = TenantQuota.objects.get(tenant=tenant_a.tenant)
+    assert (quota.gpu_seconds, quota.learner_gpu_seconds_per_day) == (5400, 900)
+    page = client.get("/console/tenants/alpha/quota/").content.decode()
+    assert '<input type="number" name="gpu_hours" value="1.5"' in page
+    assert '<input type="number" name="learner_gpu_hours_per_day" value="0.25"' in page
 
 
 def test_the_quota_page_of_an_unknown_tenant_is_404(platform_admin):

@@ -75,7 +75,9 @@ def test_another_tenants_admin_gets_404(tenant_a, tenant_b):
 def test_an_admin_cancels_a_waiting_job_from_the_page(tenant_a):
     job = job_in(tenant_a, state="queued")
     client = page_client_for(tenant_a.admin.user)
-    response = client.post(f"/t/alpha/jobs/{job.id}/cancel/", {"next": "/t/alpha/usage/"})
+    response = client.post(
+        f"/t/alpha/jobs/{job.id}/cancel/", {"next": "/t/alpha/usage/", "confirm": "yes"}
+    )
     assert (response.status_code, response["Location"]) == (302, "/t/alpha/usage/")
     with scopes_disabled():
         job.refresh_from_db()
@@ -85,7 +87,9 @@ def test_an_admin_cancels_a_waiting_job_from_the_page(tenant_a):
 
 def test_a_learner_cancels_their_own_running_job(tenant_a):
     job = job_in(tenant_a, state="running", owner="celery@gpu-1:1")
-    response = page_client_for(tenant_a.learner.user).post(f"/t/alpha/jobs/{job.id}/cancel/")
+    response = page_client_for(tenant_a.learner.user).post(
+        f"/t/alpha/jobs/{job.id}/cancel/", {"confirm": "yes"}
+    )
     # Without a `next`, back to the tenant's home.
     assert (response.status_code, response["Location"]) == (302, "/t/alpha/")
     with scopes_disabled():
@@ -96,7 +100,7 @@ def test_a_learner_cancels_their_own_running_job(tenant_a):
 def test_a_next_on_another_site_is_not_followed(tenant_a):
     job = job_in(tenant_a, state="queued")
     response = page_client_for(tenant_a.admin.user).post(
-        f"/t/alpha/jobs/{job.id}/cancel/", {"next": "https://evil.example/"}
+        f"/t/alpha/jobs/{job.id}/cancel/", {"next": "https://evil.example/", "confirm": "yes"}
     )
     assert (response.status_code, response["Location"]) == (302, "/t/alpha/")
 
@@ -104,10 +108,30 @@ def test_a_next_on_another_site_is_not_followed(tenant_a):
 def test_cancelling_an_ended_job_says_so_and_changes_nothing(tenant_a):
     client = page_client_for(tenant_a.admin.user)
     before = db_snapshot()
-    response = client.post(f"/t/alpha/jobs/{tenant_a.job.id}/cancel/", follow=True)
+    response = client.post(
+        f"/t/alpha/jobs/{tenant_a.job.id}/cancel/", {"confirm": "yes"}, follow=True
+    )
     assert response.status_code == 200
     assert "This job has already ended (succeeded)." in response.content.decode()
     assert db_snapshot() == before
+
+
+def test_cancel_without_confirmation_asks_and_changes_nothing(tenant_a):
+    job = job_in(tenant_a, state="queued")
+    client = page_client_for(tenant_a.admin.user)
+    before = db_snapshot()  # after the login
+    response = client.post(f"/t/alpha/jobs/{job.id}/cancel/", {"next": "/t/alpha/usage/"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<h1 id="confirm-heading">Cancel this run?</h1>' in html
+    assert f'<form method="post" action="/t/alpha/jobs/{job.id}/cancel/" id="confirm-form">' in html
+    assert '<input type="hidden" name="confirm" value="yes">' in html
+    assert '<input type="hidden" name="next" value="/t/alpha/usage/">' in html
+    assert '<a href="/t/alpha/usage/">No, go back</a>' in html
+    assert db_snapshot() == before
+    with scopes_disabled():
+        job.refresh_from_db()
+    assert (job.state, job.cancel_requested_by) == ("queued", None)
 
 
 def test_who_may_not_follow_the_job_gets_404_and_nothing_changes(tenant_a, tenant_b):
