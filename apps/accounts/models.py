@@ -1,10 +1,21 @@
 """Users log in with their email address; ids are UUIDs."""
 
 import uuid
+import zoneinfo
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+def validate_time_zone(value: str) -> None:
+    if value and value not in zoneinfo.available_timezones():
+        raise ValidationError(
+            _("%(value)s is not a time zone; choose one such as Asia/Shanghai or Europe/Paris."),
+            params={"value": value},
+        )
 
 
 class UserManager(BaseUserManager):
@@ -45,6 +56,15 @@ class User(AbstractBaseUser, PermissionsMixin):
         help_text="Manages every tenant and may use the Django admin.",
     )
     date_joined = models.DateTimeField(default=timezone.now)
+    # An IANA name (Asia/Shanghai); empty until chosen, and pages then show UTC.
+    time_zone = models.CharField(
+        _("time zone"),
+        max_length=64,
+        blank=True,
+        default="",
+        validators=[validate_time_zone],
+        help_text=_("Dates and times are shown and entered in this time zone."),
+    )
 
     objects = UserManager()
 

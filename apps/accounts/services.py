@@ -32,3 +32,11 @@ def credentials_purge() -> dict:
         attempt_time__lt=now - settings.AXES_COOLOFF_TIME
     ).delete()
     return {"sessions": sessions, "tokens": tokens, "login_attempts": attempts}
+
+
+def user_preferences_set(*, user, time_zone: str) -> None:
+    """Save the user's time zone (an IANA name, or empty for UTC); a bad name raises
+    ValidationError on `time_zone` and nothing is saved."""
+    user.time_zone = time_zone
+    user.full_clean(exclude=["password"])
+    user.save(update_fields=["time_zone"])

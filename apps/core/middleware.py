@@ -1,7 +1,10 @@
-"""Request-level limits that apply before any view runs."""
+"""Request-level limits that apply before any view runs, and the user's time zone."""
+
+import zoneinfo
 
 from django.conf import settings
 from django.http import HttpResponse
+from django.utils import timezone
 
 from apps.core.api.errors import error_response
 
@@ -30,3 +33,28 @@ class RequestBodyLimitMiddleware:
                 return error_response(413, "request_too_large", message)
             return HttpResponse(message, status=413, content_type="text/plain")
         return self.get_response(request)
+
+
+class UserTimeZoneMiddleware:
+    """Pages show dates, and forms read datetime-local inputs, in the signed-in user's time
+    zone (User.time_zone; UTC until they choose one). After AuthenticationMiddleware."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        name = getattr(getattr(request, "user", None), "time_zone", "")
+        zone = None
+        if name:
+            try:
+                zone = zoneinfo.ZoneInfo(name)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                zone = None  # a zone the system no longer knows: UTC, as before choosing
+        if zone is None:
+            timezone.deactivate()
+        else:
+            timezone.activate(zone)
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

@@ -4,6 +4,8 @@ again everything, for the API) and their errors land on the same fields."""
 import json
 
 from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.courses.models import Assignment, Course, Exercise, Lesson, Skill
 from workers.runtime.datasets import dataset_names
@@ -113,6 +115,14 @@ class ExerciseForm(ServiceForm):
         if self.instance.starter_spec is not None:
             self.initial["starter_spec"] = json.dumps(self.instance.starter_spec)
 
+    def get_context(self):
+        # The page lists the form's own errors above it and the starter model's beside its
+        # builder (courses/teach/exercise.html), not again at the top, where Django words a
+        # hidden field's as "(Hidden field starter_spec) …".
+        context = super().get_context()
+        context["errors"] = self.error_class()
+        return context
+
     def clean_starter_spec(self):
         raw = self.cleaned_data["starter_spec"].strip()
         if not raw:
@@ -134,9 +144,6 @@ class AssignmentForm(ServiceForm):
         widgets = {"opens_at": DATETIME, "due_at": DATETIME, "closes_at": DATETIME}
         labels = {"tutor_solutions_allowed": "The tutor may give full solutions"}
         help_texts = {
-            "opens_at": "UTC.",
-            "due_at": "UTC.",
-            "closes_at": "UTC. Late work is taken until then (empty: no end).",
             "late_penalty": "The share of the score a late submission loses (0 to 1).",
             "tutor_solutions_allowed": "Otherwise it gives hints while the assignment is open. "
             "It never reveals hidden test data.",
@@ -145,8 +152,14 @@ class AssignmentForm(ServiceForm):
     def __init__(self, *args, course, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["exercise"].queryset = Exercise.objects.filter(course=course).order_by("title")
+        # Read and shown in the user's time zone (apps.core.middleware.UserTimeZoneMiddleware).
+        zone = timezone.get_current_timezone_name()
         for name in ("opens_at", "due_at", "closes_at"):
             self.fields[name].input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+            self.fields[name].help_text = _("In your time zone, %(zone)s.") % {"zone": zone}
+        self.fields["closes_at"].help_text += " " + _(
+            "Late work is taken until then (empty: no end)."
+        )
         if not self.instance._state.adding:  # (a new instance has its UUID already)
             self.fields["exercise"].disabled = True
             self.fields["publish"].initial = self.instance.published_at is not None

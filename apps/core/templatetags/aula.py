@@ -3,11 +3,22 @@
 from decimal import ROUND_DOWN, Decimal
 
 from django import template
+from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from apps.core.markdown import markdown_to_html
 
 register = template.Library()
+
+
+@register.filter
+def local_datetime(value) -> str:
+    """An aware datetime as "2026-12-10 09:00 Asia/Shanghai": in the time zone the request
+    activated (the user's, apps.core.middleware.UserTimeZoneMiddleware), named."""
+    if value is None or value == "":
+        return ""
+    local = timezone.localtime(value)
+    return f"{local:%Y-%m-%d %H:%M} {timezone.get_current_timezone_name()}"
 
 
 @register.filter
