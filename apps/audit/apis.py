@@ -31,6 +31,8 @@ class PlatformAuditEntryOutputSerializer(AuditEntryOutputSerializer):
 
 
 class TenantAuditListApi(ApiView):
+    """The tenant's audit log, newest first, for its administrators."""
+
     pagination_class = PageNumberPagination
     permission_classes = [*ApiView.permission_classes, TenantAdmin]
 
@@ -41,6 +43,9 @@ class TenantAuditListApi(ApiView):
 
 
 class PlatformAuditListApi(ApiView):
+    """The platform's audit log (tenants created, suspended, their quotas), newest first,
+    for platform administrators."""
+
     pagination_class = PageNumberPagination
     permission_classes = [*ApiView.permission_classes, PlatformAdmin]
 

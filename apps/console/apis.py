@@ -36,6 +36,9 @@ class WorkerOutputSerializer(serializers.Serializer):
 
 
 class PlatformWorkerListApi(ApiView):
+    """The workers that sent a heartbeat: their queues, device, heartbeat age and current
+    job."""
+
     permission_classes = [*ApiView.permission_classes, PlatformAdmin]
 
     @extend_schema(responses=WorkerOutputSerializer(many=True))
@@ -63,6 +66,8 @@ class QueueDepthOutputSerializer(serializers.Serializer):
 
 
 class PlatformQueueDepthApi(ApiView):
+    """Jobs waiting and running per tenant, and each worker pool's slots and use."""
+
     permission_classes = [*ApiView.permission_classes, PlatformAdmin]
 
     @extend_schema(responses=QueueDepthOutputSerializer)
@@ -71,6 +76,9 @@ class PlatformQueueDepthApi(ApiView):
 
 
 class PlatformJobCancelApi(ApiView):
+    """Cancel any tenant's job: a waiting one ends at once, a running one within a second;
+    an ended one is a 409."""
+
     permission_classes = [*ApiView.permission_classes, PlatformAdmin]
 
     @extend_schema(request=None, responses=JobOutputSerializer)

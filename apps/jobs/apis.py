@@ -177,6 +177,10 @@ def _teacher_only(request, course) -> None:
 
 
 class AssignmentSubmissionListApi(ApiView):
+    """Submissions to an assignment. A learner submits a model (a layer spec or PyTorch
+    code) to be trained and graded; it is refused when no attempt is left, the assignment is
+    closed or the GPU quota is spent."""
+
     pagination_class = PageNumberPagination
 
     class SubmissionCreateInputSerializer(InputSerializer):
@@ -279,6 +283,9 @@ class DatasetSpecValidateApi(ApiView):
 
 
 class LeaderboardApi(ApiView):
+    """The assignment's best score of each learner, highest first, for the teachers of its
+    course."""
+
     class LeaderboardRowSerializer(serializers.Serializer):
         rank = serializers.IntegerField()
         learner = serializers.EmailField()
@@ -325,6 +332,8 @@ class SubmissionListApi(ApiView):
 
 
 class SubmissionDetailApi(ApiView):
+    """One submission, with its job and grade, for whoever may follow it."""
+
     @extend_schema(responses=SubmissionDetailOutputSerializer)
     def get(self, request, tenant_slug, submission_id):
         submission = _submission(request, submission_id)
@@ -332,6 +341,9 @@ class SubmissionDetailApi(ApiView):
 
 
 class GradeOverrideApi(ApiView):
+    """A teacher of the course sets a submission's grade, with a reason; the automatic score
+    and every earlier revision stay."""
+
     class GradeOverrideInputSerializer(InputSerializer):
         score = serializers.DecimalField(max_digits=6, decimal_places=2, min_value=0)
         reason = serializers.CharField(max_length=2000)
@@ -359,12 +371,16 @@ class GradeOverrideApi(ApiView):
 
 
 class JobDetailApi(ApiView):
+    """A training job: its state, progress and outcome."""
+
     @extend_schema(responses=JobOutputSerializer)
     def get(self, request, tenant_slug, job_id):
         return Response(JobOutputSerializer(_job(request, job_id)).data)
 
 
 class JobEventListApi(ApiView):
+    """A training job's events (queued, started, progress, the end), in order."""
+
     MAX_EVENTS = 1000
 
     @extend_schema(
@@ -385,6 +401,9 @@ class JobEventListApi(ApiView):
 
 
 class JobCancelApi(ApiView):
+    """Cancel a job: a waiting one ends at once, a running one within a second; an ended one
+    is a 409."""
+
     @extend_schema(request=None, responses=JobOutputSerializer)
     def post(self, request, tenant_slug, job_id):
         job = _job(request, job_id)

@@ -13,6 +13,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 from django_scopes import ScopedManager
 
 from apps.tenants.models import Tenant
@@ -132,6 +133,10 @@ class SkillParams(models.Model):
     fitted_at = models.DateTimeField(null=True, blank=True)
 
     objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        verbose_name = _("skill parameters")
+        verbose_name_plural = _("skill parameters")
 
     def __str__(self) -> str:
         return f"BKT of {self.skill_id}"

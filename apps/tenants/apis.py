@@ -49,6 +49,8 @@ class InvitationOutputSerializer(serializers.ModelSerializer):
 
 
 class TenantDetailApi(ApiView):
+    """The tenant, and the caller's role in it."""
+
     class TenantDetailOutputSerializer(TenantOutputSerializer):
         role = serializers.SerializerMethodField()
 
@@ -65,6 +67,8 @@ class TenantDetailApi(ApiView):
 
 
 class MemberListApi(ApiView):
+    """The tenant's members and their roles."""
+
     pagination_class = PageNumberPagination
     permission_classes = [*ApiView.permission_classes, TenantTeacher]
 
@@ -75,6 +79,8 @@ class MemberListApi(ApiView):
 
 
 class MemberDetailApi(ApiView):
+    """An administrator changes a member's role or removes them from the tenant."""
+
     permission_classes = [*ApiView.permission_classes, TenantAdmin]
 
     class MemberUpdateInputSerializer(InputSerializer):
@@ -106,6 +112,9 @@ class MemberDetailApi(ApiView):
 
 
 class InvitationListApi(ApiView):
+    """Invitations to join the tenant: administrators list the open ones and invite by
+    email, with a role."""
+
     pagination_class = PageNumberPagination
     permission_classes = [*ApiView.permission_classes, TenantAdmin]
 
@@ -140,6 +149,8 @@ class InvitationListApi(ApiView):
 
 
 class InvitationDetailApi(ApiView):
+    """An administrator revokes an invitation that was not accepted yet."""
+
     permission_classes = [*ApiView.permission_classes, TenantAdmin]
 
     @extend_schema(responses={204: None})
@@ -194,6 +205,8 @@ class InvitationAcceptApi(ApiView):
 
 
 class PlatformTenantListApi(ApiView):
+    """Every tenant, for platform administrators, who create them."""
+
     pagination_class = PageNumberPagination
     permission_classes = [*ApiView.permission_classes, PlatformAdmin]
 
@@ -219,6 +232,8 @@ class PlatformTenantListApi(ApiView):
 
 
 class PlatformTenantDetailApi(ApiView):
+    """A tenant, for platform administrators: rename, suspend or reactivate it."""
+
     permission_classes = [*ApiView.permission_classes, PlatformAdmin]
 
     class TenantUpdateInputSerializer(InputSerializer):

@@ -241,7 +241,7 @@ export function mountBuilder(
     );
     const item = element(
       "li",
-      { class: "layer", "data-position": position, "aria-labelledby": `layer-${position}-title` },
+      { class: "layer", "data-position": position, "data-type": layer.type, "aria-labelledby": `layer-${position}-title` },
       element("div", { class: "layer-head" }, heading,
         element("span", { class: "layer-report", id: `layer-${position}-report` }), controls),
     );
@@ -367,8 +367,13 @@ export function mountBuilder(
     for (const problem of report.problems || []) {
       const error = problem.layer && root.querySelector(`[id="layer-${problem.layer}-error"]`);
       if (error) {
+        // The runtime names the layer by its type ("layer 3 (maxpool2d)"); show its title.
+        const known = byType[error.closest("li.layer").dataset.type];
+        const message = known
+          ? problem.message.replace(`layer ${problem.layer} (${known.type})`, `layer ${problem.layer} (${known.title})`)
+          : problem.message;
         error.hidden = false;
-        error.textContent = error.textContent ? `${error.textContent} ${problem.message}` : problem.message;
+        error.textContent = error.textContent ? `${error.textContent} ${message}` : message;
         error.closest("li.layer").classList.add("has-error");
       } else {
         problems.append(element("li", { class: "field-error", text: problem.message }));

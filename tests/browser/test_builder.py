@@ -76,6 +76,10 @@ def test_submit_is_disabled_with_the_reason_while_the_model_is_invalid(
     first = page.locator('li.layer[data-position="8"]')  # linear 400 -> 120
     first.get_by_label("In features").fill("401")
     expect(page.locator(".builder-summary")).to_have_text("1 problem to fix before submitting.")
+    # The layer is named by its title, not by the runtime's type name.
+    error = page.locator('[id="layer-8-error"]')
+    expect(error).to_contain_text("layer 8 (Fully connected layer)")
+    expect(error).not_to_contain_text("(linear)")
     expect(submit).to_be_disabled()
     expect(why).to_have_text("Fix the problems the builder lists before submitting.")
     expect(submit).to_have_attribute("aria-describedby", "submit-why")

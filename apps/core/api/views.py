@@ -8,11 +8,11 @@ from apps.core.api.pagination import PageNumberPagination
 
 
 class ApiView(APIView):
-    """Declare `input_serializers = {"post": SomeInputSerializer}`; read with `validated_input`.
-
-    A method with no declared input still parses a body it is sent (malformed JSON is a 400)
-    and refuses a non-empty one, so no endpoint silently ignores what a client meant.
-    """
+    # Declare `input_serializers = {"post": SomeInputSerializer}`; read with `validated_input`.
+    # A method with no declared input still parses a body it is sent (malformed JSON is a 400)
+    # and refuses a non-empty one, so no endpoint silently ignores what a client meant.
+    # Comments, not a docstring: drf-spectacular would give a docstring to every operation of
+    # every subclass without one as its description in /api/docs/.
 
     input_serializers: dict[str, type[serializers.Serializer]] = {}
 
