@@ -8,6 +8,7 @@ import pytest
 from django_scopes import scopes_disabled
 from playwright.sync_api import Page, expect
 
+from apps.courses.models import Exercise
 from apps.jobs.models import Submission
 from tests.browser.test_pages import _log_in
 from tests.factories import AssignmentFactory, ExerciseFactory
@@ -110,3 +111,23 @@ def test_builder_help_has_no_error_bar_and_diagnosis_cards_are_full_width(page: 
     )
     assert widths[0] == pytest.approx(widths[1], abs=1), widths
     assert card.evaluate("e => getComputedStyle(e).borderLeftWidth") == "4px"
+
+
+def test_a_refused_submission_reads_as_a_sentence_not_the_apis_pointer(
+    page: Page, tenant_a, expected_console_errors
+):
+    # The browser logs the refusal's 400 itself.
+    expected_console_errors.append(re.compile(r"submissions/: Failed to load resource: .* 400"))
+    with scopes_disabled():
+        Exercise.objects.filter(pk=tenant_a.exercise.pk).update(allow_code=True)
+    _log_in(page, tenant_a.learner.user.email)
+    page.goto(f"/t/alpha/assignments/{tenant_a.assignment.id}/")
+    page.get_by_role("tab", name="PyTorch code").click()
+    page.get_by_label(re.compile("PyTorch code: define")).fill("def build_model(:\n")
+    page.get_by_role("button", name="Submit and train").click()
+    message = page.locator("#submit-message")
+    expect(message).to_contain_text(re.compile(r"^The submission was refused\. \S"))
+    expect(message).not_to_contain_text("error.fields")
+    expect(message).not_to_contain_text("code:")
+    with scopes_disabled():
+        assert Submission.objects.filter(learner=tenant_a.learner.user).count() == 1
