@@ -2,12 +2,13 @@
 or in the API's documentation."""
 
 import json
+import re
 
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
 from apps.courses.builder import builder_words
-from tests.conftest import page_client_for
+from tests.conftest import ROOT, page_client_for
 from tests.console.support import job_in
 from tests.courses.test_teacher_pages import EXERCISE_FORM, _course_url
 
@@ -84,3 +85,16 @@ def test_the_builder_labels_settings_in_words_not_runtime_names(tenant_a):
         if name not in ("type", "layers")
     }
     assert sorted(names - set(fields)) == []
+
+
+def test_every_sentence_the_builder_says_is_in_its_words():
+    """builder.js and assignment.js take their sentences from the page (translated there):
+    each key they use has one."""
+    builder = (ROOT / "static/js/builder.js").read_text()
+    assignment = (ROOT / "static/js/assignment.js").read_text()  # `words` is the messages there
+    used = set(re.findall(r'say\(\s*"(\w+)"', builder))
+    used |= set(re.findall(r'say\(count === 1 \? "(\w+)" : "(\w+)"', builder)[0])
+    used |= set(re.findall(r"\bwords\.(\w+)", assignment)) - {"messages"}
+    messages = builder_words()["messages"]
+    assert len(used) >= 20
+    assert sorted(used - set(messages)) == []

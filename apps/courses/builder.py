@@ -48,7 +48,30 @@ CHOICE_LABELS = {
     "": _("Automatic"),
 }
 
+# The builder's sentences (static/js/builder.js, assignment.js); {names} are filled in there.
 MESSAGES = {
+    "layers_label": _("Layers, first to last"),
+    "add_layer": _("Add layer"),
+    "add_layer_inside": _("Add layer inside"),
+    "layer_type": _("Layer type"),
+    "layer_type_inside": _("Layer type inside block {block}"),
+    "unknown_layer": _("Unknown layer “{type}”"),
+    "move_up": _("Move layer {position} up"),
+    "move_down": _("Move layer {position} down"),
+    "remove": _("Remove"),
+    "remove_layer": _("Remove layer {position}"),
+    "layers_inside": _("Layers inside block {block}"),
+    "training": _("Training"),
+    "inferred": _("inferred"),
+    "pair_example": _("3 or 3, 5"),
+    "not_checked": _("The model could not be checked."),
+    "no_answer_check": _(
+        "The model could not be checked: the server did not answer. Your changes are kept."
+    ),
+    "layer_report": _("→ {shape} · {params} parameters"),
+    "valid": _("The model is valid: {params} parameters, output {shape}."),
+    "problems_one": _("{count} problem to fix before submitting."),
+    "problems_other": _("{count} problems to fix before submitting."),
     "checking": _("Checking the model…"),
     "invalid": _("Fix the problems the builder lists before submitting."),
     "refused": _("The submission was refused."),

@@ -67,6 +67,10 @@ export function mountBuilder(
 ) {
   const fieldLabels = words.fields || {};
   const choiceLabels = words.choices || {};
+  const messages = words.messages || {};
+  // A sentence of the page's language with its {placeholders} filled in.
+  const say = (key, values = {}) =>
+    (messages[key] || key).replace(/\{(\w+)\}/g, (_, name) => String(values[name]));
   const types = layerTypes(schema);
   const byType = Object.fromEntries(types.map((t) => [t.type, t]));
   const state = JSON.parse(JSON.stringify(spec));
@@ -76,7 +80,7 @@ export function mountBuilder(
   let inFlight = null;
   let lastReport = null;
 
-  const list = element("ol", { class: "layers", id: "layers", "aria-label": "Layers, first to last" });
+  const list = element("ol", { class: "layers", id: "layers", "aria-label": say("layers_label") });
   const summary = element("div", { class: "builder-summary", role: "status", "aria-live": "polite" });
   const problems = element("ul", { class: "problems", id: "spec-problems" });
   const training = element("fieldset", { class: "training" });
@@ -98,7 +102,7 @@ export function mountBuilder(
     const add = element("button", {
       type: "button",
       class: "add-layer",
-      text: key === "top" ? "Add layer" : "Add layer inside",
+      text: key === "top" ? say("add_layer") : say("add_layer_inside"),
       onclick: () => {
         layers.push(newLayer(select.value));
         changed({ focus: `${key === "top" ? "" : key + "."}${layers.length}` });
@@ -107,7 +111,7 @@ export function mountBuilder(
     return element(
       "div",
       { class: "palette" },
-      element("label", { for: id, text: key === "top" ? "Layer type" : `Layer type inside block ${key}` }),
+      element("label", { for: id, text: key === "top" ? say("layer_type") : say("layer_type_inside", { block: key }) }),
       select,
       add,
     );
@@ -157,7 +161,7 @@ export function mountBuilder(
         ...property.enum.map((option) =>
           element("option", {
             value: option ?? "",
-            text: choiceLabels[option ?? ""] || option || "automatic",
+            text: choiceLabels[option ?? ""] || option,
             selected: option === (value ?? property.default ?? null),
           }),
         ),
@@ -172,7 +176,7 @@ export function mountBuilder(
         min: property.minimum,
         max: property.maximum,
         value: value ?? "",
-        placeholder: nullable(property) ? "inferred" : property.default ?? "",
+        placeholder: nullable(property) ? say("inferred") : property.default ?? "",
       });
       input.addEventListener("input", () => {
         const raw = input.value.trim();
@@ -185,7 +189,7 @@ export function mountBuilder(
         id,
         inputmode: "numeric",
         value: Array.isArray(value) ? value.join(", ") : value ?? "",
-        placeholder: property.default !== undefined ? String(property.default) : "3 or 3, 5",
+        placeholder: property.default !== undefined ? String(property.default) : say("pair_example"),
       });
       input.addEventListener("input", () => {
         const parts = input.value.split(/[\s,x×]+/).filter(Boolean).map((p) => Number(p));
@@ -210,7 +214,7 @@ export function mountBuilder(
     const layer = layers[index];
     const position = `${prefix}${index + 1}`;
     const known = byType[layer.type];
-    const title = known ? known.title : `Unknown layer "${layer.type}"`;
+    const title = known ? known.title : say("unknown_layer", { type: layer.type });
     const move = (delta) => {
       const [moved] = layers.splice(index, 1);
       layers.splice(index + delta, 0, moved);
@@ -224,15 +228,15 @@ export function mountBuilder(
       { class: "layer-controls" },
       element("button", {
         type: "button", text: "↑", disabled: index === 0,
-        "aria-label": `Move layer ${position} up`, onclick: () => move(-1),
+        "aria-label": say("move_up", { position }), onclick: () => move(-1),
       }),
       element("button", {
         type: "button", text: "↓", disabled: index === layers.length - 1,
-        "aria-label": `Move layer ${position} down`, onclick: () => move(1),
+        "aria-label": say("move_down", { position }), onclick: () => move(1),
       }),
       element("button", {
-        type: "button", class: "danger", text: "Remove",
-        "aria-label": `Remove layer ${position}`,
+        type: "button", class: "danger", text: say("remove"),
+        "aria-label": say("remove_layer", { position }),
         onclick: () => {
           layers.splice(index, 1);
           changed({ focus: layers.length ? `${prefix}${Math.min(index, layers.length - 1) + 1}` : null });
@@ -251,7 +255,7 @@ export function mountBuilder(
         if (name === "type") continue;
         if (fieldKind(property) === "layers") {
           if (!Array.isArray(layer[name])) layer[name] = [];
-          const inner = element("ol", { class: "layers nested", "aria-label": `Layers inside block ${position}` });
+          const inner = element("ol", { class: "layers nested", "aria-label": say("layers_inside", { block: position }) });
           layer[name].forEach((_, innerIndex) => inner.append(layerItem(layer[name], innerIndex, `${position}.`)));
           item.append(inner, paletteControl(layer[name], position));
           continue;
@@ -267,7 +271,7 @@ export function mountBuilder(
   function trainingFields() {
     const def = schema.$defs.training;
     const settings = state.training || (state.training = {});
-    training.replaceChildren(element("legend", { text: "Training" }));
+    training.replaceChildren(element("legend", { text: say("training") }));
     for (const name of ["epochs", "batch_size", "loss", "seed"]) {
       if (def.properties[name]) training.append(fieldFor(settings, name, def.properties[name], "training"));
     }
@@ -337,13 +341,13 @@ export function mountBuilder(
       if (mine !== sequence) return;
       const report = response.ok
         ? body
-        : { valid: false, layers: [], problems: [{ path: "spec", layer: null, message: body.error ? body.error.message : "The spec could not be checked." }] };
+        : { valid: false, layers: [], problems: [{ path: "spec", layer: null, message: body.error ? body.error.message : say("not_checked") }] };
       lastReport = report;
       show(report);
       for (const listener of listeners) listener(report);
     } catch (error) {
       if (error.name !== "AbortError") {
-        summary.textContent = "The model could not be checked: the server did not answer. Your changes are kept.";
+        summary.textContent = say("no_answer_check");
       }
     } finally {
       if (mine === sequence) root.removeAttribute("aria-busy");
@@ -361,7 +365,7 @@ export function mountBuilder(
     }
     for (const layer of report.layers || []) {
       const target = root.querySelector(`[id="layer-${layer.position}-report"]`);
-      if (target) target.textContent = `→ ${shapeText(layer.output_shape)} · ${countText(layer.params)} parameters`;
+      if (target) target.textContent = say("layer_report", { shape: shapeText(layer.output_shape), params: countText(layer.params) });
     }
     problems.replaceChildren();
     for (const problem of report.problems || []) {
@@ -379,9 +383,10 @@ export function mountBuilder(
         problems.append(element("li", { class: "field-error", text: problem.message }));
       }
     }
+    const count = (report.problems || []).length;
     summary.textContent = report.valid
-      ? `The model is valid: ${countText(report.total_params)} parameters, output ${shapeText(report.output_shape)}.`
-      : `${report.problems.length} problem${report.problems.length === 1 ? "" : "s"} to fix before submitting.`;
+      ? say("valid", { params: countText(report.total_params), shape: shapeText(report.output_shape) })
+      : say(count === 1 ? "problems_one" : "problems_other", { count });
   }
 
   render();
