@@ -99,3 +99,11 @@ def test_anonymous_visitors_are_sent_to_log_in_from_the_preferences():
     response = page_client_for(None).get("/accounts/preferences/")
     assert (response.status_code, response["Location"]) == (
         302, "/accounts/login/?next=/accounts/preferences/")  # fmt: skip
+
+
+def test_the_api_answers_in_utc_whatever_the_callers_time_zone(tenant_a):
+    _set_zone(tenant_a.learner.user, "Asia/Shanghai")
+    # A session, as the pages' scripts call the API: the user is known before the view runs.
+    rows = page_client_for(tenant_a.learner.user).get("/api/v1/t/alpha/me/assignments/").json()
+    due = tenant_a.assignment.due_at.astimezone(UTC)
+    assert [row["due_at"] for row in rows["results"]] == [due.isoformat().replace("+00:00", "Z")]

@@ -37,7 +37,8 @@ class RequestBodyLimitMiddleware:
 
 class UserTimeZoneMiddleware:
     """Pages show dates, and forms read datetime-local inputs, in the signed-in user's time
-    zone (User.time_zone; UTC until they choose one). After AuthenticationMiddleware."""
+    zone (User.time_zone; UTC until they choose one); the API stays in UTC, whoever calls it.
+    After AuthenticationMiddleware."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -45,7 +46,7 @@ class UserTimeZoneMiddleware:
     def __call__(self, request):
         name = getattr(getattr(request, "user", None), "time_zone", "")
         zone = None
-        if name:
+        if name and not request.path.startswith("/api/"):  # the API speaks UTC to everyone
             try:
                 zone = zoneinfo.ZoneInfo(name)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
