@@ -10,7 +10,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext
-from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from apps.core.confirm import confirm_page, confirmed
@@ -158,10 +157,10 @@ def job_cancel(request, tenant_slug, job_id):
     if not confirmed(request):
         return confirm_page(
             request,
-            title=_("Cancel the run"),
-            question=_("Cancel this run?"),
-            consequence=_("Training stops and cannot be resumed."),
-            submit=_("Yes, cancel the run"),
+            title=gettext("Cancel the run"),
+            question=gettext("Cancel this run?"),
+            consequence=gettext("Training stops and cannot be resumed."),
+            submit=gettext("Yes, cancel the run"),
             back=back,
             keep={"next": back},
         )
@@ -170,5 +169,5 @@ def job_cancel(request, tenant_slug, job_id):
     except services.Conflict as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, _("Cancel requested."))
+        messages.success(request, gettext("Cancel requested."))
     return redirect(back)
