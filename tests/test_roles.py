@@ -86,6 +86,9 @@ def test_a_tenant_admin_cannot_reach_the_platform_api(tenant_a):
     for route in _platform_routes():
         url = route.build({"slug": tenant_a.tenant.slug, "job_id": tenant_a.job.id})
         for method in ("get", "post", "patch", "put", "delete"):
+            if not hasattr(route.view_class, method):  # a method it lacks: 405 to everyone
+                _refused(client, method, url, 405, {"is_active": False})
+                continue
             response = _refused(client, method, url, 403, {"is_active": False})
             assert response.json()["error"]["message"] == "This needs a platform administrator."
 

@@ -80,6 +80,7 @@ class PlatformJobCancelApi(ApiView):
     an ended one is a 409."""
 
     permission_classes = [*ApiView.permission_classes, PlatformAdmin]
+    raises = {"post": [JobConflict]}
 
     @extend_schema(request=None, responses=JobOutputSerializer)
     def post(self, request, job_id):

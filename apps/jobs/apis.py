@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from apps.core.api.errors import validation_error_from
 from apps.core.api.pagination import PageNumberPagination
+from apps.core.api.params import whole_number_param, whole_number_schema
 from apps.core.api.serializers import InputSerializer
 from apps.core.api.views import ApiView
 from apps.courses.access import course_sees, course_teaches
@@ -173,6 +174,20 @@ def _teacher_only(request, course) -> None:
         raise exceptions.PermissionDenied("This needs a teacher of this course.")
 
 
+class QuotaRefusal(exceptions.APIException):
+    """The submission is valid but does not fit the tenant's GPU quota (nothing was created)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "quota_exceeded"
+
+
+class JobConflict(exceptions.APIException):
+    """The job has already ended: there is nothing left to cancel."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
 # --- Views -----------------------------------------------------------------------------------
 
 
@@ -189,6 +204,7 @@ class AssignmentSubmissionListApi(ApiView):
         code = serializers.CharField(required=False, max_length=64 * 1024, trim_whitespace=False)
 
     input_serializers = {"post": SubmissionCreateInputSerializer}
+    raises = {"post": [QuotaRefusal]}
 
     @extend_schema(responses=SubmissionOutputSerializer(many=True))
     def get(self, request, tenant_slug, assignment_id):
@@ -378,6 +394,9 @@ class JobDetailApi(ApiView):
         return Response(JobOutputSerializer(_job(request, job_id)).data)
 
 
+MAX_SEQ = 999_999_999
+
+
 class JobEventListApi(ApiView):
     """A training job's events (queued, started, progress, the end), in order."""
 
@@ -385,24 +404,27 @@ class JobEventListApi(ApiView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("after", int, description="Events after this sequence number")
+            OpenApiParameter(
+                "after",
+                whole_number_schema(minimum=0, maximum=MAX_SEQ),
+                description="Events after this sequence number",
+            )
         ],
         responses=JobEventOutputSerializer(many=True),
     )
     def get(self, request, tenant_slug, job_id):
         """The job's events after `after` (default 0), in order, at most 1000 per call."""
         job = _job(request, job_id)
-        raw = request.query_params.get("after", "0")
-        # isdigit() alone takes "²", which int() refuses (a 500).
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
-            raise exceptions.ValidationError({"after": ["A whole number of 0 or more."]})
-        events = selectors.events_after(job_id=job.id, after=int(raw), limit=self.MAX_EVENTS)
+        after = whole_number_param(request, "after", default=0, minimum=0, maximum=MAX_SEQ)
+        events = selectors.events_after(job_id=job.id, after=after, limit=self.MAX_EVENTS)
         return Response(JobEventOutputSerializer(events, many=True).data)
 
 
 class JobCancelApi(ApiView):
     """Cancel a job: a waiting one ends at once, a running one within a second; an ended one
     is a 409."""
+
+    raises = {"post": [JobConflict]}
 
     @extend_schema(request=None, responses=JobOutputSerializer)
     def post(self, request, tenant_slug, job_id):
@@ -412,15 +434,3 @@ class JobCancelApi(ApiView):
         except services.Conflict as exc:
             raise JobConflict(str(exc)) from exc
         return Response(JobOutputSerializer(job).data)
-
-
-class QuotaRefusal(exceptions.APIException):
-    """The submission is valid but does not fit the tenant's GPU quota (nothing was created)."""
-
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "quota_exceeded"
-
-
-class JobConflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"

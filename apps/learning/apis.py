@@ -13,7 +13,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.response import Response
 
 from apps.core.api.errors import service_errors
-from apps.core.api.serializers import InputSerializer
+from apps.core.api.serializers import InputSerializer, QueryInputSerializer
 from apps.core.api.views import ApiView
 from apps.courses.access import course_teaches
 from apps.courses.selectors import course_get
@@ -27,7 +27,7 @@ from apps.tenants.permissions import TenantAdmin, TenantTeacher
 EXPORT_PAGE = 500
 
 
-class StatementQuerySerializer(InputSerializer):
+class StatementQuerySerializer(QueryInputSerializer):
     learner = serializers.UUIDField(required=False, help_text="A member's user id.")
     course = serializers.UUIDField(required=False)
     verb = serializers.ChoiceField(choices=Verb.choices, required=False)

@@ -95,10 +95,11 @@ class MemberDetailApi(ApiView):
     def patch(self, request, tenant_slug, membership_id):
         membership = self._membership(request, membership_id)
         values = self.validated_input(request)
-        try:
-            services.membership_role_set(actor=request.user, membership=membership, **values)
-        except DjangoValidationError as exc:
-            raise validation_error_from(exc) from exc
+        if values:  # PATCH {} changes nothing (it used to reach the service without a role)
+            try:
+                services.membership_role_set(actor=request.user, membership=membership, **values)
+            except DjangoValidationError as exc:
+                raise validation_error_from(exc) from exc
         return Response(MembershipOutputSerializer(membership).data)
 
     @extend_schema(responses={204: None})

@@ -1,7 +1,8 @@
 """The base API view: input declared per HTTP method, and no body accepted where none is read."""
 
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, MethodNotAllowed, ValidationError
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from apps.core.api.pagination import PageNumberPagination
@@ -15,6 +16,9 @@ class ApiView(APIView):
     # every subclass without one as its description in /api/docs/.
 
     input_serializers: dict[str, type[serializers.Serializer]] = {}
+    # Errors a method raises beyond those every endpoint can answer, for the schema
+    # (apps/core/api/schema.py): {"post": [SomeApiException]}.
+    raises: dict[str, list[type[APIException]]] = {}
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # authentication, permissions, throttles
@@ -23,6 +27,22 @@ class ApiView(APIView):
             return
         if int(request.META.get("CONTENT_LENGTH") or 0) > 0 and request.data:
             raise ValidationError({"non_field_errors": ["This endpoint takes no request body."]})
+
+    def check_permissions(self, request):
+        if self._handles(request.method):
+            return super().check_permissions(request)
+        # A method the endpoint lacks is a 405 (with the Allow header), not a role's 403 that
+        # hides what is wrong. The default permissions still answer first: 401 to the
+        # unauthenticated, 404 to outsiders of the tenant (who must not learn that it exists).
+        defaults = tuple(api_settings.DEFAULT_PERMISSION_CLASSES)
+        for permission in self.get_permissions():
+            if isinstance(permission, defaults) and not permission.has_permission(request, self):
+                self.permission_denied(request, message=getattr(permission, "message", None))
+        raise MethodNotAllowed(request.method)
+
+    def _handles(self, method: str) -> bool:
+        name = method.lower()
+        return name in self.http_method_names and hasattr(self, name)
 
     def validated_input(self, request) -> dict:
         """The body, validated by the method's serializer; for PATCH every field is optional."""
