@@ -19,8 +19,9 @@ import pytest
 from knox.models import AuthToken
 
 from tests.browser.conftest import asgi_server  # noqa: F401 (a fixture: uvicorn on config.asgi)
-from tests.conftest import ROOT
+from tests.conftest import ROOT, api_client_for
 from tests.factories import EnrollmentFactory, InvitationFactory, LessonFactory, MembershipFactory
+from tests.snapshots import db_snapshot
 from tests.urlmap import example_values
 
 CONFIG = ROOT / "tests" / "schemathesis.toml"
@@ -115,3 +116,87 @@ def test_every_operation_keeps_to_the_schema(
     requests = report["test_cases"]["generated"]  # one request each
     record_property("schemathesis_requests", requests)
     print(f"{role}: {operations['tested']} operations, {requests} requests")
+
+
+# --- What Schemathesis found, each pinned by a test of its own --------------------------------
+
+
+def _refused(client, method, url, payload, *, status) -> dict:
+    before = db_snapshot()
+    response = getattr(client, method)(url, payload, format="json")
+    assert response.status_code == status, response.content
+    assert db_snapshot() == before
+    return response
+
+
+@pytest.mark.parametrize(
+    "query, name, message",
+    [
+        ("page_size=null", "page_size", "A whole number from 1 to 200."),
+        ("page_size=", "page_size", "A whole number from 1 to 200."),
+        ("page_size=0", "page_size", "A whole number from 1 to 200."),
+        ("page_size=201", "page_size", "A whole number from 1 to 200."),
+        ("page_size=1.5", "page_size", "A whole number from 1 to 200."),
+        ("page=abc", "page", "A whole number from 1 to 1000000000."),
+        ("page=0", "page", "A whole number from 1 to 1000000000."),
+        ("page=last", "page", "A whole number from 1 to 1000000000."),
+    ],
+)
+def test_a_page_or_page_size_out_of_range_is_a_400_naming_it(tenant_a, query, name, message):
+    client = api_client_for(tenant_a.admin.user)
+    response = _refused(client, "get", f"/api/v1/t/alpha/members/?{query}", None, status=400)
+    assert response.json()["error"]["code"] == "invalid"
+    assert response.json()["error"]["fields"] == {name: [message]}
+
+
+def test_a_page_size_in_range_is_kept(tenant_a):
+    response = api_client_for(tenant_a.admin.user).get("/api/v1/t/alpha/members/?page_size=2")
+    assert response.status_code == 200
+    assert (response.json()["count"], len(response.json()["results"])) == (3, 2)
+
+
+@pytest.mark.parametrize(
+    "path, payload, field, message",
+    [
+        ("courses/", {"slug": "new", "title": "New", "summary": 0}, "summary", "Must be a string."),
+        ("skills/", {"slug": 7, "name": "Seven"}, "slug", "Must be a string."),
+        ("skills/", {"slug": "s", "name": "S", "prerequisites": [12]}, "prerequisites",
+         "Must be a string."),
+        ("tutor/settings/", {"endpoint_url": "", "model": 0, "tokens_per_month": 1}, "model",
+         "Must be a string."),
+        ("courses/{course}/lessons/", {"title": "L", "position": "2"}, "position",
+         "Must be a whole number."),
+        ("courses/{course}/lessons/", {"title": "L", "position": True}, "position",
+         "Must be a whole number."),
+        ("submissions/{submission}/grade/", {"score": 50, "reason": "Fair."}, "score",
+         'Must be a decimal number written as a string, e.g. "12.50".'),
+    ],
+)  # fmt: skip
+def test_a_value_of_another_json_type_is_refused_not_converted(
+    tenant_a, path, payload, field, message
+):
+    """DRF alone stored 0 as "0", took "2" for 2 and a number for a UUID or a decimal."""
+    url = "/api/v1/t/alpha/" + path.format(
+        course=tenant_a.course.id, submission=tenant_a.submission.id
+    )
+    method = "put" if path.startswith("tutor") else "post"
+    response = _refused(api_client_for(tenant_a.admin.user), method, url, payload, status=400)
+    assert response.json()["error"]["fields"] == {field: [message]}
+
+
+def test_a_method_an_endpoint_lacks_is_a_405_with_allow_for_its_members(tenant_a, tenant_b):
+    url = "/api/v1/t/alpha/members/"
+    # A learner (the endpoint needs a teacher) was told 403 for a method it does not have.
+    response = _refused(api_client_for(tenant_a.learner.user), "put", url, {}, status=405)
+    assert response["Allow"] == "GET, HEAD, OPTIONS"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    # Who may not know the tenant still learns nothing, and who is anonymous is asked to log in.
+    _refused(api_client_for(tenant_b.admin.user), "put", url, {}, status=404)
+    _refused(api_client_for(None), "put", url, {}, status=401)
+
+
+def test_patching_a_member_with_no_field_changes_nothing(tenant_a):
+    """It reached the service without a role: a 500."""
+    url = f"/api/v1/t/alpha/members/{tenant_a.learner.id}/"
+    response = _refused(api_client_for(tenant_a.admin.user), "patch", url, {}, status=200)
+    assert response.json()["role"] == "learner"

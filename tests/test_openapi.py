@@ -22,3 +22,70 @@ def test_schema_and_docs_are_served(client):
     assert docs.status_code == 200
     # The UI's assets are served locally (the sidecar), never from a CDN.
     assert b"/static/drf_spectacular_sidecar/swagger-ui-dist/" in docs.content
+
+
+def _generated() -> dict:
+    from drf_spectacular.generators import SchemaGenerator
+
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def _operations(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            yield path, method, operation
+
+
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+def test_every_operation_documents_its_errors_in_the_error_shape():
+    schema = _generated()
+    assert schema["components"]["schemas"]["Error"]["required"] == ["error"]
+    assert schema["components"]["schemas"]["Error"]["properties"]["error"]["required"] == [
+        "code", "message", "fields",
+    ]  # fmt: skip
+    for path, method, operation in _operations(schema):
+        responses = operation["responses"]
+        errors = {code for code in responses if code >= "400"}
+        for code in errors:
+            assert responses[code]["content"]["application/json"]["schema"] == ERROR_REF
+        assert "401" in errors, (method, path)
+        if "{" in path:
+            assert "404" in errors, (method, path)
+        if method in ("post", "put", "patch", "delete"):
+            assert {"400", "413", "415"} <= errors, (method, path)
+        if path.startswith("/api/v1/t/") or path.startswith("/api/v1/platform/"):
+            assert "403" in errors, (method, path)
+
+
+def test_what_only_some_operations_answer_is_documented_there():
+    paths = _generated()["paths"]
+    submit = paths["/api/v1/t/{tenant_slug}/assignments/{assignment_id}/submissions/"]
+    assert "409" in submit["post"]["responses"] and "409" not in submit["get"]["responses"]
+    assert "GPU quota" in submit["post"]["responses"]["409"]["description"]
+    for cancel in ("/api/v1/t/{tenant_slug}/jobs/{job_id}/cancel/",
+                   "/api/v1/platform/jobs/{job_id}/cancel/"):  # fmt: skip
+        assert "409" in paths[cancel]["post"]["responses"]
+    assert "429" in paths["/api/v1/auth/token/"]["post"]["responses"]
+    assert "403" not in paths["/api/v1/auth/token/"]["post"]["responses"]
+    assert set(paths["/api/v1/me/"]["get"]["responses"]) == {"200", "401"}
+
+
+def test_request_bodies_refuse_unknown_fields_and_pages_have_bounds():
+    schema = _generated()
+    components = schema["components"]["schemas"]
+    bodies = [
+        operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        for _, _, operation in _operations(schema)
+        if "requestBody" in operation
+    ]
+    assert bodies
+    for ref in bodies:
+        assert components[ref.rsplit("/", 1)[1]]["additionalProperties"] is False, ref
+    members = schema["paths"]["/api/v1/t/{tenant_slug}/members/"]["get"]["parameters"]
+    bounds = {p["name"]: p["schema"] for p in members if p["in"] == "query"}
+    assert bounds == {
+        "page": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000},
+        "page_size": {"type": "integer", "minimum": 1, "maximum": 200},
+    }
