@@ -1,4 +1,5 @@
-"""The ASGI application: Django for HTTP, Channels for websockets (session auth, origin check)."""
+"""The ASGI application: Django for HTTP, Channels for websockets (an API token, or the session
+cookie behind the origin check: config.websocket_auth)."""
 
 import os
 
@@ -8,17 +9,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Django must be set up before anything imports models (the websocket routes do).
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+from config.websocket_auth import WebsocketAuth  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        "websocket": WebsocketAuth(URLRouter(websocket_urlpatterns)),
     }
 )

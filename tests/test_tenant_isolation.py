@@ -90,6 +90,12 @@ async def _connect(path: str, cookie: bytes):
         application, path, headers=[(b"cookie", cookie), (b"origin", b"http://testserver")]
     )
     connected, code = await communicator.connect(timeout=5)
+    if connected and not await communicator.receive_nothing(timeout=0.5):
+        # A consumer may accept and then close with its code (the job socket does, so that a
+        # real client sees the code): that is a refusal too.
+        first = await communicator.receive_output(timeout=5)
+        if first["type"] == "websocket.close":
+            connected, code = False, first.get("code")
     # Refused or not, end the application inside this event loop (see test_tenant_events).
     await communicator.disconnect()
     return connected, code

@@ -20,4 +20,6 @@ urlpatterns = [
     path(f"{T}jobs/<uuid:job_id>/", apis.JobDetailApi.as_view(), name="api-job"),
     path(f"{T}jobs/<uuid:job_id>/events/", apis.JobEventListApi.as_view(), name="api-job-events"),
     path(f"{T}jobs/<uuid:job_id>/cancel/", apis.JobCancelApi.as_view(), name="api-job-cancel"),
+    path(f"{T}jobs/<uuid:job_id>/socket-ticket/", apis.JobSocketTicketApi.as_view(),
+         name="api-job-socket-ticket"),
 ]  # fmt: skip

@@ -20,7 +20,7 @@ from apps.core.api.serializers import InputSerializer
 from apps.core.api.views import ApiView
 from apps.courses.access import course_sees, course_teaches
 from apps.courses.models import Assignment
-from apps.jobs import selectors, services
+from apps.jobs import selectors, services, tickets
 from apps.jobs.models import Grade, Job, Submission, SubmissionKind
 from apps.quotas.services import QuotaExceeded
 from apps.tenants.models import Role
@@ -434,3 +434,23 @@ class JobCancelApi(ApiView):
         except services.Conflict as exc:
             raise JobConflict(str(exc)) from exc
         return Response(JobOutputSerializer(job).data)
+
+
+class JobSocketTicketApi(ApiView):
+    """A single-use ticket that opens this job's websocket once, within a minute, as the user
+    who asked: `/ws/jobs/<id>/?ticket=<ticket>` (for clients that cannot send a header)."""
+
+    class JobSocketTicketOutputSerializer(serializers.Serializer):
+        ticket = serializers.CharField()
+        expires_in = serializers.IntegerField(help_text="Seconds the ticket stays valid.")
+        url = serializers.CharField(help_text="The websocket path to open, ticket included.")
+
+    @extend_schema(request=None, responses={201: JobSocketTicketOutputSerializer})
+    def post(self, request, tenant_slug, job_id):
+        job = _job(request, job_id)
+        ticket = tickets.socket_ticket_issue(job=job, user=request.user)
+        body = {"ticket": ticket, "expires_in": tickets.TICKET_SECONDS,
+                "url": f"/ws/jobs/{job.id}/?ticket={ticket}"}  # fmt: skip
+        return Response(
+            self.JobSocketTicketOutputSerializer(body).data, status=status.HTTP_201_CREATED
+        )

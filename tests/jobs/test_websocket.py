@@ -11,8 +11,11 @@ from datetime import datetime
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.db import connection
 from django_scopes import scope, scopes_disabled
+from knox.models import AuthToken
+from redis import Redis
 
 from apps.jobs.consumers import (
     CLOSE_BAD_REQUEST,
@@ -122,10 +125,6 @@ def _unknown_job(world, request):
     return world.learner.user, uuid.uuid4(), "0", ORIGIN
 
 
-def _foreign_origin(world, request):
-    return world.learner.user, world.job.id, "0", b"http://evil.example"
-
-
 def _suspended_tenant(world, request):
     world.tenant.is_active = False
     world.tenant.save()
@@ -140,37 +139,164 @@ def _bad_after(value):
 
 
 @pytest.mark.parametrize(
-    "case, refusal",
+    "case, code",
     [
-        pytest.param(_anonymous, (False, CLOSE_UNAUTHENTICATED), id="anonymous"),
-        pytest.param(_member_of_another_tenant, (False, CLOSE_NOT_FOUND), id="other-tenant"),
-        pytest.param(_another_learner_of_the_course, (False, CLOSE_NOT_FOUND), id="other-learner"),
-        pytest.param(_teacher_of_another_course, (False, CLOSE_NOT_FOUND), id="other-teacher"),
-        pytest.param(_unknown_job, (False, CLOSE_NOT_FOUND), id="unknown-job"),
-        # AllowedHostsOriginValidator closes the handshake before accepting, with no code:
-        # the communicator reports 1000 (an ASGI server answers the handshake with HTTP 403).
-        pytest.param(_foreign_origin, (False, 1000), id="foreign-origin"),
-        pytest.param(_suspended_tenant, (False, CLOSE_FORBIDDEN), id="suspended-tenant"),
-        pytest.param(_bad_after("x"), (False, CLOSE_BAD_REQUEST), id="after-not-a-number"),
-        pytest.param(_bad_after("-1"), (False, CLOSE_BAD_REQUEST), id="after-negative"),
-        pytest.param(_bad_after("1234567890"), (False, CLOSE_BAD_REQUEST), id="after-10-digits"),
+        pytest.param(_anonymous, CLOSE_UNAUTHENTICATED, id="anonymous"),
+        pytest.param(_member_of_another_tenant, CLOSE_NOT_FOUND, id="other-tenant"),
+        pytest.param(_another_learner_of_the_course, CLOSE_NOT_FOUND, id="other-learner"),
+        pytest.param(_teacher_of_another_course, CLOSE_NOT_FOUND, id="other-teacher"),
+        pytest.param(_unknown_job, CLOSE_NOT_FOUND, id="unknown-job"),
+        pytest.param(_suspended_tenant, CLOSE_FORBIDDEN, id="suspended-tenant"),
+        pytest.param(_bad_after("x"), CLOSE_BAD_REQUEST, id="after-not-a-number"),
+        pytest.param(_bad_after("-1"), CLOSE_BAD_REQUEST, id="after-negative"),
+        pytest.param(_bad_after("1234567890"), CLOSE_BAD_REQUEST, id="after-10-digits"),
     ],
 )
-def test_a_refused_connection_gets_its_close_code_and_changes_nothing(
-    tenant_a, request, case, refusal
+def test_a_refused_connection_is_accepted_then_closed_with_its_code_and_changes_nothing(
+    tenant_a, request, case, code
 ):
+    """The documented codes reach the client: a close before the accept would be an HTTP 403
+    to a real client, without any code."""
     user, job_id, after, origin = case(tenant_a, request)
     cookie = _cookie(user)  # logging in writes the session and last_login: before the snapshot
     before = db_snapshot()
 
     async def attempt():
         ws = _socket(cookie, job_id, after, origin)
+        connected = await ws.connect(timeout=10)
+        return connected, await _closed_with(ws)
+
+    assert async_to_sync(attempt)() == ((True, None), code)
+    assert db_snapshot() == before
+
+
+def test_a_session_from_a_foreign_origin_is_refused_in_the_handshake(tenant_a):
+    cookie = _cookie(tenant_a.learner.user)
+    before = db_snapshot()
+
+    async def attempt():
+        ws = _socket(cookie, tenant_a.job.id, origin=b"http://evil.example")
         outcome = await ws.connect(timeout=10)
         await ws.disconnect()
         return outcome
 
-    assert async_to_sync(attempt)() == refusal
+    # AllowedHostsOriginValidator closes before accepting: an ASGI server answers HTTP 403.
+    assert async_to_sync(attempt)() == (False, 1000)
     assert db_snapshot() == before
+
+
+# --- API tokens and tickets ------------------------------------------------------------------
+
+
+def _token(user) -> str:
+    with scopes_disabled():
+        return AuthToken.objects.create(user=user)[1]
+
+
+def _socket_with(job_id, *, headers=(), query="") -> WebsocketCommunicator:
+    return WebsocketCommunicator(application, f"/ws/jobs/{job_id}/?after=0{query}",
+                                 headers=list(headers))  # fmt: skip
+
+
+async def _watch_all(ws) -> tuple[tuple, list[str]]:
+    connected = await ws.connect(timeout=10)
+    events = await _read_until(ws, _is_final)
+    assert await _closed_with(ws) == 1000
+    return connected, [event["type"] for event in events]
+
+
+@pytest.mark.parametrize("origin", [None, b"http://evil.example"], ids=["no-origin", "foreign"])
+def test_an_api_token_in_the_header_watches_the_job_from_any_origin(tenant_a, origin):
+    headers = [(b"authorization", f"Token {_token(tenant_a.learner.user)}".encode())]
+    if origin:
+        headers.append((b"origin", origin))
+    ws = _socket_with(tenant_a.job.id, headers=headers)
+    assert async_to_sync(_watch_all)(ws) == ((True, None), ["queued", "started", "succeeded"])
+
+
+@pytest.mark.parametrize(
+    "header, code",
+    [
+        pytest.param(b"Token not-a-token", CLOSE_UNAUTHENTICATED, id="bad-token"),
+        pytest.param(b"Bearer x", CLOSE_UNAUTHENTICATED, id="other-scheme"),
+        pytest.param(b"Token \xff\xfe", CLOSE_UNAUTHENTICATED, id="not-utf8"),
+    ],
+)
+def test_a_bad_token_is_closed_4401_and_changes_nothing(tenant_a, header, code):
+    before = db_snapshot()
+
+    async def attempt():
+        ws = _socket_with(tenant_a.job.id, headers=[(b"authorization", header)])
+        return await ws.connect(timeout=10), await _closed_with(ws)
+
+    assert async_to_sync(attempt)() == ((True, None), code)
+    assert db_snapshot() == before
+
+
+def test_a_token_of_a_user_who_may_not_watch_is_closed_4404(tenant_a, tenant_b):
+    header = f"Token {_token(tenant_b.admin.user)}".encode()
+
+    async def attempt():
+        ws = _socket_with(tenant_a.job.id, headers=[(b"authorization", header)])
+        return await ws.connect(timeout=10), await _closed_with(ws)
+
+    assert async_to_sync(attempt)() == ((True, None), CLOSE_NOT_FOUND)
+
+
+def _ticket(user, job_id, slug="alpha"):
+    return api_client_for(user).post(f"/api/v1/t/{slug}/jobs/{job_id}/socket-ticket/")
+
+
+def test_a_ticket_from_the_api_opens_the_socket_once(tenant_a):
+    response = _ticket(tenant_a.learner.user, tenant_a.job.id)
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert set(body) == {"ticket", "expires_in", "url"} and body["expires_in"] == 60
+    assert body["url"] == f"/ws/jobs/{tenant_a.job.id}/?ticket={body['ticket']}"
+    query = f"&ticket={body['ticket']}"
+    # No cookie, and a browser on a page of this site sends its origin: neither is needed.
+    first = _socket_with(tenant_a.job.id, query=query)
+    assert async_to_sync(_watch_all)(first) == ((True, None), ["queued", "started", "succeeded"])
+
+    async def again():
+        ws = _socket_with(tenant_a.job.id, query=query)
+        return await ws.connect(timeout=10), await _closed_with(ws)
+
+    assert async_to_sync(again)() == ((True, None), CLOSE_UNAUTHENTICATED)  # single use
+
+
+def test_a_ticket_opens_only_its_own_job(tenant_a):
+    other = JobFactory(
+        submission=SubmissionFactory(
+            assignment=tenant_a.assignment, learner=tenant_a.learner.user, attempt=2
+        )
+    )
+    ticket = _ticket(tenant_a.learner.user, tenant_a.job.id).json()["ticket"]
+
+    async def attempt(job_id, value):
+        ws = _socket_with(job_id, query=f"&ticket={value}")
+        return await ws.connect(timeout=10), await _closed_with(ws)
+
+    assert async_to_sync(attempt)(other.id, ticket) == ((True, None), CLOSE_UNAUTHENTICATED)
+    assert async_to_sync(attempt)(tenant_a.job.id, "made-up") == (
+        (True, None),
+        CLOSE_UNAUTHENTICATED,
+    )
+
+
+def test_the_ticket_api_refuses_who_may_not_watch_and_issues_nothing(tenant_a, tenant_b):
+    other = MembershipFactory(tenant=tenant_a.tenant, role=Role.LEARNER).user
+    EnrollmentFactory(course=tenant_a.course, user=other)
+    assert _ticket(other, tenant_a.job.id).status_code == 404
+    assert _ticket(tenant_b.admin.user, tenant_a.job.id, slug="beta").status_code == 404
+    assert (
+        api_client_for(None)
+        .post(f"/api/v1/t/alpha/jobs/{tenant_a.job.id}/socket-ticket/")
+        .status_code
+        == 401
+    )
+    redis = Redis.from_url(settings.REDIS_URL)
+    assert redis.keys(f"*tenant.{tenant_a.tenant.id}.job.{tenant_a.job.id}.socket-ticket.*") == []
 
 
 # --- Who may watch, and replay ---------------------------------------------------------------
