@@ -31,6 +31,7 @@ from apps.courses.forms import (
 from apps.courses.models import Assignment, Course, Exercise, Lesson, Skill
 from apps.courses.selectors import course_list_for, enrollment_list
 from apps.jobs.selectors import gradebook, leaderboard
+from apps.learning.bkt import mastery_percent
 from apps.learning.models import SkillParams
 from apps.learning.selectors import course_mastery_grid
 from apps.learning.tasks import bkt_fit_on_commit
@@ -303,7 +304,7 @@ def mastery_page(request, tenant_slug, course_id):
         {
             "learner": learner,
             "cells": [
-                {"value": v, "percent": None if v is None else round(v * 100)} for v in cells
+                {"value": v, "percent": None if v is None else mastery_percent(v)} for v in cells
             ],
         }
         for learner, cells in zip(grid.learners, grid.cells, strict=True)

@@ -432,3 +432,11 @@ def simulate(
         correct[:, t] = draw(p_right).to(dtype)
         knows = knows | draw(params.learn[skill])
     return correct, torch.ones(n, opportunities, dtype=torch.bool), skill
+
+
+def mastery_percent(probability: float) -> int:
+    """A mastery probability as the whole percentage every page, answer and sentence shows:
+    rounded down, so that a skill shows MASTERY_THRESHOLD's percentage or more exactly when it
+    counts as mastered (0.949 is 94%, not a 95% without the "mastered" badge). The rounding to
+    6 places first keeps 0.29 (28.999999... in binary) at 29."""
+    return max(0, min(100, math.floor(round(probability * 100, 6))))

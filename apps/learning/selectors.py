@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from apps.courses.models import Course, Enrollment, Lesson, Skill
 from apps.courses.selectors import AssignmentStatus, assignment_list_for_learner
+from apps.learning.bkt import mastery_percent
 from apps.learning.models import Mastery, RunDiagnosis, SkillParams, Statement
 
 
@@ -36,6 +37,10 @@ class SkillMastery:
     @property
     def mastered(self) -> bool:
         return self.probability >= settings.MASTERY_THRESHOLD
+
+    @property
+    def percent(self) -> int:
+        return mastery_percent(self.probability)
 
 
 def _priors(skill_ids) -> dict:
@@ -141,9 +146,30 @@ def _lesson_for(skill, courses, tenant_slug) -> tuple[str, str] | None:
     return reverse("lesson", args=[tenant_slug, lesson.pk]), lesson.title
 
 
+def _perfect_latest(*, user, skill_ids) -> set:
+    """The skills whose latest graded work of the learner (the newest graded submission to an
+    exercise practising the skill) is at full marks."""
+    from apps.jobs.models import Grade
+
+    rows = (
+        Grade.objects.filter(
+            submission__learner=user, submission__assignment__exercise__skills__in=skill_ids
+        )
+        .order_by("-submission__created_at", "-pk")
+        .values_list("submission__assignment__exercise__skills", "score", "max_score")
+    )
+    latest: dict = {}
+    for skill_id, score, top in rows:
+        latest.setdefault(skill_id, top > 0 and score >= top)
+    return {skill_id for skill_id, perfect in latest.items() if perfect}
+
+
 def recommendation(*, tenant, user, mastery: list[SkillMastery] | None = None) -> Recommendation:
     """The next step: for the lowest-mastery skill whose prerequisites are all mastered, the open
-    assignment that practises it (soonest due), else the lesson that teaches it."""
+    assignment that practises it (soonest due), else the lesson that teaches it. A skill whose
+    latest graded work is at full marks counts as mastered here, whatever its probability says
+    (one perfect score does not move BKT's estimate past the threshold): it is never the one
+    to practise, and it opens the skills that need it."""
     courses = list(learner_courses(tenant=tenant, user=user))
     if mastery is None:
         mastery = mastery_of(tenant=tenant, user=user, skills=list(course_skills(courses)))
@@ -162,13 +188,16 @@ def recommendation(*, tenant, user, mastery: list[SkillMastery] | None = None) -
             tenant=tenant, user=user, skills=list(Skill.objects.filter(pk__in=outside))
         )
         known |= {m.skill.pk: m for m in others}
+    perfect = _perfect_latest(user=user, skill_ids=list(known))
+
+    def done(m: SkillMastery) -> bool:
+        return m.mastered or m.skill.pk in perfect
+
     ready = [
-        m
-        for m in mastery
-        if not m.mastered and all(known[p].mastered for p in needs.get(m.skill.pk, ()))
+        m for m in mastery if not done(m) and all(done(known[p]) for p in needs.get(m.skill.pk, ()))
     ]
     if not ready:
-        if all(m.mastered for m in mastery):
+        if all(done(m) for m in mastery):
             return Recommendation("You have mastered every skill of your courses: well done.")
         return Recommendation(
             "Every skill left needs a prerequisite you have not mastered yet: ask your teacher."
@@ -184,7 +213,7 @@ def recommendation(*, tenant, user, mastery: list[SkillMastery] | None = None) -
         if prerequisites
         else "it has no prerequisites"
     )
-    percent = f"{chosen.probability * 100:.0f}%"
+    percent = f"{chosen.percent}%"
     if found is None:
         return Recommendation(
             f"{chosen.skill.name} is your weakest skill ({percent} mastered) and {because}, "

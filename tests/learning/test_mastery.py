@@ -18,6 +18,7 @@ from tests.factories import (
     MembershipFactory,
     SkillFactory,
     SubmissionFactory,
+    graded_submission,
 )
 from tests.snapshots import db_snapshot
 
@@ -160,6 +161,35 @@ def test_the_next_step_is_the_weakest_skill_whose_prerequisites_are_mastered(ten
         "sentence": "You have mastered every skill of your courses: well done.",
         "skill": None, "kind": None, "title": None, "url": None,
     }  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_a_skill_whose_latest_graded_work_is_at_full_marks_is_not_recommended(tenant_a):
+    """A score of 100 on the XOR exercise moves BKT only part of the way (70% here): the next
+    step must not send the learner back to practise it, and the skills that need it open."""
+    basics, training, _, practice, _ = _skill_world(tenant_a)
+    _mastery(tenant_a, basics, 0.7)
+    graded_submission(assignment=tenant_a.assignment, learner=tenant_a.learner.user, attempt=5,
+                      score=100)  # fmt: skip
+    api = api_client_for(tenant_a.learner.user)
+    step = api.get("/api/v1/t/alpha/me/mastery/").json()["recommendation"]
+    assert step["sentence"] == (
+        "Practise it with “Train well”: Training is your weakest skill (20% mastered) and you "
+        f"have mastered its prerequisites ({basics.name})."
+    )
+    assert (step["skill"], step["url"]) == (
+        str(training.id),
+        f"/t/alpha/assignments/{practice.id}/",
+    )
+    # A later attempt below full marks: the skill is to practise again.
+    graded_submission(assignment=tenant_a.assignment, learner=tenant_a.learner.user, attempt=6,
+                      score=80)  # fmt: skip
+    step = api.get("/api/v1/t/alpha/me/mastery/").json()["recommendation"]
+    assert step["skill"] == str(basics.id)
+    assert step["sentence"] == (
+        f"Practise it with “{tenant_a.exercise.title}”: {basics.name} is your weakest skill "
+        "(70% mastered) and it has no prerequisites."
+    )
 
 
 @pytest.mark.django_db

@@ -38,6 +38,28 @@ def test_the_dashboard_shows_the_next_step_and_mastery(tenant_a):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("probability, percent", [(0.596, 59), (0.949, 94), (0.29, 29)])
+def test_one_rounding_rule_for_mastery_on_the_dashboard_its_next_step_and_the_heat_map(
+    tenant_a, probability, percent
+):
+    """Rounded down everywhere: 0.596 was 59% in the table beside 60% in the next step, and
+    0.949 a 95% on the teacher's grid for a skill that is not mastered (from 95%)."""
+    with scopes_disabled():
+        Mastery.objects.create(
+            tenant=tenant_a.tenant, user=tenant_a.learner.user, skill=tenant_a.skill,
+            probability=probability, observations=2,
+        )  # fmt: skip
+    text = _text(page_client_for(tenant_a.learner.user).get("/t/alpha/"))
+    assert f"weakest skill ({percent}% mastered)" in text
+    assert f"MLPs at alpha {percent}% {percent}% 2" in text
+    assert "mastered " not in text.split("Your skills", 1)[1].split("Graded attempts")[1]
+    grid = page_client_for(tenant_a.teacher.user).get(
+        f"/t/alpha/teach/courses/{tenant_a.course.id}/mastery/"
+    )
+    assert f">{percent}%</td>" in grid.content.decode()
+
+
+@pytest.mark.django_db
 def test_the_run_page_shows_the_diagnosis_with_the_lesson_that_helps(tenant_a):
     training = SkillFactory(tenant=tenant_a.tenant, slug="training", name="Training")
     lesson = LessonFactory(course=tenant_a.course, title="Training well")

@@ -25,6 +25,8 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Sequence
 
+from apps.learning.bkt import mastery_percent
+
 from .base import (
     Citation,
     DiagnosisNote,
@@ -120,7 +122,8 @@ class GroundedTutor:
         used_words = question_words | {w for _, sentence in quoted for w in tokenize(sentence)}
         if weak := _weakest_relevant(request.mastery, used_words):
             blocks.append(
-                f"Your mastery of {weak.skill} is still low (about {weak.probability:.0%}): "
+                f"Your mastery of {weak.skill} is still low "
+                f"(about {mastery_percent(weak.probability)}%): "
                 f"the {'lesson' if len(citations) == 1 else 'lessons'} above "
                 "may be a good place to review it."
             )

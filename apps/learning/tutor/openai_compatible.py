@@ -31,6 +31,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import openai
 
+from apps.learning.bkt import mastery_percent
+
 from .base import (
     Citation,
     Passage,
@@ -82,7 +84,9 @@ def build_messages(request: TutorRequest, passages: Sequence[Passage]) -> list[d
         notes = "\n".join(f"- {n.title}: {n.message}" for n in request.diagnosis)
         context.append(f"Diagnosis of the learner's latest run:\n{notes}")
     if request.mastery:
-        skills = "\n".join(f"- {m.skill}: {m.probability:.0%}" for m in request.mastery)
+        skills = "\n".join(
+            f"- {m.skill}: {mastery_percent(m.probability)}%" for m in request.mastery
+        )
         context.append(f"Estimated mastery of the learner's skills:\n{skills}")
     messages = [{"role": "system", "content": "\n\n".join(context)}]
     messages += [{"role": t.role, "content": t.content} for t in request.history
