@@ -29,18 +29,25 @@ The rules, in the order the hints come out (most important first):
   LR_LOW_DECREASE from the first point to the last epoch, and the training accuracy is short of
   the goal.
 - underfitting: the training accuracy is short of the goal although the loss has levelled off
-  (it fell by STILL_FALLING or less over the last epoch, yet by LR_LOW_DECREASE or more over the
-  run: it learned, then stopped), so the model lacks capacity. Not with lr_too_high/lr_too_low,
-  which explain a low accuracy better; it excludes overfitting.
+  (it fell by STILL_FALLING or less over the last epoch, and its slope, fitted over the last
+  SLOPE_EPOCHS epoch losses, is LEVELLED_OFF or less of its level per epoch; yet it fell by
+  LR_LOW_DECREASE or more over the run: it learned, then stopped), so the model lacks capacity.
+  The advice and the skills follow the model's kind (`model_kind`: "mlp", "cnn", "rnn", from
+  the spec or the exercise): a CNN is told to widen or deepen its convolutions, never to "add
+  convolutions". Not with lr_too_high/lr_too_low, which explain a low accuracy better; it
+  excludes overfitting.
 - overfitting: at the last epoch end the training accuracy exceeds the validation accuracy by
   OVERFIT_GAP or more, or the validation accuracy fell OVERFIT_VAL_DROP or more below its best
   while the training accuracy kept rising, or the validation loss rose OVERFIT_VAL_LOSS_RISE or
   more above its lowest while the training loss kept falling. A "suggestion" when the run still
   reached its target.
-- slow_convergence: the loss fell by more than STILL_FALLING over the last epoch (a timed-out
-  run's partial epoch counts) and the accuracy reached (on the test split, else the last
-  validation accuracy) is short of the goal or unknown. Not with another convergence hint, nor
-  with overfitting (more epochs would widen the gap).
+- slow_convergence: the loss is still falling: by more than STILL_FALLING over the last epoch
+  (a timed-out run's partial epoch counts), or at a fitted slope of more than LEVELLED_OFF of its
+  level per epoch over the last SLOPE_EPOCHS epochs (a CNN's loss falling 5% an epoch has not
+  levelled off: it needs more epochs, not more capacity); and the accuracy reached (on the
+  test split, else the last validation accuracy) is short of the goal or unknown, and so is
+  the training accuracy (a model that fits its training data gains nothing from more). Not with
+  another convergence hint, nor with overfitting (more epochs would widen the gap).
 - confused_classes: in the test confusion matrix, true classes of which CONFUSION_FRACTION or
   more (and CONFUSION_MIN_COUNT or more examples) were predicted as one other class, the largest
   CONFUSION_MAX_PAIRS. Not when the test accuracy is within CHANCE_MARGIN of chance.
@@ -76,6 +83,11 @@ LR_LOW_MIN_EPOCHS = 3
 # A loss that fell by more than this fraction over the last epoch is still falling steeply;
 # by this or less, it has levelled off.
 STILL_FALLING = 0.10
+# The least-squares slope of the last SLOPE_EPOCHS epoch losses, relative to their mean: a loss
+# falling by more than LEVELLED_OFF of its level per epoch is still improving (more epochs
+# help); by that or less it has levelled off.
+SLOPE_EPOCHS = 3
+LEVELLED_OFF = 0.02
 # Within a single epoch the trend compares the means of the first and last halves of its
 # points, which needs at least this many.
 MIN_TREND_POINTS = 4
@@ -95,6 +107,17 @@ LOW_ACCURACY = 0.70
 CONFUSION_FRACTION = 0.20
 CONFUSION_MIN_COUNT = 3
 CONFUSION_MAX_PAIRS = 3
+
+# The model kinds the advice knows (`diagnose(model_kind=...)`).
+MODEL_KINDS = ("mlp", "cnn", "rnn")
+# What gives each kind of model more capacity, for underfitting.
+CAPACITY_ADVICE = {
+    "mlp": "wider hidden layers, or one more hidden layer with a non-linearity",
+    "cnn": "more filters in each convolution, one more convolution block, or a wider dense "
+    "layer before the output",
+    "rnn": "a larger hidden size, or a second recurrent layer",
+    None: "wider or more layers, or convolutions for images",
+}
 
 # The skills whose lesson helps with each finding, most useful first. The order of the codes is
 # the order of importance in which `diagnose` returns its hints.
@@ -129,8 +152,9 @@ class Hint:
         }  # fmt: skip
 
 
-def _hint(code: str, title: str, message: str, evidence: dict, severity: str) -> Hint:
-    return Hint(code, title, message, evidence, CODE_SKILLS[code], severity)
+def _hint(code: str, title: str, message: str, evidence: dict, severity: str,
+          skills: tuple[str, ...] | None = None) -> Hint:  # fmt: skip
+    return Hint(code, title, message, evidence, skills or CODE_SKILLS[code], severity)
 
 
 # Reading the input: anything malformed becomes None (or is skipped) rather than raising.
@@ -293,9 +317,10 @@ class _Run:
     parameter_count: int | None
     target: float | None
     chance: float | None
+    model_kind: str | None = None
 
     @classmethod
-    def read(cls, points, outcome, metrics, target, chance) -> "_Run":
+    def read(cls, points, outcome, metrics, target, chance, model_kind=None) -> "_Run":
         outcome = outcome if isinstance(outcome, Mapping) else {}
         metrics = metrics if isinstance(metrics, Mapping) else {}
         parsed = _read_points(points)
@@ -313,6 +338,7 @@ class _Run:
             test_accuracy=_finite(metrics.get("accuracy")), matrix=matrix, class_names=names,
             parameter_count=_integer(metrics.get("parameter_count")),
             target=_finite(target), chance=chance,
+            model_kind=model_kind if model_kind in MODEL_KINDS else None,
         )  # fmt: skip
 
     @property
@@ -370,6 +396,24 @@ class _Run:
             before, after = mean(losses[:half]), mean(losses[-half:])
             over = "the second half of the epoch"
         return _Trend(_loss(before), _loss(after), _ratio(-_change(before, after)), over)
+
+    def slope(self) -> float | None:
+        """How fast the loss still falls per epoch, relative to its level: the least-squares
+        slope of the last SLOPE_EPOCHS epoch losses over their mean, positive while it falls;
+        None with fewer epochs."""
+        losses = [e.loss for e in self.epochs[-SLOPE_EPOCHS:]]
+        if len(losses) < SLOPE_EPOCHS:
+            return None
+        xs = range(len(losses))
+        x_mean, y_mean = mean(xs), mean(losses)
+        fitted = sum((x - x_mean) * (y - y_mean) for x, y in zip(xs, losses, strict=True)) / sum(
+            (x - x_mean) ** 2 for x in xs
+        )
+        return _ratio(-fitted / max(abs(y_mean), LOSS_FLOOR))
+
+    def still_falling(self, trend: _Trend) -> bool:
+        slope = self.slope()
+        return trend.decrease > STILL_FALLING or (slope is not None and slope > LEVELLED_OFF)
 
 
 # Numbers: evidence holds them rounded, and messages print the rounded values, so the two agree.
@@ -559,7 +603,7 @@ def _underfitting(run: _Run) -> Hint | None:
         return None
     shortfall = run.shortfall(accuracy)
     # Levelled off after learning something; a loss that never moved is not a capacity problem.
-    if shortfall is None or trend.decrease > STILL_FALLING or total[2] < LR_LOW_DECREASE:
+    if shortfall is None or run.still_falling(trend) or total[2] < LR_LOW_DECREASE:
         return None
     val = run.val_accuracy
     chance = run.chance
@@ -568,7 +612,8 @@ def _underfitting(run: _Run) -> Hint | None:
         "val_accuracy": _ratio(val) if val is not None else None,
         "recent_decrease": trend.decrease, "target": run.target,
         "chance": _ratio(chance) if chance is not None else None,
-        "parameter_count": run.parameter_count,
+        "parameter_count": run.parameter_count, "slope": run.slope(),
+        "model_kind": run.model_kind,
     }  # fmt: skip
     count = run.parameter_count
     size = f" with {count:,} parameters" if count is not None else ""
@@ -576,9 +621,11 @@ def _underfitting(run: _Run) -> Hint | None:
         f"The training accuracy ended at {_pct(evidence['train_accuracy'])}, {shortfall}, and "
         f"the training loss has levelled off ({_fall(trend)} over {trend.over}): the "
         f"model{size} cannot fit even its training data. Give it more "
-        "capacity: wider or more layers, or convolutions for images."
+        f"capacity: {CAPACITY_ADVICE[run.model_kind]}."
     )
-    return _hint("underfitting", "The model is underfitting", message, evidence, PROBLEM)
+    skills = (run.model_kind, "training") if run.model_kind else None
+    return _hint("underfitting", "The model is underfitting", message, evidence, PROBLEM,
+                 skills)  # fmt: skip
 
 
 def _rising_val_loss(run: _Run) -> tuple[dict, str] | None:
@@ -657,16 +704,20 @@ def _overfitting(run: _Run) -> Hint | None:
 
 def _slow_convergence(run: _Run) -> Hint | None:
     trend = run.trend()
-    if trend is None or trend.decrease <= STILL_FALLING:
+    if trend is None or not run.still_falling(trend):
         return None
     reached = run.reached
     shortfall = run.shortfall(reached) if reached is not None else None
     if reached is not None and shortfall is None:
         return None  # it reached the goal: nothing to gain
+    train = run.train_accuracy
+    if train is not None and run.shortfall(train) is None:
+        return None  # it already fits its training data: more epochs will not generalise it
     lr = run.lr
     evidence = {
         "status": run.status, "epochs_completed": len(run.complete_epochs),
         "recent_decrease": trend.decrease, "from_loss": trend.before, "to_loss": trend.after,
+        "slope": run.slope(),
         "accuracy": _ratio(reached) if reached is not None else None, "target": run.target,
         "lr": _loss(lr) if lr is not None else None,
     }  # fmt: skip
@@ -732,11 +783,13 @@ def diagnose(
     metrics: Mapping | None = None,
     target: float | None = None,
     chance: float | None = None,
+    model_kind: str | None = None,
 ) -> list[Hint]:
     """The hints for a finished run, most important first (the order of CODES); [] when
     nothing is wrong or nothing can be said. `chance` defaults to 1 / the number of classes in
-    `metrics`. Never raises on malformed input."""
-    run = _Run.read(points, outcome, metrics, target, chance)
+    `metrics`; `model_kind` (one of MODEL_KINDS, else unknown) picks the advice for capacity.
+    Never raises on malformed input."""
+    run = _Run.read(points, outcome, metrics, target, chance, model_kind)
     divergence = _divergence(run)
     if divergence is not None:
         return [divergence]

@@ -232,24 +232,41 @@ def recommendation(*, tenant, user, mastery: list[SkillMastery] | None = None) -
     )
 
 
+def _hint_lesson(hint_skills, lessons, own: set[str]):
+    """The lesson for one hint: of the course's lessons that teach one of the hint's skills, the
+    one teaching the most preferred of them, then the one teaching the most of the exercise's
+    own skills (`own`), then the first in the course. So a CNN exercise's "training" hint goes
+    to the CNN lesson, not to the XOR lesson that comes first and also teaches training."""
+    best, best_key = None, None
+    for lesson in lessons:
+        taught = {s.slug for s in lesson.skills.all()}
+        shared = taught & own
+        preference = next((i for i, s in enumerate(hint_skills) if s in taught), None)
+        if preference is None:
+            continue
+        key = (preference, -len(shared), lesson.position)
+        if best_key is None or key < best_key:
+            best, best_key = lesson, key
+    return best
+
+
 def run_hints(*, job, course, tenant_slug: str) -> list[dict]:
     """The run's diagnosis hints, each with `lesson` ({"title", "url"} of the course's lesson
-    that teaches one of the hint's skills, in the hint's order of preference) or None."""
+    for it, `_hint_lesson`) or None."""
     diagnosis = RunDiagnosis.objects.filter(job=job).first()
     if diagnosis is None or not diagnosis.hints:
         return []
+    own = set(job.submission.assignment.exercise.skills.values_list("slug", flat=True))
     wanted = {slug for hint in diagnosis.hints for slug in hint["skills"]}
-    lessons: dict[str, Lesson] = {}
-    for lesson in (
+    lessons = list(
         Lesson.objects.filter(course=course, skills__slug__in=wanted)
+        .distinct()
         .prefetch_related("skills")
         .order_by("position")
-    ):
-        for skill in lesson.skills.all():
-            lessons.setdefault(skill.slug, lesson)
+    )
     hints = []
     for hint in diagnosis.hints:
-        lesson = next((lessons[s] for s in hint["skills"] if s in lessons), None)
+        lesson = _hint_lesson(hint["skills"], lessons, own)
         link = None
         if lesson is not None:
             link = {"title": lesson.title, "url": reverse("lesson", args=[tenant_slug, lesson.pk])}

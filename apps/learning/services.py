@@ -171,6 +171,24 @@ def run_finished(*, job) -> Statement:
     )
 
 
+_CONVOLUTIONS = frozenset({"conv1d", "conv2d"})
+_RECURRENT = frozenset({"rnn", "lstm", "gru"})
+
+
+def model_kind(*, submission, exercise) -> str | None:
+    """What the run trained, for the diagnosis's advice: from the spec's layers ("cnn" with a
+    convolution, "rnn" with a recurrent layer, else "mlp"); for code, from the skills the
+    exercise practises; None when neither tells."""
+    layers = (submission.spec or {}).get("layers") if isinstance(submission.spec, dict) else None
+    if isinstance(layers, list):
+        types = {layer.get("type") for layer in layers if isinstance(layer, dict)}
+        if types & _CONVOLUTIONS:
+            return "cnn"
+        return "rnn" if types & _RECURRENT else "mlp"
+    slugs = set(exercise.skills.values_list("slug", flat=True))
+    return next((kind for kind in ("cnn", "rnn", "mlp") if kind in slugs), None)
+
+
 @scopes_disabled()  # acts on the objects given, of one tenant
 def run_diagnose(*, job, metrics: dict | None = None) -> RunDiagnosis:
     """The run's diagnosis, computed once from its progress events, outcome and metrics; each
@@ -193,8 +211,9 @@ def run_diagnose(*, job, metrics: dict | None = None) -> RunDiagnosis:
     if job.failure_kind == "diverged":
         outcome["status"] = "diverged"
     hints = diagnostics.diagnose(
-        points, outcome=outcome or None, metrics=metrics, target=exercise.target_metric
-    )
+        points, outcome=outcome or None, metrics=metrics, target=exercise.target_metric,
+        model_kind=model_kind(submission=job.submission, exercise=exercise),
+    )  # fmt: skip
     diagnosis = RunDiagnosis.objects.create(
         job=job, tenant_id=job.tenant_id, hints=[h.as_dict() for h in hints]
     )

@@ -125,7 +125,7 @@ def overfitting_drop() -> dict:
 
 
 def underfitting() -> dict:
-    points = curve([1.6, 1.3, 1.2, 1.15, 1.12], [0.45, 0.52, 0.55, 0.56, 0.57],
+    points = curve([1.6, 1.3, 1.2, 1.19, 1.185], [0.45, 0.52, 0.55, 0.56, 0.57],
                    [0.45, 0.5, 0.53, 0.55, 0.55], start=2.3)  # fmt: skip
     return {"points": points, "outcome": completed(5), "target": 0.9, "chance": 0.1,
             "metrics": scores(0.55, parameter_count=1234)}  # fmt: skip
@@ -328,10 +328,11 @@ def test_a_validation_accuracy_falling_from_its_best_while_training_rises_is_ove
 def test_a_low_training_accuracy_on_a_levelled_loss_is_underfitting():
     hint = only(underfitting())
     assert hint.evidence == {
-        "train_accuracy": 0.57, "val_accuracy": 0.55, "recent_decrease": 0.0261,
-        "target": 0.9, "chance": 0.1, "parameter_count": 1234,
+        "train_accuracy": 0.57, "val_accuracy": 0.55, "recent_decrease": 0.0042,
+        "target": 0.9, "chance": 0.1, "parameter_count": 1234, "slope": 0.0063,
+        "model_kind": None,
     }  # fmt: skip
-    for text in ("ended at 57%", "below the goal of 90%", "down 2.61% over the last epoch",
+    for text in ("ended at 57%", "below the goal of 90%", "down 0.42% over the last epoch",
                  "1,234 parameters"):  # fmt: skip
         assert text in hint.message
 
@@ -356,7 +357,8 @@ def test_what_counts_as_a_low_training_accuracy(target, chance, final_train, rea
 
 
 def test_underfitting_and_overfitting_exclude_each_other():
-    points = curve([1.6, 1.3, 1.28], [0.5, 0.55, 0.6], [0.4, 0.42, 0.4], start=2.3)
+    points = curve([1.6, 1.3, 1.29, 1.285], [0.5, 0.55, 0.6, 0.6], [0.4, 0.42, 0.4, 0.4],
+                   start=2.3)  # fmt: skip
     hints = diagnose(points, target=0.9)  # a gap of 0.2, but the training data is not fitted
     assert codes(hints) == ["underfitting"]
 
@@ -366,7 +368,8 @@ def test_a_loss_still_falling_short_of_the_target_is_slow_convergence():
     assert hint.severity == "suggestion"
     assert hint.evidence == {
         "status": "completed", "epochs_completed": 4, "recent_decrease": 0.2857,
-        "from_loss": 0.7, "to_loss": 0.5, "accuracy": 0.81, "target": 0.9, "lr": 0.01,
+        "from_loss": 0.7, "to_loss": 0.5, "slope": 0.3409, "accuracy": 0.81,
+        "target": 0.9, "lr": 0.01,
     }  # fmt: skip
     for text in ("Training ended", "down 28.6% over the last epoch", "from 0.7 to 0.5",
                  "reached 81%, below the goal of 90%", "(it was 0.01)"):  # fmt: skip
@@ -382,11 +385,52 @@ def test_a_run_that_timed_out_while_the_loss_fell_is_slow_convergence():
     # The partial epoch 4 (mean 0.525) against epoch 3 (0.7).
     assert hint.evidence == {
         "status": "timed_out", "epochs_completed": 3, "recent_decrease": 0.25,
-        "from_loss": 0.7, "to_loss": 0.525, "accuracy": 0.77, "target": 0.9, "lr": 0.01,
+        "from_loss": 0.7, "to_loss": 0.525, "slope": 0.3202, "accuracy": 0.77,
+        "target": 0.9, "lr": 0.01,
     }  # fmt: skip
     assert hint.message.startswith("The run reached its time limit")
     assert "down 25% over the last, unfinished epoch" in hint.message
     assert "larger learning rate (it was 0.01), or a smaller model" in hint.message
+
+
+def cnn_still_falling() -> dict:
+    """The shapes CNN after five epochs: its loss falls 5-9% an epoch, under STILL_FALLING's 10%
+    over the last epoch alone, but steadily."""
+    points = curve([2.0, 1.7, 1.5, 1.38, 1.3], [0.3, 0.38, 0.45, 0.5, 0.53],
+                   [0.3, 0.37, 0.44, 0.49, 0.52], start=2.3)  # fmt: skip
+    return {"points": points, "outcome": completed(5), "target": 0.9, "chance": 0.1,
+            "metrics": scores(0.52, parameter_count=62_006), "model_kind": "cnn"}  # fmt: skip
+
+
+def test_a_cnn_whose_loss_still_falls_is_told_to_train_longer_not_that_it_levelled_off():
+    hint = only(cnn_still_falling())
+    assert hint.code == "slow_convergence"
+    assert hint.skills == ("training",)
+    assert hint.evidence["slope"] == 0.0718  # (1.5 - 1.3) / 2 epochs over a mean of 1.393
+    assert hint.title == "Training stopped while still improving"
+    assert "Train for more epochs" in hint.message
+    assert "levelled off" not in hint.message and "convolutions" not in hint.message
+
+
+@pytest.mark.parametrize(
+    "kind, advice, skills",
+    [
+        ("cnn", "more filters in each convolution, one more convolution block, or a wider "
+         "dense layer before the output", ("cnn", "training")),
+        ("mlp", "wider hidden layers, or one more hidden layer with a non-linearity",
+         ("mlp", "training")),
+        ("rnn", "a larger hidden size, or a second recurrent layer", ("rnn", "training")),
+        (None, "wider or more layers, or convolutions for images", ("mlp", "cnn", "training")),
+        ("transformer", "wider or more layers, or convolutions for images",
+         ("mlp", "cnn", "training")),
+    ],
+)  # fmt: skip
+def test_underfitting_advice_and_skills_follow_the_model_kind(kind, advice, skills):
+    hint = only({**underfitting(), "model_kind": kind})
+    assert hint.code == "underfitting"
+    assert hint.message.endswith(f"Give it more capacity: {advice}.")
+    assert hint.skills == skills
+    assert hint.evidence["model_kind"] == (kind if kind != "transformer" else None)
 
 
 @pytest.mark.parametrize("name", ["slow", "underfitting", "lr_rising", "lr_too_low"])

@@ -3,15 +3,17 @@ its lesson link, the teacher's mastery heat map, the administrators' tutor page;
 roles that may not use them, with nothing changed."""
 
 import re
+from types import SimpleNamespace
 
 import pytest
 from django_scopes import scopes_disabled
 
+from apps.learning import services
 from apps.learning.crypto import decrypt
 from apps.learning.models import Mastery, TutorSettings
 from tests.conftest import page_client_for
 from tests.factories import LessonFactory, SkillFactory
-from tests.learning.test_records import OVERFITTING, _run
+from tests.learning.test_records import OVERFITTING, _point, _run
 from tests.snapshots import db_snapshot
 
 
@@ -72,6 +74,52 @@ def test_the_run_page_shows_the_diagnosis_with_the_lesson_that_helps(tenant_a):
     assert 'id="hint-overfitting"' in body
     assert f'Read: <a href="/t/alpha/lessons/{lesson.id}/">Training well</a>' in body
     assert "<dt>train_accuracy</dt><dd>0.99</dd>" in body
+
+
+RISING = [_point(epoch, loss, 0.6, 0.55) for epoch, loss in
+          enumerate([0.5, 0.6, 0.7, 0.8, 0.9, 1.0], start=1)]  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_a_hint_links_the_lesson_of_the_exercises_own_skills(tenant_a):
+    """A CNN exercise's learning-rate hint ("training") goes to the CNN lesson, not to the XOR
+    lesson that comes first in the course and teaches training too."""
+    cnn = SkillFactory(tenant=tenant_a.tenant, slug="cnn", name="CNNs")
+    training = SkillFactory(tenant=tenant_a.tenant, slug="training", name="Training")
+    with scopes_disabled():
+        tenant_a.lesson.position, tenant_a.lesson.title = 1, "Multilayer perceptrons and XOR"
+        tenant_a.lesson.save()
+        tenant_a.lesson.skills.add(training)  # it teaches alpha-mlp and training
+        cnn_lesson = LessonFactory(course=tenant_a.course, title="Convolutional networks",
+                                   position=2)  # fmt: skip
+        cnn_lesson.skills.set([cnn, training])
+        tenant_a.exercise.skills.set([cnn, training])
+    submission = _run(tenant_a, RISING)
+    body = page_client_for(tenant_a.learner.user).get(f"/t/alpha/runs/{submission.id}/")
+    body = body.content.decode()
+    assert 'id="hint-lr_too_high"' in body
+    assert f'Read: <a href="/t/alpha/lessons/{cnn_lesson.id}/">Convolutional networks</a>' in body
+    assert f"/t/alpha/lessons/{tenant_a.lesson.id}/" not in body
+
+
+@pytest.mark.django_db
+def test_the_model_kind_comes_from_the_spec_else_from_the_exercises_skills(tenant_a):
+    conv = {"layers": [{"type": "conv2d", "out_channels": 6}, {"type": "linear"}]}
+    lstm = {"layers": [{"type": "embedding"}, {"type": "lstm"}]}
+    with scopes_disabled():
+        exercise = tenant_a.exercise
+        kinds = [
+            services.model_kind(submission=SimpleNamespace(spec=spec), exercise=exercise)
+            for spec in (conv, lstm, {"layers": [{"type": "linear"}]}, None)
+        ]
+        cnn = SkillFactory(tenant=tenant_a.tenant, slug="cnn", name="CNNs")
+        exercise.skills.add(cnn)
+        code = services.model_kind(submission=SimpleNamespace(spec=None), exercise=exercise)
+        exercise.skills.set([SkillFactory(tenant=tenant_a.tenant, slug="other")])
+        unknown = services.model_kind(submission=SimpleNamespace(spec=None), exercise=exercise)
+    # The world's exercise practises "alpha-mlp", which names no kind.
+    assert kinds == ["cnn", "rnn", "mlp", None]
+    assert (code, unknown) == ("cnn", None)
 
 
 @pytest.mark.django_db
