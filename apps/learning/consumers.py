@@ -5,7 +5,8 @@ Server -> client, per question:
   {"type": "start", "backend": "grounded" | "endpoint"}
   {"type": "chunk", "text": "..."}             (as many as the answer takes)
   {"type": "notice", "message": "..."}         (the endpoint failed: the lessons answer instead)
-  {"type": "done", "citations": [{"lesson_id", "title", "url"}], "refused": null | kind}
+  {"type": "done", "citations": [{"kind": "run" | "exercise" | "lesson", "lesson_id" (lessons
+  only, else null), "title", "url"}], "refused": null | kind}
 or, without an answer, {"type": "error", "code": "rate_limited" | "quota" | "invalid" |
 "busy" | "unavailable", "message": "..."}.
 
@@ -108,9 +109,10 @@ class TutorConsumer(AsyncJsonWebsocketConsumer):
                         await self.send_json({"type": "chunk", "text": event.text})
                     elif isinstance(event, TutorDone):
                         citations = [
-                            {"lesson_id": c.lesson_id, "title": c.lesson_title, "url": c.url}
+                            {"kind": c.kind, "lesson_id": c.lesson_id or None,
+                             "title": c.lesson_title, "url": c.url}
                             for c in event.citations
-                        ]
+                        ]  # fmt: skip
                         usage = (event.prompt_tokens, event.completion_tokens)
                         return "".join(parts), citations, usage, name
                 return "".join(parts), [], (0, 0), name  # a stream that ended without TutorDone

@@ -27,6 +27,7 @@ from apps.learning import services as learning
 from apps.learning.crypto import SecretUnreadable, decrypt
 from apps.learning.models import RunDiagnosis, TutorExchange, TutorSettings
 from apps.learning.tutor import (
+    Citation,
     DiagnosisNote,
     GroundedTutor,
     OpenAICompatibleTutor,
@@ -90,8 +91,18 @@ class Prepared:
     assignment_id: object | None
 
 
-def _lessons(tenant, user) -> list[TutorLesson]:
+def _lessons(tenant, user, assignment=None) -> list[TutorLesson]:
+    """The lessons of the learner's courses; asked about an assignment, those of its course
+    that teach the exercise's own skills (when there are any), so that a CNN exercise's
+    question is not answered from the XOR lesson."""
     courses = selectors.learner_courses(tenant=tenant, user=user)
+    lessons = Lesson.objects.filter(course__in=courses)
+    if assignment is not None:
+        own = lessons.filter(
+            course=assignment.course_id, skills__in=assignment.exercise.skills.all()
+        ).distinct()
+        if own.exists():
+            lessons = own
     return [
         TutorLesson(
             lesson_id=str(lesson.pk),
@@ -99,19 +110,38 @@ def _lessons(tenant, user) -> list[TutorLesson]:
             url=reverse("lesson", args=[tenant.slug, lesson.pk]),
             body_markdown=lesson.body,
         )
-        for lesson in Lesson.objects.filter(course__in=courses).order_by("course", "position")
+        for lesson in lessons.order_by("course", "position")
     ]
 
 
-def _latest_diagnosis(tenant, user) -> list[DiagnosisNote]:
+def _latest_diagnosis(tenant, user, assignment=None) -> tuple[list[DiagnosisNote], Citation | None]:
+    """The diagnosis of the learner's latest finished run (on the assignment, when one is asked
+    about), and that run as a citation (a link to its page)."""
+    rows = RunDiagnosis.objects.filter(tenant=tenant, job__submission__learner=user)
+    if assignment is not None:
+        rows = rows.filter(job__submission__assignment=assignment)
     diagnosis = (
-        RunDiagnosis.objects.filter(tenant=tenant, job__submission__learner=user)
+        rows.select_related("job__submission__assignment__exercise")
         .order_by("-job__finished_at")
         .first()
     )
     if diagnosis is None:
-        return []
-    return [DiagnosisNote(title=h["title"], message=h["message"]) for h in diagnosis.hints]
+        return [], None
+    submission = diagnosis.job.submission
+    run = Citation(
+        "",
+        f"attempt {submission.attempt} of “{submission.assignment.exercise.title}”",
+        reverse("run", args=[tenant.slug, submission.pk]),
+        "run",
+    )
+    notes = [DiagnosisNote(title=h["title"], message=h["message"]) for h in diagnosis.hints]
+    return notes, run
+
+
+def _goal(exercise) -> str:
+    metric = exercise.get_metric_display().lower()
+    return (f"a test {metric} of {exercise.target_metric * 100:.3g}% for full marks "
+            f"(no points below {exercise.min_metric * 100:.3g}%).")  # fmt: skip
 
 
 def _history(tenant, user) -> list[Turn]:
@@ -178,10 +208,20 @@ def prepare(*, tenant, user, question: str, assignment_id=None) -> Prepared:
                 in (AssignmentStatus.OPEN, AssignmentStatus.LATE, AssignmentStatus.UPCOMING),
             )
             forbidden = distinctive_lines(assignment.exercise.solution_code)
+        notes, run = _latest_diagnosis(tenant, user, assignment)
+        exercise = None
+        if assignment is not None:
+            exercise = Citation(
+                "", assignment.exercise.title,
+                reverse("assignment", args=[tenant.slug, assignment.pk]), "exercise",
+            )  # fmt: skip
         request = TutorRequest(
             question=question,
-            lessons=_lessons(tenant, user),
-            diagnosis=_latest_diagnosis(tenant, user),
+            lessons=_lessons(tenant, user, assignment),
+            diagnosis=notes,
+            run=run,
+            exercise=exercise,
+            exercise_goal=_goal(assignment.exercise) if assignment else "",
             mastery=[SkillMastery(m.skill.name, m.probability) for m in mastery],
             history=_history(tenant, user),
             assignment_title=assignment.exercise.title if assignment else None,

@@ -36,9 +36,12 @@ class Passage:
 
 @dataclass(frozen=True)
 class Citation:
-    lesson_id: str  # the lesson's primary key, as text
-    lesson_title: str
+    """What an answer drew on: a lesson, or the learner's run (its diagnosis) or exercise."""
+
+    lesson_id: str  # the lesson's primary key, as text ("" for a run or an exercise)
+    lesson_title: str  # the lesson's (or run's, or exercise's) title
     url: str
+    kind: Literal["lesson", "run", "exercise"] = "lesson"
 
     @classmethod
     def of(cls, passage: Passage) -> "Citation":
@@ -73,6 +76,9 @@ class TutorRequest:
     mastery: Sequence[SkillMastery] = ()
     history: Sequence[Turn] = ()  # earlier turns, most recent last; the caller bounds it
     assignment_title: str | None = None
+    run: Citation | None = None  # the run `diagnosis` is of
+    exercise: Citation | None = None  # the exercise of the assignment asked about
+    exercise_goal: str = ""  # what the exercise asks for, in words
 
     def last_user_turn(self) -> str:
         return next((t.content for t in reversed(self.history) if t.role == "user"), "")

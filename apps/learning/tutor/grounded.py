@@ -9,10 +9,13 @@ How an answer is made:
 2. From the prose of those passages (code and tables left out), the MAX_SENTENCES sentences
    that hold the most of the question's words, each word weighed by its idf, are quoted,
    grouped by lesson, in the lesson's order.
-3. The learner's latest-run diagnosis follows when the question is about their own work ("my",
-   "run", "training", ...) or shares a word with it; then their weakest skill, when it is
-   below WEAK_MASTERY and the question or the quoted sentences name it.
-4. It ends with "(see lesson: <title>)" for each lesson quoted; TutorDone cites those lessons.
+3. The diagnosis of the run asked about (the learner's latest on the assignment asked about,
+   else their latest) comes first when the question is about their own work ("my", "run",
+   "score", ...) or shares a word with it, with the exercise's goal; then the quotes; then
+   their weakest skill, when it is below WEAK_MASTERY and the question or the quoted sentences
+   name it.
+4. It ends with "(see lesson: <title>)" for each lesson quoted; TutorDone cites the run and the
+   exercise (when the diagnosis was used) and those lessons.
    When no passage shares a word with the question, it says so, suggests asking the teacher,
    and cites nothing.
 
@@ -46,8 +49,9 @@ WEAK_MASTERY = 0.6
 # Words that make a question about the learner's own work, so their latest run's diagnosis
 # applies.
 OWN_WORK_WORDS = frozenset(
-    ["my", "mine", "run", "runs", "training", "trained", "submission", "submitted", "grade"]
-)
+    ["my", "mine", "run", "runs", "training", "trained", "submission", "submitted", "grade",
+     "score", "scored", "scores", "accuracy", "result", "results", "attempt"]
+)  # fmt: skip
 
 NO_ANSWER = (
     "I couldn't find anything about this in your course's lessons, so I won't guess. "
@@ -107,18 +111,20 @@ class GroundedTutor:
         question_words = set(tokenize(request.question)) or set(tokenize(request.last_user_turn()))
         quoted = self._quotes(found, question_words, index)
         notes = _relevant_notes(request.question, request.diagnosis)
+        # The run's own diagnosis comes first, cited with its run (and the exercise whose goal
+        # it is measured against): it is what a question about the learner's work is about.
+        run_blocks, run_citations = _run_blocks(request, notes)
         if not quoted:
             if not notes:
                 return NO_ANSWER, []
-            lines = [NO_LESSON_BUT_RUN, *(_run_line(n) for n in notes), ASK_TEACHER]
-            return "\n\n".join(lines), []
+            lines = [NO_LESSON_BUT_RUN, *run_blocks, ASK_TEACHER]
+            return "\n\n".join(lines), run_citations
 
         citations = list(dict.fromkeys(Citation.of(s.passage) for s, _ in quoted))
-        blocks = []
+        blocks = list(run_blocks)
         for citation in citations:
             lines = [s for scored, s in quoted if scored.passage.lesson_id == citation.lesson_id]
             blocks.append(f"From “{citation.lesson_title}”:\n" + "\n".join(f"> {s}" for s in lines))
-        blocks.extend(_run_line(n) for n in notes)
         used_words = question_words | {w for _, sentence in quoted for w in tokenize(sentence)}
         if weak := _weakest_relevant(request.mastery, used_words):
             blocks.append(
@@ -128,7 +134,7 @@ class GroundedTutor:
                 "may be a good place to review it."
             )
         blocks.append(" ".join(f"(see lesson: {c.lesson_title})" for c in citations))
-        return "\n\n".join(blocks), citations
+        return "\n\n".join(blocks), run_citations + citations
 
     def _quotes(self, found: Sequence[ScoredPassage], words: set[str],
                 index: PassageIndex) -> list[tuple[ScoredPassage, str]]:  # fmt: skip
@@ -169,8 +175,21 @@ def _relevant_notes(question: str, diagnosis: Sequence[DiagnosisNote]) -> list[D
     ]
 
 
-def _run_line(note: DiagnosisNote) -> str:
-    return f"Your latest run: {note.title}: {note.message}"
+def _run_blocks(request: TutorRequest, notes: Sequence[DiagnosisNote]
+                ) -> tuple[list[str], list[Citation]]:  # fmt: skip
+    """The diagnosis notes in words, and what they cite: the run, and the exercise whose goal
+    the run is measured against."""
+    if not notes:
+        return [], []
+    which = f"Your run ({request.run.lesson_title})" if request.run else "Your latest run"
+    blocks = [f"{which}: {note.title}: {note.message}" for note in notes]
+    citations = [request.run] if request.run else []
+    if request.exercise is not None:
+        if request.exercise_goal:
+            blocks.append(f"The goal of “{request.exercise.lesson_title}”: "
+                          f"{request.exercise_goal}")  # fmt: skip
+        citations.append(request.exercise)
+    return blocks, citations
 
 
 def _weakest_relevant(mastery: Sequence[SkillMastery], words: set[str]) -> SkillMastery | None:

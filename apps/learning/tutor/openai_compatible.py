@@ -6,9 +6,10 @@ one not first) holding SYSTEM_PROMPT, the assignment's title, the course materia
 BM25 passages for the question, each under its lesson's title and section), the learner's
 latest-run diagnosis and mastery; then the history's user/assistant turns; then the question.
 
-Citations: the lessons of the passages given as context whose title the answer names (the
-prompt asks for "(see lesson: <title>)"); when the answer names none, every lesson given, since
-the answer was written from them. Token counts: the server's usage (asked for with
+Citations: the run whose diagnosis and the exercise whose goal the prompt gave, then the lessons
+of the passages given as context whose title the answer names (the prompt asks for "(see
+lesson: <title>)"); when the answer names none, every lesson given, since the answer was
+written from them. Token counts: the server's usage (asked for with
 `stream_options.include_usage`); a server that sends none gets words counted instead
 (base.count_words over the messages sent and the answer).
 
@@ -71,6 +72,8 @@ def build_messages(request: TutorRequest, passages: Sequence[Passage]) -> list[d
     context = [SYSTEM_PROMPT]
     if request.assignment_title:
         context.append(f"The learner is working on the assignment “{request.assignment_title}”.")
+    if request.exercise_goal:
+        context.append(f"The exercise's goal: {request.exercise_goal}")
     if passages:
         material = [
             f"[{i}] Lesson “{p.lesson_title}”" + (f", section “{p.heading}”" if p.heading else "")
@@ -82,7 +85,11 @@ def build_messages(request: TutorRequest, passages: Sequence[Passage]) -> list[d
         context.append("Course material: none of the lessons matches this question.")
     if request.diagnosis:
         notes = "\n".join(f"- {n.title}: {n.message}" for n in request.diagnosis)
-        context.append(f"Diagnosis of the learner's latest run:\n{notes}")
+        which = f" ({request.run.lesson_title})" if request.run else ""
+        context.append(
+            f"Diagnosis of the learner's run{which}; a question about their score or their "
+            f"run is about this first:\n{notes}"
+        )
     if request.mastery:
         skills = "\n".join(
             f"- {m.skill}: {mastery_percent(m.probability)}%" for m in request.mastery
@@ -93,6 +100,13 @@ def build_messages(request: TutorRequest, passages: Sequence[Passage]) -> list[d
                  if t.role in ("user", "assistant")]  # fmt: skip
     messages.append({"role": "user", "content": request.question})
     return messages
+
+
+def context_cited(request: TutorRequest) -> list[Citation]:
+    """The run whose diagnosis, and the exercise whose goal, the prompt gave: cited always,
+    since the answer was written knowing them."""
+    cited = [request.run] if request.run and request.diagnosis else []
+    return cited + ([request.exercise] if request.exercise else [])
 
 
 def cited_lessons(answer: str, passages: Sequence[Passage]) -> list[Citation]:
@@ -171,7 +185,7 @@ class OpenAICompatibleTutor:
         else:
             prompt = sum(count_words(m["content"]) for m in messages)
             completion = count_words(text)
-        yield TutorDone(cited_lessons(text, passages), prompt, completion)
+        yield TutorDone(context_cited(request) + cited_lessons(text, passages), prompt, completion)
 
     def _unavailable(self, exc: BaseException) -> TutorUnavailable:
         """What failed, in words; never the key, nor what the server said about it."""

@@ -9,10 +9,11 @@ from channels.testing import WebsocketCommunicator
 from django_scopes import scopes_disabled
 
 from apps.learning.crypto import encrypt
-from apps.learning.models import Statement, TutorExchange, TutorSettings
+from apps.learning.models import RunDiagnosis, Statement, TutorExchange, TutorSettings
 from apps.tenants.consumers import CLOSE_NOT_FOUND
 from config.asgi import application
 from tests.conftest import page_client_for
+from tests.factories import LessonFactory, SkillFactory
 from tests.snapshots import db_snapshot
 
 LESSON_BODY = """\
@@ -101,8 +102,8 @@ def test_the_grounded_tutor_answers_from_the_lesson_and_cites_it(world):
     assert messages[-1] == {
         "type": "done",
         "citations": [
-            {"lesson_id": str(world.lesson.id), "title": "Multilayer perceptrons",
-             "url": lesson_url}
+            {"kind": "lesson", "lesson_id": str(world.lesson.id),
+             "title": "Multilayer perceptrons", "url": lesson_url}
         ],
         "refused": None,
     }  # fmt: skip
@@ -119,6 +120,51 @@ def test_the_grounded_tutor_answers_from_the_lesson_and_cites_it(world):
     }
     # The lesson page the citation links to opens for the learner.
     assert page_client_for(world.learner.user).get(lesson_url).status_code == 200
+
+
+CNN_BODY = """\
+# Convolutional networks
+
+A convolution slides small filters over the image. A low score on images often means the
+network needs more filters, or more epochs while its loss still falls.
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_asked_about_a_low_score_the_tutor_answers_from_the_runs_diagnosis_and_cites_it(world):
+    """The run's own diagnosis first, cited with links to the run and the exercise; the lesson
+    quoted is the exercise's own (CNN), not the XOR lesson of another skill."""
+    with scopes_disabled():
+        cnn = SkillFactory(tenant=world.tenant, slug="cnn", name="CNNs")
+        cnn_lesson = LessonFactory(course=world.course, title="Convolutional networks",
+                                   body=CNN_BODY)  # fmt: skip
+        cnn_lesson.skills.set([cnn])
+        world.exercise.skills.set([cnn])
+        RunDiagnosis.objects.create(
+            tenant=world.tenant, job=world.job,
+            hints=[{"code": "slow_convergence", "title": "Training stopped while still improving",
+                    "message": "Training ended while the training loss was still falling.",
+                    "evidence": {}, "skills": ["training"], "severity": "suggestion"}],
+        )  # fmt: skip
+        submission = world.job.submission
+    [messages] = ask(world.learner.user, "Why is my score so low?", assignment=world.assignment.id)
+    text = _text(messages)
+    run_title = f"attempt {submission.attempt} of “{world.exercise.title}”"
+    assert text.startswith(
+        f"Your run ({run_title}): Training stopped while still improving: Training ended while "
+        "the training loss was still falling."
+    )
+    assert "The goal of “" + world.exercise.title + "”: a test accuracy of" in text
+    assert "needs more filters" in text
+    assert "XOR points" not in text and "Multilayer perceptrons" not in text
+    assert messages[-1]["citations"] == [
+        {"kind": "run", "lesson_id": None, "title": run_title,
+         "url": f"/t/alpha/runs/{submission.id}/"},
+        {"kind": "exercise", "lesson_id": None, "title": world.exercise.title,
+         "url": f"/t/alpha/assignments/{world.assignment.id}/"},
+        {"kind": "lesson", "lesson_id": str(cnn_lesson.id), "title": "Convolutional networks",
+         "url": f"/t/alpha/lessons/{cnn_lesson.id}/"},
+    ]  # fmt: skip
 
 
 @pytest.mark.django_db(transaction=True)
