@@ -651,3 +651,50 @@ class EnrollmentDetailApi(CoursesApiView):
         enrollment = get_object_or_404(enrollment_list(course=course), pk=enrollment_id)
         services.enrollment_delete(enrollment=enrollment)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Join codes ------------------------------------------------------------------------------
+
+
+class JoinCodeOutputSerializer(serializers.Serializer):
+    join_code = serializers.CharField(help_text='The course\'s join code; "" when joining is off.')
+
+
+class CourseJoinCodeApi(CoursesApiView):
+    """The course's join code, for its teachers: read it, draw a new one (turning joining on;
+    the old code stops working), or turn joining by code off."""
+
+    def _answer(self, course) -> Response:
+        return Response(JoinCodeOutputSerializer({"join_code": course.join_code}).data)
+
+    @extend_schema(responses=JoinCodeOutputSerializer)
+    def get(self, request, tenant_slug, course_id):
+        return self._answer(_course(request, course_id, need="teacher_read"))
+
+    @extend_schema(request=None, responses=JoinCodeOutputSerializer)
+    def post(self, request, tenant_slug, course_id):
+        course = _course(request, course_id, need="write")
+        return self._answer(services.course_join_code_regenerate(course=course))
+
+    @extend_schema(responses=JoinCodeOutputSerializer)
+    def delete(self, request, tenant_slug, course_id):
+        course = _course(request, course_id, need="write")
+        return self._answer(services.course_join_code_disable(course=course))
+
+
+class CourseJoinInputSerializer(InputSerializer):
+    code = serializers.CharField(max_length=40, help_text="The join code the teacher gave.")
+
+
+class CourseJoinApi(CoursesApiView):
+    """A learner of the tenant enrolls in a published course by its join code; a wrong or
+    turned-off code is a 400 on "code" and enrolls nobody."""
+
+    input_serializers = {"post": CourseJoinInputSerializer}
+
+    @extend_schema(request=CourseJoinInputSerializer, responses={201: EnrollmentOutputSerializer})
+    def post(self, request, tenant_slug):
+        values = self.validated_input(request)
+        with service_errors():
+            enrollment = services.course_join(tenant=request.tenant, user=request.user, **values)
+        return Response(EnrollmentOutputSerializer(enrollment).data, status=status.HTTP_201_CREATED)

@@ -165,6 +165,13 @@ class AssignmentForm(ServiceForm):
             self.fields["publish"].initial = self.instance.published_at is not None
 
 
+class JoinCourseForm(forms.Form):
+    code = forms.CharField(
+        label="Join code", max_length=40, strip=True,
+        help_text="The 8 letters and digits your teacher gave you.",
+    )  # fmt: skip
+
+
 class EnrollForm(forms.Form):
     email = forms.EmailField(label="Learner's email")
 

@@ -51,6 +51,8 @@ class Course(TimeStampedModel):
     teachers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="courses_taught"
     )
+    # A learner of the tenant who enters it on "Join a course" is enrolled; "" = joining is off.
+    join_code = models.CharField(max_length=16, blank=True, default="")
 
     objects = ScopedManager(tenant="tenant")
 
@@ -58,7 +60,11 @@ class Course(TimeStampedModel):
         ordering = ["title"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "slug"], name="course_slug_unique"),
-        ]
+            models.UniqueConstraint(
+                fields=["tenant", "join_code"], condition=~Q(join_code=""),
+                name="course_join_code_unique",
+            ),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return self.title

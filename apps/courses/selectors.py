@@ -54,6 +54,15 @@ def course_list_for(*, user, access: TenantAccess) -> QuerySet[Course]:
     return courses.filter(pk__in=Course.objects.filter(takes).values("pk"))
 
 
+def course_list_for_learner(*, tenant: Tenant, user) -> QuerySet[Course]:
+    """The published courses of the tenant the user is enrolled in, by title."""
+    return Course.objects.filter(
+        tenant=tenant,
+        published_at__isnull=False,
+        pk__in=Enrollment.objects.filter(user=user).values("course"),
+    ).order_by("title")
+
+
 def course_get(*, tenant: Tenant, course_id) -> Course | None:
     return course_queryset(tenant=tenant).filter(pk=course_id).first()
 

@@ -5,6 +5,7 @@ message_dict keyed by the field at fault, having written nothing. Each opens the
 row's tenant itself, so callers outside a request (the demo seed, the shell) need none.
 """
 
+import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -17,7 +18,7 @@ from django.utils import timezone
 from django_scopes import scope
 
 from apps.courses.models import Assignment, Course, Enrollment, Exercise, Lesson, Skill
-from apps.tenants.models import Membership, Tenant
+from apps.tenants.models import Membership, Role, Tenant
 from workers.runtime.datasets import dataset_info, dataset_names
 from workers.runtime.errors import SpecInvalid
 from workers.runtime.sandbox.checks import check_code
@@ -454,3 +455,66 @@ def enrollment_create(*, course: Course, email: str) -> Enrollment:
 def enrollment_delete(*, enrollment: Enrollment) -> None:
     """The learner leaves the course; their submissions and grades stay."""
     enrollment.delete()
+
+
+# --- Join codes ------------------------------------------------------------------------------
+
+# Letters and digits that cannot be misread for each other (no 0/O, 1/I/L).
+JOIN_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+JOIN_CODE_LENGTH = 8
+
+
+def _join_code_normal(code: str) -> str:
+    """What the learner typed, as codes are stored: no spaces or dashes, upper case."""
+    return "".join(c for c in (code or "") if c not in " -\t").upper()
+
+
+def course_join_code_regenerate(*, course: Course) -> Course:
+    """A new join code for the course (the old one stops working); turns joining on."""
+    with scope(tenant=course.tenant_id):
+        for _ in range(5):  # a clash with another course's code is rare: draw again
+            course.join_code = "".join(
+                secrets.choice(JOIN_CODE_ALPHABET) for _ in range(JOIN_CODE_LENGTH)
+            )
+            try:
+                with transaction.atomic():
+                    course.save(update_fields=["join_code", "updated_at"])
+                return course
+            except IntegrityError:
+                continue
+    raise RuntimeError("Could not draw a join code that no other course has.")
+
+
+def course_join_code_disable(*, course: Course) -> Course:
+    """Turn joining by code off: the code stops working."""
+    course.join_code = ""
+    course.save(update_fields=["join_code", "updated_at"])
+    return course
+
+
+def course_join(*, tenant: Tenant, user, code: str) -> Enrollment:
+    """Enroll a learner of the tenant in the published course whose join code this is. A wrong
+    or turned-off code, an unpublished course, a user who is not a learner of this tenant, or
+    one already enrolled is a ValidationError on "code", and nothing is written."""
+    normal = _join_code_normal(code)
+    with scope(tenant=tenant.pk), transaction.atomic():
+        is_learner = Membership.objects.filter(tenant=tenant, user=user, role=Role.LEARNER).exists()
+        if not is_learner:
+            raise ValidationError({"code": ["Only learners of this tenant join courses by code."]})
+        course = (
+            Course.objects.filter(
+                tenant=tenant, join_code=normal, published_at__isnull=False
+            ).first()
+            if normal
+            else None
+        )
+        if course is None:
+            raise ValidationError({"code": [
+                f"No course here has the join code “{code.strip()[:20]}”: check it with your "
+                "teacher (codes are 8 letters and digits)."
+            ]})  # fmt: skip
+        if Enrollment.objects.filter(course=course, user=user).exists():
+            raise ValidationError({"code": [f"You are already enrolled in {course.title}."]})
+        enrollment = Enrollment(tenant=tenant, course=course, user=user)
+        _save_validated(enrollment, {})
+    return enrollment

@@ -114,6 +114,19 @@ def course_publish(request, tenant_slug, course_id):
 
 
 @require_POST
+def course_join_code(request, tenant_slug, course_id):
+    """Regenerate the course's join code (turning joining on), or turn it off."""
+    course = _course(request, course_id)
+    if request.POST.get("action") == "disable":
+        services.course_join_code_disable(course=course)
+        messages.success(request, "Joining by code is off: the old code no longer works.")
+    else:
+        services.course_join_code_regenerate(course=course)
+        messages.success(request, f"The join code is now {course.join_code}.")
+    return redirect("teach-course", tenant_slug=tenant_slug, course_id=course.id)
+
+
+@require_POST
 def enrollment_add(request, tenant_slug, course_id):
     course = _course(request, course_id)
     form = EnrollForm(request.POST)

@@ -4,13 +4,25 @@ code editor, submit, and the attempts so far with their curves overlaid).
 TenantMiddleware has already checked membership; an assignment the learner does not have
 (unpublished, another course, another tenant) is 404, as for any page they may not use."""
 
+from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
+from apps.core.forms import service_errors_to_form
+from apps.courses import services
 from apps.courses.access import course_sees, course_takes
 from apps.courses.builder import builder_words
+from apps.courses.forms import JoinCourseForm
 from apps.courses.models import Lesson
-from apps.courses.selectors import AssignmentStatus, assignment_get_for_learner
+from apps.courses.selectors import (
+    AssignmentStatus,
+    assignment_get_for_learner,
+    assignment_list_for_learner,
+    course_get,
+    course_list_for_learner,
+)
 from apps.jobs.models import Submission, SubmissionKind
 from apps.jobs.selectors import curves_of
 from apps.learning import services as learning
@@ -96,3 +108,50 @@ def lesson_page(request, tenant_slug, lesson_id):
         "lessons": lessons,
     }
     return render(request, "courses/lesson.html", context)
+
+
+def my_courses_page(request, tenant_slug, form=None):
+    """The courses the learner is enrolled in, and the "Join a course" form."""
+    context = {
+        "tenant": request.tenant,
+        "courses": course_list_for_learner(tenant=request.tenant, user=request.user),
+        "form": form or JoinCourseForm(),
+    }
+    return render(request, "courses/my_courses.html", context, status=400 if form else 200)
+
+
+@require_POST
+def course_join(request, tenant_slug):
+    form = JoinCourseForm(request.POST)
+    if form.is_valid():
+        try:
+            enrollment = services.course_join(
+                tenant=request.tenant, user=request.user, code=form.cleaned_data["code"]
+            )
+        except ValidationError as exc:
+            service_errors_to_form(form, exc)
+        else:
+            messages.success(request, f"You joined {enrollment.course.title}.")
+            return redirect("my-course", tenant_slug=tenant_slug, course_id=enrollment.course_id)
+    return my_courses_page(request, tenant_slug, form=form)
+
+
+def my_course_page(request, tenant_slug, course_id):
+    """A course the learner takes: its lessons and their assignments in it."""
+    course = course_get(tenant=request.tenant, course_id=course_id)
+    if course is None or not course_takes(user=request.user, course=course):
+        raise Http404
+    assignments = list(
+        assignment_list_for_learner(user=request.user, tenant=request.tenant)
+        .filter(course=course)
+        .select_related("exercise")
+    )
+    for assignment in assignments:
+        assignment.status_label = AssignmentStatus(assignment.status).label
+    context = {
+        "tenant": request.tenant,
+        "course": course,
+        "lessons": Lesson.objects.filter(course=course).order_by("position"),
+        "assignments": assignments,
+    }
+    return render(request, "courses/my_course.html", context)

@@ -9,8 +9,12 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.urls import reverse
 
-from apps.courses.models import Course, Enrollment, Lesson, Skill
-from apps.courses.selectors import AssignmentStatus, assignment_list_for_learner
+from apps.courses.models import Enrollment, Lesson, Skill
+from apps.courses.selectors import (
+    AssignmentStatus,
+    assignment_list_for_learner,
+    course_list_for_learner,
+)
 from apps.learning.bkt import mastery_percent
 from apps.learning.models import Mastery, RunDiagnosis, SkillParams, Statement
 
@@ -49,11 +53,7 @@ def _priors(skill_ids) -> dict:
 
 
 def learner_courses(*, tenant, user) -> QuerySet:
-    return Course.objects.filter(
-        tenant=tenant,
-        published_at__isnull=False,
-        pk__in=Enrollment.objects.filter(user=user).values("course"),
-    )
+    return course_list_for_learner(tenant=tenant, user=user)
 
 
 def course_skills(courses) -> QuerySet:

@@ -59,6 +59,9 @@ def tenant_home(request, tenant_slug):
             assignment.status_label = AssignmentStatus(assignment.status).label
         context["assignments"] = assignments
         context["runs"] = recent_submissions(learner=request.user)
+        context["has_courses"] = learning_selectors.learner_courses(
+            tenant=request.tenant, user=request.user
+        ).exists()
         mastery = learning_selectors.mastery_of(tenant=request.tenant, user=request.user)
         context["mastery"] = mastery
         context["mastery_threshold"] = round(settings.MASTERY_THRESHOLD * 100)
