@@ -109,12 +109,15 @@ def enrollment_list(*, course: Course) -> QuerySet[Enrollment]:
 
 def assignment_list_for_learner(*, user, tenant: Tenant, now=None) -> QuerySet[Assignment]:
     """The published assignments of the published courses the user is enrolled in, each with
-    `attempts_used` (their submissions, whatever became of them), `attempts_left`,
+    `attempts_used` (their submissions, whatever became of them, but for runs the platform
+    failed: jobs.services.attempts_counted), `attempts_left`,
     `best_score` (their best grade so far, or None) and `status` (an AssignmentStatus at `now`:
     open until due_at inclusive, then late while the late policy takes work, until closes_at
     inclusive; the same window the submission service enforces)."""
+    from apps.jobs.services import attempts_counted  # jobs' services import this module
+
     now = now or timezone.now()
-    mine = Submission.objects.filter(assignment=OuterRef("pk"), learner=user)
+    mine = attempts_counted(Submission.objects.filter(assignment=OuterRef("pk"), learner=user))
     used = mine.order_by().values("assignment").annotate(n=Count("pk")).values("n")
     best = Grade.objects.filter(
         submission__assignment=OuterRef("pk"), submission__learner=user

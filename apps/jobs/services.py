@@ -5,6 +5,7 @@ from functools import partial
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from apps.audit.services import audit_record
@@ -15,7 +16,13 @@ from apps.jobs.models import Grade, GradeRevision, GradeSource, Job, Submission,
 from apps.jobs.states import FINAL_STATES, JobState
 from apps.learning import services as learning
 from apps.quotas.dispatcher import pool_for_new_job
-from apps.quotas.services import job_budget, quota_admit, quota_locked, quota_reserve
+from apps.quotas.services import (
+    PLATFORM_FAILURES,
+    job_budget,
+    quota_admit,
+    quota_locked,
+    quota_reserve,
+)
 from workers.runtime.datasets import dataset_info
 from workers.runtime.errors import SpecInvalid
 from workers.runtime.sandbox.checks import check_code
@@ -52,6 +59,12 @@ def _problems_error(field: str, problems) -> ValidationError:
 @dataclass(frozen=True)
 class Window:
     is_late: bool
+
+
+def attempts_counted(submissions):
+    """The submissions that cost an attempt: all but those whose run the platform failed
+    (quotas.services.PLATFORM_FAILURES, refunded too)."""
+    return submissions.exclude(job__state=JobState.FAILED, job__failure_kind__in=PLATFORM_FAILURES)
 
 
 def assignment_window_check(assignment: Assignment, now) -> Window:
@@ -108,7 +121,10 @@ def submission_create(
         if enrollment is None:
             raise ValidationError({"assignment": ["You are not enrolled in this course."]})
         window = assignment_window_check(assignment, timezone.now())
-        used = Submission.objects.filter(assignment=assignment, learner=learner).count()
+        mine = Submission.objects.filter(assignment=assignment, learner=learner)
+        used = attempts_counted(mine).count()
+        # Numbers go on past the free (platform-failed) attempts: they stay rows of their own.
+        number = (mine.aggregate(n=Max("attempt"))["n"] or 0) + 1
         if used >= assignment.max_attempts:
             raise ValidationError(
                 {"assignment": [f"All {assignment.max_attempts} attempts are used."]}
@@ -120,7 +136,7 @@ def submission_create(
             kind=kind,
             spec=spec if kind == SubmissionKind.SPEC else None,
             code=code if kind == SubmissionKind.CODE else "",
-            attempt=used + 1,
+            attempt=number,
             is_late=window.is_late,
         )
         # The field checks only: the related rows are in hand (re-reading each is a query) and

@@ -206,6 +206,31 @@ def test_attempt_numbers_increase_and_the_sixth_of_five_is_refused(tenant_a):
              fields={"assignment": ["All 5 attempts are used."]})  # fmt: skip
 
 
+@pytest.mark.parametrize("kind, free", [("workers_lost", True), ("internal", True),
+                                        ("setup", True), ("exception", False)])  # fmt: skip
+def test_a_run_the_platform_failed_costs_no_attempt(tenant_a, kind, free):
+    """Attempts 2 to 5 are taken; attempt 4's run failed. A failure of the platform gives the
+    attempt back (the next submission is attempt 6, and the dashboard says 4 of 5 used); the
+    learner's own failure does not."""
+    client = api_client_for(tenant_a.learner.user)
+    ids = []
+    for _ in range(4):
+        response = client.post(_url(tenant_a), {"kind": "spec", "spec": XOR_SPEC}, format="json")
+        ids.append(response.json()["job"]["id"])
+    with scopes_disabled():
+        Job.objects.filter(id=ids[2]).update(state="failed", failure_kind=kind)
+    me = client.get("/api/v1/t/alpha/me/assignments/").json()["results"]
+    [row] = [r for r in me if r["id"] == str(tenant_a.assignment.id)]
+    assert (row["attempts_used"], row["attempts_left"]) == ((4, 1) if free else (5, 0))
+    response = client.post(_url(tenant_a), {"kind": "spec", "spec": XOR_SPEC}, format="json")
+    if free:
+        assert (response.status_code, response.json()["attempt"]) == (201, 6)
+    else:
+        assert response.json()["error"]["fields"] == {"assignment": ["All 5 attempts are used."]}
+    _refused(client, _url(tenant_a), {"kind": "spec", "spec": XOR_SPEC}, status=400,
+             fields={"assignment": ["All 5 attempts are used."]})  # fmt: skip
+
+
 def test_attempts_are_counted_per_learner(tenant_a):
     other = MembershipFactory(tenant=tenant_a.tenant).user
     EnrollmentFactory(course=tenant_a.course, user=other)
