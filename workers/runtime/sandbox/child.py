@@ -152,6 +152,7 @@ def _run(job: dict, tensors: dict, trainer, objects: dict) -> dict:
             returned = _describe(optimizer)
             raise _Invalid("invalid_optimizer", "configure_optimizer must return a "
                            f"torch.optim.Optimizer; it returned {returned}.")  # fmt: skip
+    _dry_run(model, tensors["train_x"][:DRY_RUN_BATCH], info.num_classes)
     extra = {} if objects["budget"] is None else {"budget": objects["budget"]}
     outcome = trainer.train(
         model,
@@ -174,6 +175,84 @@ def _run(job: dict, tensors: dict, trainer, objects: dict) -> dict:
         # The summary without its history: the parent keeps the epoch ends it was sent.
         "outcome": {name: summary.get(name) for name in OUTCOME_FIELDS},
     }
+
+
+DRY_RUN_BATCH = 2
+# Words of torch's shape errors ("mat1 and mat2 shapes cannot be multiplied", "size mismatch",
+# "Expected 4-dimensional input", "shape '[-1, 5]' is invalid for input of size 12").
+_SHAPE_WORDS = ("shape", "size", "dimension", "expected")
+
+
+def _dry_run(model, sample, num_classes: int) -> None:
+    """One forward pass on a couple of training inputs before any training, so that a shape
+    error comes back at once and in the learner's words (which layer, what it expects, what it
+    got) rather than as torch's RuntimeError from inside the trainer. Evaluation mode and no
+    gradients: nothing about the model changes, and no random number is drawn."""
+    import torch
+
+    entered: list[tuple[str, typing.Any, tuple]] = []  # leaf layers, in the order they ran
+    finished: set[int] = set()
+
+    def before(name):
+        def hook(module, args):
+            shape = next((tuple(a.shape) for a in args if isinstance(a, torch.Tensor)), ())
+            entered.append((name, module, shape))
+
+        return hook
+
+    def after(module, args, output):
+        finished.add(id(module))
+
+    leaves = [(n, m) for n, m in model.named_modules() if next(m.children(), None) is None]
+    handles = [m.register_forward_pre_hook(before(n)) for n, m in leaves]
+    handles += [m.register_forward_hook(after) for _, m in leaves]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            output = model(sample)
+    except RuntimeError as error:
+        words = str(error).lower()
+        if _resource_kind(error) or not entered or not any(w in words for w in _SHAPE_WORDS):
+            raise  # not about shapes: reported as any exception of the learner's code is
+        raise _Invalid("invalid_model", _shape_words(entered, finished, error)) from error
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    want = (len(sample), num_classes)
+    if not isinstance(output, torch.Tensor) or tuple(output.shape) != want:
+        got = tuple(output.shape) if isinstance(output, torch.Tensor) else _describe(output)
+        raise _Invalid("invalid_model", f"For a batch of {want[0]} inputs your model returned "
+                       f"{_shape(got)}; it must return a tensor of shape {_shape(want)}: one "
+                       f"score per class for each input.")  # fmt: skip
+
+
+def _shape(shape) -> str:
+    return f"({', '.join(str(n) for n in shape)})" if isinstance(shape, tuple) else str(shape)
+
+
+def _expects(module) -> str:
+    """What a layer expects of its input, in words, for the common layers."""
+    for attribute, words in (("in_features", "input features"), ("in_channels", "input channels"),
+                             ("num_features", "features (channels)"),
+                             ("input_size", "input features")):  # fmt: skip
+        value = getattr(module, attribute, None)
+        if isinstance(value, int):
+            return f", which expects {value} {words}"
+    return ""
+
+
+def _shape_words(entered, finished: set[int], error: RuntimeError) -> str:
+    name, module, shape = entered[-1]
+    torch_says = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+    layer = f"layer “{name}” ({type(module).__name__}{_expects(module)})"
+    if id(module) in finished:  # the error came after that layer, in the forward's own code
+        where = f"After {layer} your forward failed"
+    else:
+        where = f"The {layer} got an input of shape {_shape(shape)}"
+    return (f"Shape error, found on a test batch of {DRY_RUN_BATCH} training inputs before "
+            f"training: {where}. PyTorch says: {torch_says}")  # fmt: skip
 
 
 @dataclasses.dataclass
