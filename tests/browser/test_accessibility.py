@@ -37,6 +37,8 @@ def test_the_learners_pages_have_no_critical_or_serious_violation(page: Page, te
     _log_in(page, tenant_a.learner.user.email)
     paths = [
         "/t/alpha/",
+        "/t/alpha/courses/",
+        f"/t/alpha/courses/{tenant_a.course.id}/",
         f"/t/alpha/assignments/{tenant_a.assignment.id}/",
         f"/t/alpha/runs/{tenant_a.submission.id}/",
         f"/t/alpha/lessons/{tenant_a.lesson.id}/",
