@@ -2,7 +2,10 @@
 training, through the real sandbox, so that a shape error is reported at once in the learner's
 words (which layer, what it expects, what it got), and no training step is taken."""
 
-from tests.runtime.test_sandbox import needs_bwrap, run
+import dataclasses
+
+from tests.runtime.test_sandbox import needs_bwrap, run, tiny_data
+from workers.runtime.datasets import DatasetSplits, Split
 
 pytestmark = needs_bwrap
 
@@ -95,3 +98,19 @@ def test_an_error_that_is_not_about_shapes_is_reported_as_the_learners_exception
     line = next(n for n, text in enumerate(RAISES.splitlines(), 1) if "boom" in text)
     assert (result.status, result.kind) == ("failed", "exception")
     assert result.message == f"RuntimeError: boom (line {line} of your code)"
+
+
+ONE_LOGIT = (
+    HEADER
+    + """\
+    return nn.Sequential(nn.Linear(input_shape[0], 1))
+"""
+)
+
+
+def test_two_classes_may_be_one_logit_per_input_as_the_binary_loss_takes():
+    two = tiny_data()
+    info = dataclasses.replace(two.info, task="binary", num_classes=2, class_names=("0", "1"))
+    halve = [Split(s.x, s.y % 2) for s in (two.train, two.val, two.test)]
+    result = run(ONE_LOGIT, data=DatasetSplits(info, *halve))
+    assert (result.status, result.kind) == ("succeeded", None), result.message
