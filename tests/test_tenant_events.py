@@ -87,14 +87,16 @@ def test_refusals_anonymous_foreign_origin_suspended(tenant_a):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_with_redis_unreachable_a_role_change_answers_200_and_is_kept(tenant_a, settings, caplog):
-    """The channel layer pointed at a port where nothing listens, as with Redis stopped: the
-    publish after commit fails, is logged, and the request still answers what it committed."""
+def test_with_redis_stopped_a_role_change_answers_200_and_is_kept(tenant_a, settings, caplog):
+    """Redis stopped, for this process: the channel layer and the cache point at a port where
+    nothing listens. The publish after commit fails, is logged, and the request still answers
+    what it committed."""
+    stopped = f"redis://127.0.0.1:{free_port()}/0"
     layer = settings.CHANNEL_LAYERS["default"]
     settings.CHANNEL_LAYERS = {
-        "default": {**layer, "CONFIG": {**layer["CONFIG"],
-                    "hosts": [{"address": f"redis://127.0.0.1:{free_port()}/0"}]}}
-    }  # fmt: skip
+        "default": {**layer, "CONFIG": {**layer["CONFIG"], "hosts": [{"address": stopped}]}}
+    }
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": stopped}}
     client = api_client_for(tenant_a.admin.user)
     client.raise_request_exception = False  # a 500 must show as one, not as a test error
     response = client.patch(
