@@ -676,7 +676,7 @@ class CourseJoinCodeApi(CoursesApiView):
         course = _course(request, course_id, need="write")
         return self._answer(services.course_join_code_regenerate(course=course))
 
-    @extend_schema(responses=JoinCodeOutputSerializer)
+    @extend_schema(responses={200: JoinCodeOutputSerializer})  # the code is gone: ""
     def delete(self, request, tenant_slug, course_id):
         course = _course(request, course_id, need="write")
         return self._answer(services.course_join_code_disable(course=course))

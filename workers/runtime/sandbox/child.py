@@ -127,6 +127,8 @@ def _lock_memory(memory_bytes: int) -> None:
 def _run(job: dict, tensors: dict, trainer, objects: dict) -> dict:
     import torch
 
+    from workers.runtime.augment import BatchPreparer
+
     code = job["code"]
     module = types.ModuleType("submission")
     module.__file__ = SUBMISSION_FILENAME
@@ -152,7 +154,10 @@ def _run(job: dict, tensors: dict, trainer, objects: dict) -> dict:
             returned = _describe(optimizer)
             raise _Invalid("invalid_optimizer", "configure_optimizer must return a "
                            f"torch.optim.Optimizer; it returned {returned}.")  # fmt: skip
-    _dry_run(model, tensors["train_x"][:DRY_RUN_BATCH], info.num_classes)
+    # Inputs as the trainer gives them to the model (images: normalised floats, not uint8).
+    prepare = BatchPreparer.for_inference(info=info, training=objects["training"],
+                                          device=torch.device("cpu"))  # fmt: skip
+    _dry_run(model, prepare.batch(tensors["train_x"][:DRY_RUN_BATCH]), info.num_classes)
     extra = {} if objects["budget"] is None else {"budget": objects["budget"]}
     outcome = trainer.train(
         model,
