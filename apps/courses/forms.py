@@ -6,6 +6,7 @@ import json
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from apps.courses.models import Assignment, Course, Exercise, Lesson, Skill
 from workers.runtime.datasets import dataset_names
@@ -167,8 +168,8 @@ class AssignmentForm(ServiceForm):
 
 class JoinCourseForm(forms.Form):
     code = forms.CharField(
-        label="Join code", max_length=40, strip=True,
-        help_text="The 8 letters and digits your teacher gave you.",
+        label=gettext_lazy("Join code"), max_length=40, strip=True,
+        help_text=gettext_lazy("The 8 letters and digits your teacher gave you."),
     )  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext
 from django_scopes import scope
 
 from apps.courses.models import Assignment, Course, Enrollment, Exercise, Lesson, Skill
@@ -500,7 +501,9 @@ def course_join(*, tenant: Tenant, user, code: str) -> Enrollment:
     with scope(tenant=tenant.pk), transaction.atomic():
         is_learner = Membership.objects.filter(tenant=tenant, user=user, role=Role.LEARNER).exists()
         if not is_learner:
-            raise ValidationError({"code": ["Only learners of this tenant join courses by code."]})
+            raise ValidationError(
+                {"code": [gettext("Only learners of this tenant join courses by code.")]}
+            )
         course = (
             Course.objects.filter(
                 tenant=tenant, join_code=normal, published_at__isnull=False
@@ -510,11 +513,14 @@ def course_join(*, tenant: Tenant, user, code: str) -> Enrollment:
         )
         if course is None:
             raise ValidationError({"code": [
-                f"No course here has the join code “{code.strip()[:20]}”: check it with your "
-                "teacher (codes are 8 letters and digits)."
+                gettext(
+                    "No course here has the join code “%(code)s”: check it with your teacher "
+                    "(codes are 8 letters and digits)."
+                ) % {"code": code.strip()[:20]}
             ]})  # fmt: skip
         if Enrollment.objects.filter(course=course, user=user).exists():
-            raise ValidationError({"code": [f"You are already enrolled in {course.title}."]})
+            already = gettext("You are already enrolled in %(course)s.") % {"course": course.title}
+            raise ValidationError({"code": [already]})
         enrollment = Enrollment(tenant=tenant, course=course, user=user)
         _save_validated(enrollment, {})
     return enrollment

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from apps.core.csv_export import csv_response
@@ -119,10 +120,12 @@ def course_join_code(request, tenant_slug, course_id):
     course = _course(request, course_id)
     if request.POST.get("action") == "disable":
         services.course_join_code_disable(course=course)
-        messages.success(request, "Joining by code is off: the old code no longer works.")
+        messages.success(request, gettext("Joining by code is off: the old code no longer works."))
     else:
         services.course_join_code_regenerate(course=course)
-        messages.success(request, f"The join code is now {course.join_code}.")
+        messages.success(
+            request, gettext("The join code is now %(code)s.") % {"code": course.join_code}
+        )
     return redirect("teach-course", tenant_slug=tenant_slug, course_id=course.id)
 
 

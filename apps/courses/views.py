@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from apps.core.forms import service_errors_to_form
@@ -131,7 +132,9 @@ def course_join(request, tenant_slug):
         except ValidationError as exc:
             service_errors_to_form(form, exc)
         else:
-            messages.success(request, f"You joined {enrollment.course.title}.")
+            messages.success(
+                request, gettext("You joined %(course)s.") % {"course": enrollment.course.title}
+            )
             return redirect("my-course", tenant_slug=tenant_slug, course_id=enrollment.course_id)
     return my_courses_page(request, tenant_slug, form=form)
 

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django_scopes import scope
 
 from apps.courses.models import Lesson
@@ -130,7 +131,8 @@ def _latest_diagnosis(tenant, user, assignment=None) -> tuple[list[DiagnosisNote
     submission = diagnosis.job.submission
     run = Citation(
         "",
-        f"attempt {submission.attempt} of “{submission.assignment.exercise.title}”",
+        gettext("attempt %(number)s of “%(exercise)s”")
+        % {"number": submission.attempt, "exercise": submission.assignment.exercise.title},
         reverse("run", args=[tenant.slug, submission.pk]),
         "run",
     )
@@ -140,8 +142,13 @@ def _latest_diagnosis(tenant, user, assignment=None) -> tuple[list[DiagnosisNote
 
 def _goal(exercise) -> str:
     metric = exercise.get_metric_display().lower()
-    return (f"a test {metric} of {exercise.target_metric * 100:.3g}% for full marks "
-            f"(no points below {exercise.min_metric * 100:.3g}%).")  # fmt: skip
+    return gettext(
+        "a test %(metric)s of %(target)s%% for full marks (no points below %(minimum)s%%)."
+    ) % {
+        "metric": metric,
+        "target": f"{exercise.target_metric * 100:.3g}",
+        "minimum": f"{exercise.min_metric * 100:.3g}",
+    }
 
 
 def _history(tenant, user) -> list[Turn]:

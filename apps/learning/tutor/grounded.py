@@ -28,6 +28,8 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Sequence
 
+from django.utils.translation import gettext, ngettext
+
 from apps.learning.bkt import mastery_percent
 
 from .base import (
@@ -128,10 +130,14 @@ class GroundedTutor:
         used_words = question_words | {w for _, sentence in quoted for w in tokenize(sentence)}
         if weak := _weakest_relevant(request.mastery, used_words):
             blocks.append(
-                f"Your mastery of {weak.skill} is still low "
-                f"(about {mastery_percent(weak.probability)}%): "
-                f"the {'lesson' if len(citations) == 1 else 'lessons'} above "
-                "may be a good place to review it."
+                ngettext(
+                    "Your mastery of %(skill)s is still low (about %(percent)s%%): "
+                    "the lesson above may be a good place to review it.",
+                    "Your mastery of %(skill)s is still low (about %(percent)s%%): "
+                    "the lessons above may be a good place to review it.",
+                    len(citations),
+                )
+                % {"skill": weak.skill, "percent": mastery_percent(weak.probability)}
             )
         blocks.append(" ".join(f"(see lesson: {c.lesson_title})" for c in citations))
         return "\n\n".join(blocks), run_citations + citations
@@ -181,13 +187,23 @@ def _run_blocks(request: TutorRequest, notes: Sequence[DiagnosisNote]
     the run is measured against."""
     if not notes:
         return [], []
-    which = f"Your run ({request.run.lesson_title})" if request.run else "Your latest run"
-    blocks = [f"{which}: {note.title}: {note.message}" for note in notes]
+    which = (
+        gettext("Your run (%(run)s)") % {"run": request.run.lesson_title}
+        if request.run
+        else gettext("Your latest run")
+    )
+    blocks = [
+        gettext("%(run)s: %(title)s: %(message)s")
+        % {"run": which, "title": note.title, "message": note.message}
+        for note in notes
+    ]
     citations = [request.run] if request.run else []
     if request.exercise is not None:
         if request.exercise_goal:
-            blocks.append(f"The goal of “{request.exercise.lesson_title}”: "
-                          f"{request.exercise_goal}")  # fmt: skip
+            blocks.append(
+                gettext("The goal of “%(exercise)s”: %(goal)s")
+                % {"exercise": request.exercise.lesson_title, "goal": request.exercise_goal}
+            )
         citations.append(request.exercise)
     return blocks, citations
 
