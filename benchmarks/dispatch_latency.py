@@ -100,7 +100,7 @@ def _seed(*, jobs: int):
     from apps.accounts.models import User
     from apps.courses.models import Assignment, Course, Enrollment, Exercise
     from apps.tenants.models import Membership, Role, Tenant
-    from workers.runtime.templates import TEMPLATES
+    from runtime.templates import TEMPLATES
 
     now = timezone.now()
     with scopes_disabled():
@@ -277,7 +277,7 @@ def _callback_to_client(stack: Stack, cookie: str, assignment, learner, count: i
     from apps.jobs.lease import claim_finish, job_claim
     from apps.jobs.models import Job, Submission
     from apps.jobs.runner import ProgressReporter
-    from workers.runtime.templates import TEMPLATES
+    from runtime.templates import TEMPLATES
 
     with scope(tenant=assignment.tenant_id):
         attempt = Submission.objects.filter(assignment=assignment, learner=learner).count() + 1
@@ -362,7 +362,7 @@ def main() -> None:
     import redis
     from django.core.management import call_command
 
-    from workers.runtime.templates import TEMPLATES
+    from runtime.templates import TEMPLATES
 
     call_command("migrate", verbosity=0)
     redis.Redis.from_url(args.redis_url).flushdb()

@@ -6,7 +6,7 @@ horizontal flip, normalise 0.5) and SGD (lr 0.001, momentum 0.9):
 
 1. reference: torchvision transforms on PIL images, a DataLoader with 2 worker processes
    (the tutorial's pipeline, with the template's augmentation added to its transform);
-2. Aula: `workers.runtime.trainer.train` (data on the device as uint8, whole-batch augmentation).
+2. Aula: `runtime.trainer.train` (data on the device as uint8, whole-batch augmentation).
 
 Prints images per second for both and their ratio.
 Run: `.venv/bin/python benchmarks/train_vs_seed.py` (`--help` for options;
@@ -27,10 +27,10 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workers.runtime.datasets import Split, load_dataset
-from workers.runtime.spec import build_model, parse_spec
-from workers.runtime.templates import TEMPLATES
-from workers.runtime.trainer import choose_device, train
+from runtime.datasets import Split, load_dataset
+from runtime.spec import build_model, parse_spec
+from runtime.templates import TEMPLATES
+from runtime.trainer import choose_device, train
 
 
 class _PilImages(Dataset):

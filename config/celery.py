@@ -9,12 +9,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("aula")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-app.autodiscover_tasks(["workers"])
 
 
 def _add_worker_steps() -> None:
     # Imported here: the heartbeat step imports Django settings, which need the app above.
-    from workers.heartbeat import WorkerHeartbeat
+    from apps.core.heartbeat import WorkerHeartbeat
 
     app.steps["worker"].add(WorkerHeartbeat)
 

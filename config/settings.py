@@ -57,7 +57,6 @@ INSTALLED_APPS = [
     "apps.learning",
     "apps.console",
     "apps.demo",
-    "workers",
 ]
 
 MIDDLEWARE = [
@@ -142,7 +141,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # the first one is every tenant's until a platform administrator says otherwise.
 WORKER_POOLS = env.list("WORKER_POOLS", default=["gpu"])
 CELERY_TASK_QUEUES = (Queue("default"), *(Queue(pool) for pool in WORKER_POOLS))
-CELERY_TASK_ROUTES = {"workers.run_job": {"queue": WORKER_POOLS[0]}}
+CELERY_TASK_ROUTES = {"jobs.run_job": {"queue": WORKER_POOLS[0]}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -187,7 +186,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=17),
     },
     "reap-jobs": {
-        "task": "workers.reap_jobs",
+        "task": "jobs.reap_jobs",
         "schedule": JOB_REAPER_INTERVAL_SECONDS,
     },
     # Starts the new period of quotas whose period ended (admission also rolls its own).

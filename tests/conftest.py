@@ -166,7 +166,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
     would take the jobs that later modules submit without wanting them run (and its writes
     would race their database flush). It starts from empty queues for the same reason.
     """
-    from workers.heartbeat import heartbeats_read
+    from apps.core.heartbeat import heartbeats_read
 
     redis.Redis.from_url(settings.REDIS_URL).delete("gpu", "default")
 

@@ -111,7 +111,7 @@ class LessonFactory(ScopesDisabledFactory):
 
 
 def _template_spec(slug: str) -> dict:
-    from workers.runtime.templates import TEMPLATES
+    from runtime.templates import TEMPLATES
 
     return TEMPLATES[slug].spec
 

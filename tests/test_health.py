@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from workers.heartbeat import HEARTBEATS_KEY, redis_client
+from apps.core.heartbeat import HEARTBEATS_KEY, redis_client
 
 
 def test_healthz_answers_ok_without_touching_services(client):

@@ -23,8 +23,8 @@ import pytest
 import redis
 from celery import Celery
 
+from apps.core.heartbeat import HEARTBEATS_KEY
 from tests.conftest import free_port, wait_for
-from workers.heartbeat import HEARTBEATS_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 # Generous: on a 2-core machine the worker's first import of Celery and torch is slow.

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from workers import heartbeat
+from apps.core import heartbeat
 
 
 @pytest.fixture

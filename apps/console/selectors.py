@@ -9,11 +9,11 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django_scopes import scopes_disabled
 
+from apps.core.heartbeat import heartbeats_read
 from apps.jobs.models import Job
 from apps.jobs.states import JobState
 from apps.quotas.selectors import quotas_with_balances
 from apps.tenants.models import Tenant
-from workers.heartbeat import heartbeats_read
 
 
 def now() -> float:

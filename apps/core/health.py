@@ -8,7 +8,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from workers.heartbeat import heartbeats_read, redis_client
+from apps.core.heartbeat import heartbeats_read, redis_client
 
 
 @never_cache

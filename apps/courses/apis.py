@@ -63,9 +63,9 @@ from apps.courses.selectors import (
 from apps.learning import services as learning
 from apps.tenants.models import Role
 from apps.tenants.permissions import TenantTeacher
-from workers.runtime.datasets import dataset_names
-from workers.runtime.errors import SpecInvalid
-from workers.runtime.spec import parse_spec
+from runtime.datasets import dataset_names
+from runtime.errors import SpecInvalid
+from runtime.spec import parse_spec
 
 Need = Literal["read", "teacher_read", "write"]
 

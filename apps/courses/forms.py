@@ -9,7 +9,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from apps.courses.models import Assignment, Course, Exercise, Lesson, Skill
-from workers.runtime.datasets import dataset_names
+from runtime.datasets import dataset_names
 
 
 class ServiceForm(forms.ModelForm):

@@ -20,10 +20,10 @@ from django_scopes import scope
 
 from apps.courses.models import Assignment, Course, Enrollment, Exercise, Lesson, Skill
 from apps.tenants.models import Membership, Role, Tenant
-from workers.runtime.datasets import dataset_info, dataset_names
-from workers.runtime.errors import SpecInvalid
-from workers.runtime.sandbox.checks import check_code
-from workers.runtime.spec import inspect_spec
+from runtime.datasets import dataset_info, dataset_names
+from runtime.errors import SpecInvalid
+from runtime.sandbox.checks import check_code
+from runtime.spec import inspect_spec
 
 Errors = dict[str, list[str]]
 

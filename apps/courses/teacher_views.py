@@ -37,8 +37,8 @@ from apps.learning.models import SkillParams
 from apps.learning.selectors import course_mastery_grid
 from apps.learning.tasks import bkt_fit_on_commit
 from apps.tenants.models import Role
-from workers.runtime.spec.schema import SPEC_JSON_SCHEMA
-from workers.runtime.templates import TEMPLATES
+from runtime.spec.schema import SPEC_JSON_SCHEMA
+from runtime.templates import TEMPLATES
 
 PAGE_SIZE = 50  # learners per page of the gradebook and the leaderboard
 

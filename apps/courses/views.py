@@ -27,8 +27,8 @@ from apps.courses.selectors import (
 from apps.jobs.models import Submission, SubmissionKind
 from apps.jobs.selectors import curves_of
 from apps.learning import services as learning
-from workers.runtime.spec.schema import SPEC_JSON_SCHEMA
-from workers.runtime.templates import TEMPLATES
+from runtime.spec.schema import SPEC_JSON_SCHEMA
+from runtime.templates import TEMPLATES
 
 
 def _starting_points(exercise, attempts: list[Submission]) -> tuple[dict, str]:

@@ -1,6 +1,6 @@
 """The demo course, as data: "Building neural networks", its skills, lessons and exercises.
 
-The three reference models of `workers.runtime.templates` are its first exercises (each as a
+The three reference models of `runtime.templates` are its first exercises (each as a
 spec and as code), and an MLP on scikit-learn's digits its fourth (spec only).
 """
 
@@ -176,7 +176,7 @@ class DemoExercise:
     title: str
     instructions: str
     dataset: str
-    template: str | None  # a workers.runtime.templates slug: its spec, code and budget
+    template: str | None  # a runtime.templates slug: its spec, code and budget
     min_metric: float
     target_metric: float
     skills: tuple[str, ...]

@@ -18,7 +18,7 @@ from apps.courses.models import Assignment, Course, Enrollment, Exercise, LatePo
 from apps.demo import course as demo
 from apps.tenants.models import Membership, Role, Tenant
 from apps.tenants.services import membership_create, tenant_create
-from workers.runtime.templates import TEMPLATES
+from runtime.templates import TEMPLATES
 
 DEMO_TENANT_SLUG = "demo"
 

@@ -25,7 +25,7 @@ from apps.jobs.models import Grade, Job, Submission, SubmissionKind
 from apps.quotas.services import QuotaExceeded
 from apps.tenants.models import Role
 from apps.tenants.permissions import TenantTeacher
-from workers.runtime.datasets import dataset_names
+from runtime.datasets import dataset_names
 
 
 @extend_schema_field(OpenApiTypes.OBJECT)

@@ -28,7 +28,7 @@ def job_dispatch(*, tenant_id, job_id, queue: str = "gpu", released_at=None) -> 
     `released_at`: the dispatcher's mark on the job; when the broker refuses, the mark is taken
     back so that a later round releases the job again. Without it (a job published again), the
     job is marked once the broker took it."""
-    from workers.tasks import run_job
+    from apps.jobs.tasks import run_job
 
     try:
         run_job.apply_async(

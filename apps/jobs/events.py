@@ -12,8 +12,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from apps.core.realtime import publish
-from workers.runtime.progress import JSON_SCHEMA as PROGRESS_SCHEMA
-from workers.runtime.progress import OUTCOME_SCHEMA
+from runtime.progress import JSON_SCHEMA as PROGRESS_SCHEMA
+from runtime.progress import OUTCOME_SCHEMA
 
 
 def _object(required: dict, optional: dict | None = None) -> dict:
@@ -30,7 +30,7 @@ _TEXT = {"type": "string"}
 _ATTEMPT = {"type": "integer", "minimum": 1}
 _MESSAGE = {"message": _TEXT}
 _GRADE = _object({"score": _TEXT, "max_score": _TEXT, "feedback": _TEXT})
-# The evaluation on the hidden test split (workers.runtime.evaluate); a spec run adds the
+# The evaluation on the hidden test split (runtime.evaluate); a spec run adds the
 # model's size and latency, so further measurements are allowed.
 _METRICS = {
     "type": "object",

@@ -1,6 +1,6 @@
 """Running a claimed job: train the submission, evaluate it on the hidden test split, grade it.
 
-Called by the Celery task (`workers.tasks.run_job`) once `job_claim` gave it the lease. A watch
+Called by the Celery task (`apps.jobs.tasks.run_job`) once `job_claim` gave it the lease. A watch
 thread renews the lease and reads the cancel flag twice a second, so the trainer's per-step
 `should_cancel` is a flag read, not a query.
 """
@@ -29,13 +29,13 @@ from apps.jobs.models import Grade, GradeRevision, GradeSource, Job, SubmissionK
 from apps.jobs.states import JobState
 from apps.learning import services as learning
 from apps.quotas.services import MILLI
-from workers.runtime.datasets import DatasetMissing, load_dataset
-from workers.runtime.errors import SpecInvalid
-from workers.runtime.evaluate import evaluate, metrics_from_predictions
-from workers.runtime.progress import ProgressPoint
-from workers.runtime.sandbox import SandboxLimits, run_code_submission
-from workers.runtime.spec import build_model, parse_spec
-from workers.runtime.trainer import ComputeBudget, choose_device, seeded, train
+from runtime.datasets import DatasetMissing, load_dataset
+from runtime.errors import SpecInvalid
+from runtime.evaluate import evaluate, metrics_from_predictions
+from runtime.progress import ProgressPoint
+from runtime.sandbox import SandboxLimits, run_code_submission
+from runtime.spec import build_model, parse_spec
+from runtime.trainer import ComputeBudget, choose_device, seeded, train
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class FirstStep:
 class ProgressReporter:
     """Each progress point (the trainer's, or one the sandbox forwarded from a code run)
     becomes a "progress" JobEvent, checked by the one definition of a point
-    (workers.runtime.progress): a non-finite number (a diverging loss) is stored as null, since
+    (runtime.progress): a non-finite number (a diverging loss) is stored as null, since
     JSON has no NaN and PostgreSQL refuses the event. The trainer throttles the points."""
 
     def __init__(self, claim: Claim):
@@ -139,7 +139,7 @@ def _training_for(submission, exercise):
         return parse_spec(submission.spec).training
     if exercise.starter_spec:
         return parse_spec(exercise.starter_spec).training
-    from workers.runtime.templates import TEMPLATES
+    from runtime.templates import TEMPLATES
 
     return parse_spec(TEMPLATES["xor"].spec).training
 

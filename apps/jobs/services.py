@@ -23,10 +23,10 @@ from apps.quotas.services import (
     quota_locked,
     quota_reserve,
 )
-from workers.runtime.datasets import dataset_info
-from workers.runtime.errors import SpecInvalid
-from workers.runtime.sandbox.checks import check_code
-from workers.runtime.spec import inspect_spec
+from runtime.datasets import dataset_info
+from runtime.errors import SpecInvalid
+from runtime.sandbox.checks import check_code
+from runtime.spec import inspect_spec
 
 
 class Conflict(Exception):

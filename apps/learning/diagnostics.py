@@ -3,7 +3,7 @@ progress points and final metrics, each finding a `Hint` that quotes its evidenc
 skills whose lesson helps. No Django here: the services feed it the stored events and metrics.
 
 Inputs, as the trainer and the evaluation write them:
-- `points`: the progress events in order, as workers.runtime.progress.ProgressPoint defines them.
+- `points`: the progress events in order, as runtime.progress.ProgressPoint defines them.
   Intermediate points carry the means since the previous point; each completed epoch has one
   epoch-end point (`epoch_end`) carrying the epoch's means and the validation loss and accuracy.
   Points stored before `epoch_end` existed are recognised by their `val_accuracy`, or, for a run

@@ -21,12 +21,12 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
+from apps.core.heartbeat import heartbeats_read
 from apps.jobs.dispatch import job_dispatch
 from apps.jobs.models import Job
 from apps.jobs.states import JobState
 from apps.quotas.fairshare import FairShare, QueuedJob
 from apps.quotas.models import TenantQuota, default_pools
-from workers.heartbeat import heartbeats_read
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ function seconds(value) {
   return s >= 60 ? say("minutes", { minutes: Math.floor(s / 60), seconds: s % 60 }) : say("seconds", { seconds: s });
 }
 
-// A point as workers/runtime/progress.py defines it (every field present, null when unknown);
+// A point as runtime/progress.py defines it (every field present, null when unknown);
 // points stored before fraction_done existed have step and steps.
 function onProgress(point) {
   const done = point.fraction_done ?? point.step / point.steps;

@@ -10,10 +10,10 @@ from playwright.sync_api import Page, expect
 
 from apps.courses.models import Exercise
 from apps.jobs.models import Submission
+from runtime.templates import TEMPLATES
 from tests.browser.test_pages import _log_in
 from tests.factories import AssignmentFactory, ExerciseFactory
 from tests.learning.test_records import OVERFITTING, _run
-from workers.runtime.templates import TEMPLATES
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from apps.console import selectors
-from workers import heartbeat
+from apps.core import heartbeat
 
 NOW = 1_800_000_000.0
 

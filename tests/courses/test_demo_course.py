@@ -12,9 +12,9 @@ from apps.accounts.models import User
 from apps.courses.models import Assignment, Course, Exercise, Skill
 from apps.jobs.models import Submission
 from apps.tenants.models import Tenant
+from runtime.templates import TEMPLATES
 from tests.conftest import api_client_for
 from tests.snapshots import db_snapshot
-from workers.runtime.templates import TEMPLATES
 
 
 def _seed() -> str:

@@ -8,12 +8,12 @@ from django_scopes import scopes_disabled
 
 from apps.courses import services
 from apps.courses.models import Exercise
+from runtime.datasets import dataset_names
+from runtime.templates import TEMPLATES
 from tests.conftest import api_client_for
 from tests.courses.bodies import exercise_body, page
 from tests.courses.conftest import refused, url
 from tests.factories import ExerciseFactory, SkillFactory
-from workers.runtime.datasets import dataset_names
-from workers.runtime.templates import TEMPLATES
 
 CNN = TEMPLATES["cifar-cnn"]
 

@@ -10,10 +10,10 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from apps.courses.models import Exercise
+from runtime.spec.schema import SPEC_JSON_SCHEMA
 from tests.conftest import page_client_for
 from tests.factories import AssignmentFactory, JobEventFactory, MembershipFactory
 from tests.snapshots import db_snapshot
-from workers.runtime.spec.schema import SPEC_JSON_SCHEMA
 
 pytestmark = pytest.mark.django_db
 

@@ -14,10 +14,10 @@ from django_scopes import scopes_disabled
 
 from apps.courses.models import Assignment, Course, Exercise
 from apps.jobs.models import Grade
+from runtime.templates import TEMPLATES
 from tests.conftest import api_client_for, page_client_for
 from tests.factories import CourseFactory, MembershipFactory, graded_submission
 from tests.snapshots import db_snapshot
-from workers.runtime.templates import TEMPLATES
 
 pytestmark = [pytest.mark.django_db, pytest.mark.calendar]
 

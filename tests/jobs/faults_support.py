@@ -172,7 +172,7 @@ class CeleryStack:
             service.stop()
 
 
-def task_results(service: Service, task: str = "workers.run_job") -> dict[str, str]:
+def task_results(service: Service, task: str = "jobs.run_job") -> dict[str, str]:
     """What each run of `task` returned, by task id, read from the worker's log."""
     pattern = re.compile(re.escape(task) + r"\[([0-9a-f-]+)\] succeeded in [0-9.e-]+s: '(\w+)'")
     return dict(pattern.findall(service.log()))

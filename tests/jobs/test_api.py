@@ -11,6 +11,7 @@ from django_scopes import scope, scopes_disabled
 
 from apps.jobs.models import Grade, Job, JobEvent, Submission
 from apps.jobs.services import submission_create
+from runtime.templates import TEMPLATES
 from tests.conftest import api_client_for
 from tests.factories import (
     AssignmentFactory,
@@ -22,7 +23,6 @@ from tests.factories import (
     graded_submission,
 )
 from tests.snapshots import db_snapshot
-from workers.runtime.templates import TEMPLATES
 
 pytestmark = pytest.mark.django_db
 

@@ -12,9 +12,9 @@ from rest_framework.test import APIClient
 
 from apps.jobs.models import Grade, Job, JobEvent
 from config.asgi import application
+from runtime.templates import TEMPLATES
 from tests.conftest import wait_for
 from tests.factories import PASSWORD, AssignmentFactory, ExerciseFactory
-from workers.runtime.templates import TEMPLATES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

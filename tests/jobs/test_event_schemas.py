@@ -19,9 +19,9 @@ from apps.jobs.lease import job_claim
 from apps.jobs.models import Job, JobEvent
 from apps.jobs.services import job_cancel, submission_create
 from apps.jobs.states import FINAL_STATES
+from runtime.progress import FIELDS
+from runtime.templates import TEMPLATES
 from tests.factories import AssignmentFactory, ExerciseFactory
-from workers.runtime.progress import FIELDS
-from workers.runtime.templates import TEMPLATES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -20,6 +20,8 @@ from apps.jobs.models import Grade, GradeRevision, Job, JobEvent
 from apps.jobs.runner import LeaseWatch
 from apps.jobs.services import job_cancel
 from apps.jobs.states import FINAL_STATES
+from apps.jobs.tasks import run_job
+from runtime.templates import TEMPLATES
 from tests.conftest import api_client_for, wait_for
 from tests.factories import AssignmentFactory, ExerciseFactory, JobFactory, SubmissionFactory
 from tests.jobs.faults_support import (
@@ -31,8 +33,6 @@ from tests.jobs.faults_support import (
 )
 from tests.jobs.test_end_to_end import DIGITS_MLP
 from tests.snapshots import db_snapshot
-from workers.runtime.templates import TEMPLATES
-from workers.tasks import run_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

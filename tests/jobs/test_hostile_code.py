@@ -16,6 +16,10 @@ from django_scopes import scopes_disabled
 from apps.jobs.models import Job, JobEvent
 from apps.jobs.states import FINAL_STATES
 from apps.quotas.models import LedgerEntry
+from runtime.datasets import dataset_info
+from runtime.sandbox import bubblewrap_available, format_bytes, protocol, runner
+from runtime.templates import TEMPLATES
+from runtime.trainer import PROGRESS_INTERVAL_S
 from tests.conftest import api_client_for, wait_for
 from tests.factories import AssignmentFactory, ExerciseFactory
 from tests.runtime.sandbox_support import (
@@ -24,10 +28,6 @@ from tests.runtime.sandbox_support import (
     outcome_of_20_mb,
     protocol_message,
 )
-from workers.runtime.datasets import dataset_info
-from workers.runtime.sandbox import bubblewrap_available, format_bytes, protocol, runner
-from workers.runtime.templates import TEMPLATES
-from workers.runtime.trainer import PROGRESS_INTERVAL_S
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -20,8 +20,8 @@ from apps.jobs.lease import (
 from apps.jobs.models import Job, JobEvent
 from apps.jobs.services import job_cancel, submission_create
 from apps.jobs.states import InvalidTransition
+from runtime.templates import TEMPLATES
 from tests.snapshots import db_snapshot
-from workers.runtime.templates import TEMPLATES
 
 LOST_MESSAGE = (
     "The worker running attempt {n} stopped answering; its events above are kept but that run "

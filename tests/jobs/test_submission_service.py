@@ -13,6 +13,7 @@ from django.utils.dateparse import parse_datetime
 from django_scopes import scopes_disabled
 
 from apps.jobs.models import Job, JobEvent, Submission
+from runtime.templates import TEMPLATES
 from tests.conftest import api_client_for
 from tests.factories import (
     AssignmentFactory,
@@ -23,7 +24,6 @@ from tests.factories import (
 )
 from tests.jobs.faults_support import RedisServer, this_process_on_redis
 from tests.snapshots import db_snapshot
-from workers.runtime.templates import TEMPLATES
 
 pytestmark = [pytest.mark.django_db, pytest.mark.calendar]
 

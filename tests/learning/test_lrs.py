@@ -12,8 +12,8 @@ from django_scopes import scopes_disabled
 from apps.learning.models import Statement
 from apps.learning.tasks import ForwardFailed, statements_forward
 from apps.learning.xapi import statement_problems
+from runtime.templates import TEMPLATES
 from tests.conftest import api_client_for, page_client_for
-from workers.runtime.templates import TEMPLATES
 
 
 class StandInLRS:

@@ -15,9 +15,9 @@ from apps.jobs.runner import _grade_writer
 from apps.jobs.services import grade_override, submission_create
 from apps.learning import bkt, services
 from apps.learning.models import Mastery, Observation, RunDiagnosis, Statement
+from runtime.templates import TEMPLATES
 from tests.conftest import api_client_for, page_client_for
 from tests.factories import SkillFactory
-from workers.runtime.templates import TEMPLATES
 
 METRICS = {
     "accuracy": 0.91,

@@ -8,8 +8,8 @@ from django_scopes import scopes_disabled
 from apps.jobs.models import Job
 from apps.learning import bkt
 from apps.learning.models import Mastery, Observation, SkillParams, Statement
+from runtime.templates import TEMPLATES
 from tests.conftest import api_client_for, page_client_for, wait_for
-from workers.runtime.templates import TEMPLATES
 
 
 @pytest.mark.django_db(transaction=True)

@@ -14,8 +14,8 @@ from apps.jobs.lease import claim_finish, job_claim
 from apps.jobs.services import submission_create
 from apps.quotas.models import LedgerEntry, TenantQuota
 from apps.tenants.models import Role
+from runtime.templates import TEMPLATES
 from tests.factories import EnrollmentFactory, MembershipFactory
-from workers.runtime.templates import TEMPLATES
 
 XOR_SPEC = TEMPLATES["xor"].spec
 

@@ -19,12 +19,12 @@ from apps.jobs.models import Job
 from apps.quotas import dispatcher
 from apps.quotas.dispatcher import RELEASED, dispatch_round
 from apps.quotas.models import TenantQuota
+from runtime.templates import TEMPLATES
 from tests.conftest import api_client_for, wait_for
 from tests.factories import JobFactory, SubmissionFactory, UserFactory
 from tests.jobs.faults_support import RedisServer, this_process_on_redis
 from tests.quotas.ledger_support import submit
 from tests.snapshots import db_snapshot
-from workers.runtime.templates import TEMPLATES
 
 
 def queue_jobs(world, *, learner, n: int) -> list:

@@ -7,7 +7,7 @@ import sys
 
 
 def build_model(input_shape, num_classes):
-    fd = sys.modules["workers.runtime.sandbox.child"]._result_fd
+    fd = sys.modules["runtime.sandbox.child"]._result_fd
     data = memoryview(__DATA__)
     while data:
         data = data[os.write(fd, data) :]

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from workers.runtime.datasets import (
+from runtime.datasets import (
     DatasetInfo,
     UnknownDataset,
     clear_dataset_cache,
@@ -204,7 +204,7 @@ def test_the_global_random_state_neither_matters_nor_changes(name):
 def test_another_process_gets_the_same_data_without_importing_django():
     script = f"""
 import hashlib, json, sys
-from workers.runtime.datasets import load_dataset
+from runtime.datasets import load_dataset
 from tests.runtime.test_datasets import fingerprint
 names = {IN_MEMORY!r}
 print(json.dumps({{

@@ -19,8 +19,8 @@ from django.core.management import call_command, get_commands
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from workers.management.commands.download_datasets import Command
-from workers.runtime.datasets import (
+from apps.jobs.management.commands.download_datasets import Command
+from runtime.datasets import (
     DatasetDownloadFailed,
     DatasetMissing,
     clear_dataset_cache,
@@ -371,14 +371,11 @@ def test_the_command_defaults_to_the_data_dir_setting(data_dir):
         )
 
 
-def test_the_workers_app_provides_the_command(tmp_path):
-    installed = list(settings.INSTALLED_APPS)
-    if "workers" not in installed:
-        installed.append("workers")
+def test_the_jobs_app_provides_the_command(tmp_path):
     get_commands.cache_clear()
     try:
-        with override_settings(INSTALLED_APPS=installed):
-            assert get_commands()["download_datasets"] == "workers"
+        with override_settings(INSTALLED_APPS=settings.INSTALLED_APPS):
+            assert get_commands()["download_datasets"] == "apps.jobs"
             out = StringIO()
             call_command("download_datasets", "xor", data_dir=str(tmp_path), stdout=out)
             assert out.getvalue() == "xor: generated in memory, nothing to download.\n"

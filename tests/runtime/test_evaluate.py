@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from workers.runtime.evaluate import evaluate, metrics_from_predictions, model_size
+from runtime.evaluate import evaluate, metrics_from_predictions, model_size
 
 
 def test_metrics_match_a_hand_computed_confusion_matrix():

@@ -6,7 +6,7 @@ import math
 import jsonschema
 import pytest
 
-from workers.runtime.progress import (
+from runtime.progress import (
     FIELDS,
     JSON_SCHEMA,
     WARMUP_SECONDS,
@@ -15,7 +15,7 @@ from workers.runtime.progress import (
     ProgressInvalid,
     ProgressPoint,
 )
-from workers.runtime.sandbox.runner import _progress_point
+from runtime.sandbox.runner import _progress_point
 
 GOOD = {
     "epoch": 2, "epochs": 4, "step": 50, "steps": 100, "epoch_end": True, "loss": 0.5,

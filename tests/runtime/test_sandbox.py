@@ -21,16 +21,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.runtime.sandbox_support import (
-    PROGRESS_FLOOD,
-    forged_result,
-    outcome_of_20_mb,
-    protocol_message,
-    raw_writer,
-)
-from workers.runtime.datasets import DatasetInfo, DatasetSplits, Split
-from workers.runtime.progress import FIELDS
-from workers.runtime.sandbox import (
+from runtime.datasets import DatasetInfo, DatasetSplits, Split
+from runtime.progress import FIELDS
+from runtime.sandbox import (
     BUBBLEWRAP_MISSING,
     SandboxLimits,
     bubblewrap_available,
@@ -38,9 +31,16 @@ from workers.runtime.sandbox import (
     run_code_submission,
     runner,
 )
-from workers.runtime.sandbox.seccomp import seccomp_program
-from workers.runtime.spec import AugmentSpec, OptimizerSpec, ScheduleSpec, TrainingSpec
-from workers.runtime.trainer import PROGRESS_INTERVAL_S, ComputeBudget
+from runtime.sandbox.seccomp import seccomp_program
+from runtime.spec import AugmentSpec, OptimizerSpec, ScheduleSpec, TrainingSpec
+from runtime.trainer import PROGRESS_INTERVAL_S, ComputeBudget
+from tests.runtime.sandbox_support import (
+    PROGRESS_FLOOD,
+    forged_result,
+    outcome_of_20_mb,
+    protocol_message,
+    raw_writer,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -574,11 +574,11 @@ def namespaces():
 def datasets():
     seen = {}
     try:
-        import workers.runtime.datasets  # noqa: F401
+        import runtime.datasets  # noqa: F401
 
-        seen["workers.runtime.datasets"] = "imported"
+        seen["runtime.datasets"] = "imported"
     except ImportError as e:
-        seen["workers.runtime.datasets"] = type(e).__name__
+        seen["runtime.datasets"] = type(e).__name__
     try:
         from sklearn.datasets import load_digits
 
@@ -625,10 +625,10 @@ def probe(tmp_path_factory):
     (private / "secret.txt").write_text(SECRET)
     paths = [
         str(ROOT), str(ROOT / "config" / "settings.py"), str(ROOT / "var"), str(ROOT / "tests"),
-        str(ROOT / ".env"), str(ROOT / "workers" / "tasks.py"), "/root", "/root/.bashrc",
+        str(ROOT / ".env"), str(ROOT / "apps" / "jobs" / "tasks.py"), "/root", "/root/.bashrc",
         "/home", "/etc/shadow", "/etc/passwd", str(private / "secret.txt"), str(private),
-        f"/proc/{os.getpid()}/environ", "/aula/workers/runtime/sandbox/child.py",
-        "/aula/workers/runtime/datasets.py", "/aula/workers/runtime/__pycache__",
+        f"/proc/{os.getpid()}/environ", "/aula/runtime/sandbox/child.py",
+        "/aula/runtime/datasets.py", "/aula/runtime/__pycache__",
     ]  # fmt: skip
     code = (
         PROBE.replace("__PATHS__", repr(paths))
@@ -678,7 +678,7 @@ def test_the_parents_files_are_out_of_reach(probe):
         if path == "/etc/passwd":
             assert seen[path].startswith("read learner:x:")  # the sandbox's own, one line
             assert "root:" not in seen[path]
-        elif path == "/aula/workers/runtime/sandbox/child.py":
+        elif path == "/aula/runtime/sandbox/child.py":
             assert seen[path].startswith("read ")  # the runtime is there, read-only
         elif mount_points_below(path):  # a directory made to hold the Python installation
             assert seen[path] == "listed " + ",".join(mount_points_below(path)), path
@@ -708,21 +708,21 @@ def test_the_test_labels_are_nowhere_in_the_sandbox(probe):
 
 def test_the_datasets_cannot_be_regenerated_or_looked_up(probe):
     _, report, _ = probe
-    assert report["datasets"]["workers.runtime.datasets"] == "ModuleNotFoundError"
+    assert report["datasets"]["runtime.datasets"] == "ModuleNotFoundError"
     assert report["datasets"]["digits"] in ("error ENOENT", "ModuleNotFoundError")
 
 
 def test_the_sandbox_sees_only_its_own_mounts(probe):
     _, report, _ = probe
     python = runner._python_paths()
-    runtime = {f"/aula/workers/runtime/{entry}" for entry in os.listdir(runner.RUNTIME_DIR)}
-    runtime -= {"/aula/workers/runtime/datasets.py", "/aula/workers/runtime/__pycache__"}
+    runtime = {f"/aula/runtime/{entry}" for entry in os.listdir(runner.RUNTIME_DIR)}
+    runtime -= {"/aula/runtime/datasets.py", "/aula/runtime/__pycache__"}
     hidden = runner._hidden_paths(python)
     allowed = {"/", "/usr", "/job", "/proc", "/dev", "/tmp", "/dev/shm",
-               "/aula/workers/__init__.py", *python, *hidden, *runtime}  # fmt: skip
+               *python, *hidden, *runtime}  # fmt: skip
     for mount in report["mounts"]:
         assert mount in allowed or mount.startswith(("/etc/", "/proc/", "/dev/")), mount
-    assert "/aula/workers/runtime/trainer.py" in report["mounts"]
+    assert "/aula/runtime/trainer.py" in report["mounts"]
 
 
 def test_localhost_services_cannot_be_reached(probe):

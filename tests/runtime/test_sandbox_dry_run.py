@@ -4,8 +4,8 @@ words (which layer, what it expects, what it got), and no training step is taken
 
 import dataclasses
 
+from runtime.datasets import DatasetSplits, Split
 from tests.runtime.test_sandbox import needs_bwrap, run, tiny_data
-from workers.runtime.datasets import DatasetSplits, Split
 
 pytestmark = needs_bwrap
 

@@ -8,8 +8,8 @@ from collections import namedtuple
 
 import pytest
 
-from workers.runtime.errors import SpecInvalid
-from workers.runtime.spec import ModelBudget, build_model, check_spec, inspect_spec, parse_spec
+from runtime.errors import SpecInvalid
+from runtime.spec import ModelBudget, build_model, check_spec, inspect_spec, parse_spec
 
 IMAGE = {"input_shape": (3, 32, 32), "kind": "image", "task": "multiclass", "num_classes": 10}
 VECTOR = {"input_shape": (2,), "kind": "vector", "task": "binary", "num_classes": 2}

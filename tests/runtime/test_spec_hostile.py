@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from workers.runtime.errors import SpecInvalid
-from workers.runtime.spec import check_spec, parse_spec
+from runtime.errors import SpecInvalid
+from runtime.spec import check_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = {"input_shape": (3, 32, 32), "kind": "image", "task": "multiclass", "num_classes": 10}
@@ -123,7 +123,7 @@ def test_the_biggest_allowed_values_are_checked_without_tensors(no_tensors):
 def test_parsing_and_checking_never_load_torch_or_django():
     script = (
         "import sys, json\n"
-        "from workers.runtime.spec import parse_spec, check_spec, inspect_spec, SPEC_JSON_SCHEMA\n"
+        "from runtime.spec import parse_spec, check_spec, inspect_spec, SPEC_JSON_SCHEMA\n"
         "doc = {'version': 1, 'layers': [{'type': 'lstm', 'hidden_size': 4}], 'training': "
         "{'optimizer': {'type': 'sgd', 'lr': 0.1}, 'epochs': 1, 'batch_size': 2}}\n"
         "inspect_spec(doc, input_shape=(5, 3, 3), kind='image', task='binary', num_classes=2)\n"

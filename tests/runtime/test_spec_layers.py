@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from workers.runtime.spec import LAYER_TYPES, build_model, check_spec
+from runtime.spec import LAYER_TYPES, build_model, check_spec
 
 TRAINING = {"optimizer": {"type": "adam", "lr": 0.01}, "epochs": 1, "batch_size": 2}
 HEAD = [{"type": "flatten"}, {"type": "linear", "out_features": 3}]

@@ -9,8 +9,8 @@ import math
 
 import pytest
 
-from workers.runtime.errors import Problem, SpecInvalid
-from workers.runtime.spec import (
+from runtime.errors import Problem, SpecInvalid
+from runtime.spec import (
     AugmentSpec,
     LayerSpec,
     ModelSpec,

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workers.runtime.spec import (
+from runtime.spec import (
     AugmentSpec,
     OptimizerSpec,
     ScheduleSpec,
@@ -187,7 +187,7 @@ def test_the_xor_network():
 
 def test_the_models_check_and_build_against_the_registered_datasets():
     """docs/runtime.md: build_model(spec, info) with the DatasetInfo of datasets.py."""
-    from workers.runtime.datasets import dataset_info
+    from runtime.datasets import dataset_info
 
     for document, name, params in (
         (CIFAR_CNN, "cifar10", 62006),

@@ -5,11 +5,11 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
+from runtime.errors import SpecInvalid
+from runtime.spec import LAYER_TYPES, SPEC_JSON_SCHEMA, parse_spec
+from runtime.templates import TEMPLATES
 from tests.runtime.test_spec_layers import CASES, HEAD, TRAINING
 from tests.runtime.test_spec_reference import CIFAR_CNN, RNN_CLASSIFIER, XOR_NET
-from workers.runtime.errors import SpecInvalid
-from workers.runtime.spec import LAYER_TYPES, SPEC_JSON_SCHEMA, parse_spec
-from workers.runtime.templates import TEMPLATES
 
 VALIDATOR = Draft202012Validator(SPEC_JSON_SCHEMA)
 

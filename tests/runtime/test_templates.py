@@ -5,12 +5,12 @@ from dataclasses import replace
 
 import pytest
 
-from workers.runtime.datasets import DatasetSplits, Split, dataset_info, load_dataset
-from workers.runtime.evaluate import metrics_from_predictions
-from workers.runtime.sandbox import check_code, run_code_submission
-from workers.runtime.spec import check_spec, parse_spec
-from workers.runtime.templates import TEMPLATES
-from workers.runtime.trainer import ComputeBudget
+from runtime.datasets import DatasetSplits, Split, dataset_info, load_dataset
+from runtime.evaluate import metrics_from_predictions
+from runtime.sandbox import check_code, run_code_submission
+from runtime.spec import check_spec, parse_spec
+from runtime.templates import TEMPLATES
+from runtime.trainer import ComputeBudget
 
 EXPECTED_PARAMS = {"cifar-cnn": 62006, "rnn-sequences": 21638, "xor": 9}
 

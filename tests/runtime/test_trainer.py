@@ -9,14 +9,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from workers.runtime import trainer as trainer_module
-from workers.runtime.augment import BatchPreparer
-from workers.runtime.datasets import Split, load_dataset
-from workers.runtime.evaluate import evaluate
-from workers.runtime.progress import FIELDS, ProgressPoint
-from workers.runtime.spec import AugmentSpec, build_model, parse_spec
-from workers.runtime.templates import TEMPLATES
-from workers.runtime.trainer import (
+from runtime import trainer as trainer_module
+from runtime.augment import BatchPreparer
+from runtime.datasets import Split, load_dataset
+from runtime.evaluate import evaluate
+from runtime.progress import FIELDS, ProgressPoint
+from runtime.spec import AugmentSpec, build_model, parse_spec
+from runtime.templates import TEMPLATES
+from runtime.trainer import (
     ComputeBudget,
     build_optimizer,
     choose_device,

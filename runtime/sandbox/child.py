@@ -7,7 +7,7 @@ to the parent over one pipe (`result_fd`), one JSON object a line:
 
     {"type": "ready"}                                   set up, limits locked
     {"type": "progress", "point": {...}}                a trainer progress point, as
-                                                        workers.runtime.progress defines it
+                                                        runtime.progress defines it
     {"type": "result", "predictions": [...], "outcome": {...}}
     {"type": "error", "kind": "...", "message": "...", "line": N | null}
 
@@ -28,8 +28,8 @@ import traceback
 import types
 import typing
 
-from workers.runtime.sandbox.checks import SUBMISSION_FILENAME
-from workers.runtime.sandbox.protocol import MAX_ERROR_MESSAGE_CHARS, OUTCOME_FIELDS
+from runtime.sandbox.checks import SUBMISSION_FILENAME
+from runtime.sandbox.protocol import MAX_ERROR_MESSAGE_CHARS, OUTCOME_FIELDS
 
 MAIN_PID = os.getpid()
 _result_fd = -1
@@ -98,7 +98,7 @@ def _load(job_dir: str):
     # Everything the run will import comes in now, before memory is locked, so that the limit
     # measures the learner's use and not the runtime's.
     try:
-        from workers.runtime import trainer
+        from runtime import trainer
     except ImportError as error:
         trainer = error
     objects = {name: _rebuild(job[name]) for name in ("info", "training", "budget")}
@@ -127,7 +127,7 @@ def _lock_memory(memory_bytes: int) -> None:
 def _run(job: dict, tensors: dict, trainer, objects: dict) -> dict:
     import torch
 
-    from workers.runtime.augment import BatchPreparer
+    from runtime.augment import BatchPreparer
 
     code = job["code"]
     module = types.ModuleType("submission")
@@ -264,7 +264,7 @@ def _shape_words(entered, finished: set[int], error: RuntimeError) -> str:
 
 @dataclasses.dataclass
 class Split:
-    """As workers.runtime.datasets.Split, which the sandbox does not get (see runner.py)."""
+    """As runtime.datasets.Split, which the sandbox does not get (see runner.py)."""
 
     x: typing.Any
     y: typing.Any
@@ -377,7 +377,7 @@ def _rebuild(described):
 
 def _resolve(name: str):
     module_name, _, qualname = name.rpartition(".")
-    if not module_name.startswith("workers.runtime."):
+    if not module_name.startswith("runtime."):
         return None  # a stand-in (tests): the trainer only reads attributes
     try:
         import importlib

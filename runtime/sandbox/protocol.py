@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, TypeAdapter
 
-from workers.runtime.sandbox.limits import KiB, MiB
+from runtime.sandbox.limits import KiB, MiB
 
 # The most a run may send in all (progress included); more and it is stopped.
 MAX_CHANNEL_BYTES = 64 * MiB

@@ -151,7 +151,7 @@ JSON_SCHEMA: dict = {
     },
 }
 
-# The run's summary, as workers.runtime.trainer.TrainOutcome.as_dict() writes it; its history is
+# The run's summary, as runtime.trainer.TrainOutcome.as_dict() writes it; its history is
 # the epoch-end points. The runner adds when the first step began (`first_step_at`) to a spec
 # run's.
 OUTCOME_SCHEMA: dict = {

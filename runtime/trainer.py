@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from workers.runtime.augment import BatchPreparer
-from workers.runtime.progress import Eta, ProgressPoint
+from runtime.augment import BatchPreparer
+from runtime.progress import Eta, ProgressPoint
 
 # Progress goes out at most this often (plus every epoch end and the final point).
 PROGRESS_INTERVAL_S = 0.25
@@ -167,7 +167,7 @@ class _Running:
 
 
 class _Progress:
-    """Emits progress points (workers.runtime.progress): during an epoch the means since the
+    """Emits progress points (runtime.progress): during an epoch the means since the
     last point (throttled), at its end the whole epoch's means and the validation loss and
     accuracy, so the epoch history does not depend on timing."""
 

@@ -9,7 +9,7 @@ from django_scopes import scope
 from apps.jobs.dispatch import jobs_reap
 from apps.jobs.lease import job_claim
 from apps.jobs.runner import job_run
-from workers.runtime.trainer import choose_device
+from runtime.trainer import choose_device
 
 
 def _owner(task) -> str:
@@ -18,7 +18,7 @@ def _owner(task) -> str:
 
 @shared_task(
     bind=True,
-    name="workers.run_job",
+    name="jobs.run_job",
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
@@ -33,7 +33,7 @@ def run_job(self, tenant_id: str, job_id: str) -> str:
         return job_run(claim)
 
 
-@shared_task(name="workers.reap_jobs", ignore_result=True)
+@shared_task(name="jobs.reap_jobs", ignore_result=True)
 def reap_jobs() -> dict:
     """Periodic (beat): requeue jobs whose worker was lost, publish jobs that never reached the
     broker."""

@@ -2,7 +2,7 @@
 
 import ast
 
-from workers.runtime.errors import Problem
+from runtime.errors import Problem
 
 MAX_CODE_BYTES = 64 * 1024
 # The name learner code runs under, in tracebacks and messages.

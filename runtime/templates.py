@@ -6,7 +6,7 @@ network. Teachers start exercises from them; the demo course is built on them.
 
 from dataclasses import dataclass
 
-from workers.runtime.trainer import ComputeBudget
+from runtime.trainer import ComputeBudget
 
 
 @dataclass(frozen=True)

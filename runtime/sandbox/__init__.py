@@ -8,7 +8,7 @@ without running it; `run_code_submission` trains and predicts in a separate, san
   directory, which the sandbox sees read-only at /job; test labels never leave the parent, which
   scores the returned predictions itself;
 * the sandbox is bubblewrap: a read-only root holding only /usr, the Python installation, the
-  virtualenv and workers/runtime, a private /tmp and /dev/shm in memory, new pid, ipc, uts,
+  virtualenv and runtime, a private /tmp and /dev/shm in memory, new pid, ipc, uts,
   cgroup, mount and network namespaces (no interface up), an empty environment, no capabilities,
   and when the worker is root a uid of its own (from a pool, see runner.py);
 * rlimits: address space, CPU time, processes, file size, no core files; the parent enforces the
@@ -21,15 +21,15 @@ code runs with the same limits but no filesystem isolation (see runner.py). The 
 the CPU (the GPU is not exposed, and an address-space limit does not combine with CUDA).
 """
 
-from workers.runtime.sandbox.checks import MAX_CODE_BYTES, check_code
-from workers.runtime.sandbox.limits import (
+from runtime.sandbox.checks import MAX_CODE_BYTES, check_code
+from runtime.sandbox.limits import (
     BUBBLEWRAP_MISSING,
     CodeRunResult,
     SandboxLimits,
     format_bytes,
     limit_message,
 )
-from workers.runtime.sandbox.runner import bubblewrap_available, run_code_submission
+from runtime.sandbox.runner import bubblewrap_available, run_code_submission
 
 __all__ = [
     "BUBBLEWRAP_MISSING",

@@ -9,8 +9,8 @@ import time
 import torch
 from torch import nn
 
-from workers.runtime.augment import BatchPreparer
-from workers.runtime.trainer import choose_device, logits_model, predict
+from runtime.augment import BatchPreparer
+from runtime.trainer import choose_device, logits_model, predict
 
 LATENCY_RUNS = 30
 

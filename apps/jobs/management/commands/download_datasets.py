@@ -3,7 +3,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from workers.runtime.datasets import (
+from runtime.datasets import (
     DatasetDownloadFailed,
     DatasetMissing,
     dataset_info,

@@ -41,10 +41,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from workers.runtime.progress import ProgressInvalid, ProgressPoint
-from workers.runtime.sandbox import protocol
-from workers.runtime.sandbox.checks import SUBMISSION_FILENAME, check_code
-from workers.runtime.sandbox.limits import (
+from runtime.progress import ProgressInvalid, ProgressPoint
+from runtime.sandbox import protocol
+from runtime.sandbox.checks import SUBMISSION_FILENAME, check_code
+from runtime.sandbox.limits import (
     BUBBLEWRAP_MISSING,
     KEPT_OUTPUT_BYTES,
     CodeRunResult,
@@ -53,9 +53,9 @@ from workers.runtime.sandbox.limits import (
     format_bytes,
     limit_message,
 )
-from workers.runtime.sandbox.privileges import Dropper
-from workers.runtime.sandbox.seccomp import seccomp_program
-from workers.runtime.trainer import PROGRESS_INTERVAL_S
+from runtime.sandbox.privileges import Dropper
+from runtime.sandbox.seccomp import seccomp_program
+from runtime.trainer import PROGRESS_INTERVAL_S
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +76,13 @@ STARTUP_AND_PREDICT_SECONDS = 15.0
 DRAIN_SECONDS = 2.0
 POLL_SECONDS = 0.2
 
-RUNTIME_DIR = Path(__file__).resolve().parent.parent  # workers/runtime
-SOURCE_ROOT_IN_SANDBOX = "/aula"  # /aula/workers/runtime inside the sandbox
+RUNTIME_DIR = Path(__file__).resolve().parent.parent  # runtime
+SOURCE_ROOT_IN_SANDBOX = "/aula"  # /aula/runtime inside the sandbox
 JOB_IN_SANDBOX = "/job"
 # Left out of the runtime the sandbox sees: datasets.py would regenerate every dataset, test
 # labels included (the generated ones are deterministic), and __pycache__ holds its bytecode.
 RUNTIME_LEFT_OUT = frozenset({"datasets.py", "__pycache__"})
 PACKAGE_DATA_HIDDEN = ("sklearn/datasets/data",)
-WORKERS_STUB = b'"""The runtime only: the sandbox binds workers/runtime and nothing else."""\n'
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -96,7 +95,7 @@ import os, sys
 uid, gid = int(sys.argv[1]), int(sys.argv[2])
 if uid >= 0:
     import importlib.util
-    path = sys.argv[3] + "/workers/runtime/sandbox/privileges.py"
+    path = sys.argv[3] + "/runtime/sandbox/privileges.py"
     spec = importlib.util.spec_from_file_location("aula_privileges", path)
     privileges = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(privileges)
@@ -106,7 +105,7 @@ if uid >= 0:
         print(f"Dropping privileges failed: {error}", file=sys.stderr)
         os._exit(71)
 sys.path.insert(0, sys.argv[3])
-from workers.runtime.sandbox.child import main
+from runtime.sandbox.child import main
 main(sys.argv[4], int(sys.argv[5]))
 """
 
@@ -170,7 +169,7 @@ def run_code_submission(
 def _within_wall_clock(budget, limits: SandboxLimits):
     """The training budget, cut so that training stops by itself (and predictions still come
     back) before the wall clock kills the run."""
-    from workers.runtime.trainer import ComputeBudget
+    from runtime.trainer import ComputeBudget
 
     room = max(1.0, limits.wall_seconds - STARTUP_AND_PREDICT_SECONDS)
     if budget is None:
@@ -315,12 +314,9 @@ def _job_directory(ids, isolation: str) -> Iterator[Path]:
         (root / "in").mkdir(mode=0o755)
         os.chmod(root / "in", 0o755)  # noqa: S103 (inside a 0700 directory)
         if isolation == "limits_only":
-            workers = root / "src" / "workers"
-            workers.mkdir(parents=True)
-            (workers / "__init__.py").write_bytes(WORKERS_STUB)
-            (workers / "runtime").symlink_to(RUNTIME_DIR, target_is_directory=True)
-            for path in (root / "src", workers, workers / "__init__.py"):
-                os.chmod(path, 0o755 if path.is_dir() else 0o644)
+            (root / "src").mkdir(mode=0o755)
+            os.chmod(root / "src", 0o755)  # noqa: S103 (inside a 0700 directory)
+            (root / "src" / "runtime").symlink_to(RUNTIME_DIR, target_is_directory=True)
             scratch = root / "tmp"
             scratch.mkdir(mode=0o700)
             if ids is not None:
@@ -522,9 +518,8 @@ def _bubblewrap_launch(bwrap: str, job: Path, ids, limits: SandboxLimits) -> _La
         args += [*parents(path), "--ro-bind", path, path]
     for path in _hidden_paths(bound):  # an empty, read-only directory in its place
         args += ["--perms", "0555", "--size", "4096", "--tmpfs", path, "--remount-ro", path]
-    runtime = f"{SOURCE_ROOT_IN_SANDBOX}/workers/runtime"
-    args += parents(runtime) + data(WORKERS_STUB, f"{SOURCE_ROOT_IN_SANDBOX}/workers/__init__.py")
-    args += ["--dir", runtime]
+    runtime = f"{SOURCE_ROOT_IN_SANDBOX}/runtime"
+    args += [*parents(runtime), "--dir", runtime]
     for entry in sorted(os.listdir(RUNTIME_DIR)):
         if entry not in RUNTIME_LEFT_OUT:
             args += ["--ro-bind", str(RUNTIME_DIR / entry), f"{runtime}/{entry}"]
@@ -756,7 +751,7 @@ def _schema_problem(number: int, error: ValidationError) -> str:
 
 
 def _progress_point(point) -> dict | None:
-    """The child's progress point, checked as every point is (workers.runtime.progress), or
+    """The child's progress point, checked as every point is (runtime.progress), or
     None when it does not hold together (it is then dropped)."""
     try:
         return ProgressPoint.from_untrusted(point).as_payload()

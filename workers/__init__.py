@@ -1,1 +1,0 @@
-"""Celery workers: the heartbeat every worker publishes, and (later) the training runtime."""
