@@ -5,8 +5,8 @@ tenants submit most jobs), job durations are Pareto-distributed (most short, a f
 hour a job may take), arrivals are Poisson at a load above the pool's capacity, so a backlog
 builds and the order of release matters. Both disciplines run on the same workload:
 
-- fair share: `apps.quotas.fairshare.FairShare`, the code the dispatcher runs, kept across the
-  whole run (jobs added on arrival, released when a GPU frees, usage added at each job's end and
+- fair share: `apps.jobs.dispatch.fairshare.FairShare`, the code the dispatcher runs, kept across
+  the whole run (jobs added on arrival, released when a GPU frees, usage added at each job's end and
   taken away when it leaves the recent-usage window), with each tenant's concurrency limit;
 - first-come-first-served: one global queue, no limits (what publishing every job to Celery at
   submit time gives).
@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from apps.quotas.fairshare import FairShare, QueuedJob  # noqa: E402
+from apps.jobs.dispatch.fairshare import FairShare, QueuedJob  # noqa: E402
 
 
 class Workload:

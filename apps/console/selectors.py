@@ -88,7 +88,7 @@ def queue_depth() -> dict[str, list[dict]]:
     """Queued and running jobs per tenant (tenants with none are left out), and per worker pool
     its slots, the jobs running on it and those released to it that no worker has started yet
     (jobs still waiting for the dispatcher are in no pool yet)."""
-    from apps.quotas.dispatcher import pool_slots
+    from apps.jobs.dispatch.round import pool_slots
 
     with scopes_disabled():
         live = Job.objects.filter(state__in=[JobState.QUEUED, JobState.RUNNING])

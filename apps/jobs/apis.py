@@ -20,7 +20,7 @@ from apps.core.api.serializers import InputSerializer
 from apps.core.api.views import ApiView
 from apps.courses.access import course_sees, course_teaches
 from apps.courses.models import Assignment
-from apps.jobs import selectors, services, tickets
+from apps.jobs import grading, selectors, services, tickets
 from apps.jobs.models import Grade, Job, Submission, SubmissionKind
 from apps.quotas.services import QuotaExceeded
 from apps.tenants.models import Role
@@ -380,7 +380,7 @@ class GradeOverrideApi(ApiView):
                 }
             )
         try:
-            grade = services.grade_override(grade=submission.grade, by=request.user, **values)
+            grade = grading.grade_override(grade=submission.grade, by=request.user, **values)
         except DjangoValidationError as exc:
             raise validation_error_from(exc) from exc
         return Response(GradeWithHistoryOutputSerializer(grade).data)

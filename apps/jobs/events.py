@@ -1,5 +1,5 @@
-"""A job's events: the schema of each event type's payload, and where they go live (one
-Channels group per job, named with its tenant).
+"""A job's events: appended and published together (`event_append`), the schema of each event
+type's payload, and where they go live (one Channels group per job, named with its tenant).
 
 `EVENT_SCHEMAS` is the contract between the producers (the submit and cancel services, the
 lease, the runner) and the consumers (the websocket and events API, static/js/run.js, the
@@ -8,10 +8,12 @@ payloads, from real runs included, against it (tests/jobs/test_event_schemas.py)
 to a payload is added here, and to docs/jobs.md, in the same change.
 """
 
+from django.db import transaction
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from apps.core.realtime import publish
+from apps.jobs.models import Job, JobEvent
 from runtime.progress import JSON_SCHEMA as PROGRESS_SCHEMA
 from runtime.progress import OUTCOME_SCHEMA
 
@@ -112,3 +114,24 @@ def job_event_publish(*, tenant_id, job_id, message: dict) -> None:
     and websocket clients fill any gap from the database by sequence number.
     """
     publish(group=group_for_job(tenant_id, job_id), message={"type": "job.event", "event": message})
+
+
+def event_append(job: Job, *, type: str, payload: dict | None = None, attempt=None) -> JobEvent:
+    """Append the next event to a job whose row the caller holds locked; it is published to the
+    job's watchers once the transaction commits (the row is the record, the publish a nudge)."""
+    job.last_seq += 1
+    Job.objects.filter(id=job.id).update(last_seq=job.last_seq)
+    event = JobEvent.objects.create(
+        tenant_id=job.tenant_id,
+        job=job,
+        seq=job.last_seq,
+        attempt=job.attempt if attempt is None else attempt,
+        type=type,
+        payload=payload or {},
+    )
+    message = event.as_message()
+    tenant_id, job_id = job.tenant_id, job.id
+    transaction.on_commit(
+        lambda: job_event_publish(tenant_id=tenant_id, job_id=job_id, message=message)
+    )
+    return event

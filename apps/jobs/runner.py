@@ -16,7 +16,6 @@ from django.db import connection
 from django.utils import timezone
 from django_scopes import scope
 
-from apps.jobs.grading import grade_compute
 from apps.jobs.lease import (
     Claim,
     LeaseLost,
@@ -25,9 +24,8 @@ from apps.jobs.lease import (
     claim_finish,
     lease_renew,
 )
-from apps.jobs.models import Grade, GradeRevision, GradeSource, Job, SubmissionKind
+from apps.jobs.models import Job, SubmissionKind
 from apps.jobs.states import JobState
-from apps.learning import services as learning
 from apps.quotas.services import MILLI
 from runtime.datasets import DatasetMissing, load_dataset
 from runtime.errors import SpecInvalid
@@ -150,47 +148,6 @@ def _budget(job, exercise) -> ComputeBudget:
     return ComputeBudget(max_seconds=seconds, max_epochs=exercise.max_epochs)
 
 
-def _grade_writer(job: Job, metrics: dict, summary: dict | None):
-    def write(locked: Job) -> dict:
-        submission = job.submission
-        exercise = submission.assignment.exercise
-        result = grade_compute(
-            exercise=exercise,
-            assignment=submission.assignment,
-            metrics=metrics,
-            is_late=submission.is_late,
-        )
-        locked.outcome = summary  # saved with the final state; the diagnosis reads it now
-        hints = learning.run_diagnose(job=locked, metrics=metrics).hints
-        feedback = result.feedback
-        if hints:
-            feedback += "\n\n" + "\n".join(f"{h['title']}: {h['message']}" for h in hints)
-        grade = Grade.objects.create(
-            tenant_id=job.tenant_id,
-            submission=submission,
-            score=result.score,
-            max_score=result.max_score,
-            automatic_score=result.score,
-            metrics=metrics,
-            feedback=feedback,
-            source=GradeSource.AUTOMATIC,
-        )
-        GradeRevision.objects.create(
-            tenant_id=job.tenant_id, grade=grade, score=grade.score, source=GradeSource.AUTOMATIC
-        )
-        learning.grade_given(grade=grade, automatic=True)
-        return {
-            "grade": {
-                "score": str(grade.score),
-                "max_score": str(grade.max_score),
-                "feedback": grade.feedback,
-            },
-            "metrics": metrics,
-        }
-
-    return write
-
-
 def job_run(claim: Claim) -> str:
     """Run the claimed job to its end; returns the final state (or "lost" when the lease went
     to another run, which then owns the job)."""
@@ -282,7 +239,7 @@ def _run(job: Job, claim: Claim, watch: LeaseWatch) -> str:
         claim,
         state=JobState.SUCCEEDED,
         final_payload={"message": summary_note, "outcome": summary},
-        on_locked=_grade_writer(job, metrics, summary),
+        metrics=metrics,
         outcome=summary,
         message=summary_note,
         **measured,

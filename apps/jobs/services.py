@@ -1,4 +1,6 @@
-"""Writes on submissions, jobs and grades that requests make: submit, cancel, override."""
+"""What requests do to submissions and jobs: validate and submit (`submission_create`, the one
+place a submission is checked and admitted), cancel. A teacher's grade override is
+`apps.jobs.grading.grade_override`."""
 
 from dataclasses import dataclass
 from functools import partial
@@ -10,19 +12,14 @@ from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.courses.models import Assignment, Enrollment, LatePolicy
-from apps.jobs.dispatch import job_dispatch, job_dispatch_on_commit
-from apps.jobs.lease import event_append, state_set
-from apps.jobs.models import Grade, GradeRevision, GradeSource, Job, Submission, SubmissionKind
+from apps.jobs.dispatch.publish import job_publish
+from apps.jobs.dispatch.round import dispatch_round_on_commit, pool_for_new_job
+from apps.jobs.events import event_append
+from apps.jobs.models import Job, Submission, SubmissionKind
+from apps.jobs.signals import submission_made
 from apps.jobs.states import FINAL_STATES, JobState
-from apps.learning import services as learning
-from apps.quotas.dispatcher import pool_for_new_job
-from apps.quotas.services import (
-    PLATFORM_FAILURES,
-    job_budget,
-    quota_admit,
-    quota_locked,
-    quota_reserve,
-)
+from apps.jobs.transitions import job_cancel_now
+from apps.quotas.services import PLATFORM_FAILURES, quota_admit
 from runtime.datasets import dataset_info
 from runtime.errors import SpecInvalid
 from runtime.sandbox.checks import check_code
@@ -148,35 +145,40 @@ def submission_create(
             validate_constraints=False,
         )
         submission.save()
-        quota = quota_locked(assignment.tenant_id)
-        budget = job_budget(quota, exercise.max_seconds)
-        quota_admit(quota=quota, learner=learner, seconds=budget)
+        admission = quota_admit(
+            tenant_id=assignment.tenant_id,
+            learner=learner,
+            exercise_seconds=exercise.max_seconds,
+            waiting=Job.objects.filter(tenant_id=assignment.tenant_id, state=JobState.QUEUED).count,
+        )
         # Nothing else waiting and a slot free (an idle pool): released now, published after
         # the commit, with no dispatch round on the way to the worker.
         pool = pool_for_new_job(
-            tenant_id=assignment.tenant_id, pools=quota.pools, limit=quota.max_running_jobs
+            tenant_id=assignment.tenant_id,
+            pools=admission.pools,
+            limit=admission.max_running_jobs,
         )
         job = Job.objects.create(
             tenant_id=assignment.tenant_id,
             submission=submission,
-            budget_seconds=budget,
-            queue=pool or quota.pools[0],  # a waiting job may go to another of its pools
+            budget_seconds=admission.seconds,
+            queue=pool or admission.pools[0],  # a waiting job may go to another of its pools
             dispatched_at=timezone.now() if pool else None,
         )
-        quota_reserve(quota=quota, job=job, learner=learner, seconds=budget)
+        admission.reserve(job)
         event_append(
             job,
             type=JobState.QUEUED,
             payload={"submission": str(submission.id), "attempt": submission.attempt},
         )
-        learning.submission_made(submission=submission)
+        submission_made.send(sender=Submission, submission=submission)
         if pool:
             transaction.on_commit(
-                partial(job_dispatch, tenant_id=job.tenant_id, job_id=job.id, queue=pool,
+                partial(job_publish, tenant_id=job.tenant_id, job_id=job.id, queue=pool,
                         released_at=job.dispatched_at)
             )  # fmt: skip
         else:
-            job_dispatch_on_commit()
+            dispatch_round_on_commit()
     return submission
 
 
@@ -193,8 +195,7 @@ def job_cancel(*, job: Job, by) -> Job:
         job.cancel_requested_at = timezone.now()
         job.cancel_requested_by = by
         if job.state == JobState.QUEUED:
-            state_set(job, JobState.CANCELLED)
-            event_append(job, type=JobState.CANCELLED, payload={"message": "Cancelled."})
+            job_cancel_now(job)
         else:
             job.save(update_fields=["cancel_requested_at", "cancel_requested_by", "updated_at"])
             event_append(job, type="cancel_requested", payload={})
@@ -203,41 +204,3 @@ def job_cancel(*, job: Job, by) -> Job:
             actor=by, action="job.cancel", target=job, before=before, after=after, tenant=job.tenant
         )
     return job
-
-
-def grade_override(*, grade: Grade, by, score, reason: str) -> Grade:
-    """A teacher's grade replaces the current one; the automatic score and every revision stay."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError({"reason": ["Say why the grade is overridden."]})
-    if score < 0 or score > grade.max_score:
-        raise ValidationError({"score": [f"The score must be between 0 and {grade.max_score}."]})
-    with transaction.atomic():
-        grade = Grade.objects.select_for_update().get(id=grade.id)
-        before = {"score": grade.score, "source": grade.source}
-        grade.score = score
-        grade.source = GradeSource.TEACHER
-        grade.override_reason = reason
-        grade.overridden_by = by
-        grade.overridden_at = timezone.now()
-        grade.full_clean()
-        grade.save()
-        GradeRevision.objects.create(
-            tenant_id=grade.tenant_id,
-            grade=grade,
-            score=score,
-            source=GradeSource.TEACHER,
-            reason=reason,
-            author=by,
-        )
-        after = {"score": grade.score, "source": grade.source, "reason": reason}
-        audit_record(
-            actor=by,
-            action="grade.override",
-            target=grade,
-            before=before,
-            after=after,
-            tenant=grade.tenant,
-        )
-        learning.grade_given(grade=grade, automatic=False)
-    return grade

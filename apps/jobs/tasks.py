@@ -6,7 +6,7 @@ import socket
 from celery import shared_task
 from django_scopes import scope
 
-from apps.jobs.dispatch import jobs_reap
+from apps.jobs.dispatch.reaper import jobs_reap
 from apps.jobs.lease import job_claim
 from apps.jobs.runner import job_run
 from runtime.trainer import choose_device

@@ -5,3 +5,8 @@ class LearningConfig(AppConfig):
     name = "apps.learning"
     label = "learning"
     verbose_name = "Learning records"
+
+    def ready(self) -> None:
+        from apps.learning import receivers
+
+        receivers.connect()  # learning records what the jobs app signals

@@ -166,7 +166,7 @@ class Mastery(models.Model):
 
 
 class RunDiagnosis(models.Model):
-    """The hints apps.learning.diagnostics found in a finished run (possibly none)."""
+    """The hints runtime.diagnosis found in a finished run (possibly none)."""
 
     job = models.OneToOneField(
         "jobs.Job", on_delete=models.CASCADE, primary_key=True, related_name="diagnosis"

@@ -27,7 +27,8 @@ from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from apps.audit.services import audit_record
-from apps.learning import bkt, diagnostics
+from apps.jobs.grading import run_diagnosis
+from apps.learning import bkt
 from apps.learning.crypto import encrypt
 from apps.learning.models import (
     Mastery,
@@ -171,24 +172,6 @@ def run_finished(*, job) -> Statement:
     )
 
 
-_CONVOLUTIONS = frozenset({"conv1d", "conv2d"})
-_RECURRENT = frozenset({"rnn", "lstm", "gru"})
-
-
-def model_kind(*, submission, exercise) -> str | None:
-    """What the run trained, for the diagnosis's advice: from the spec's layers ("cnn" with a
-    convolution, "rnn" with a recurrent layer, else "mlp"); for code, from the skills the
-    exercise practises; None when neither tells."""
-    layers = (submission.spec or {}).get("layers") if isinstance(submission.spec, dict) else None
-    if isinstance(layers, list):
-        types = {layer.get("type") for layer in layers if isinstance(layer, dict)}
-        if types & _CONVOLUTIONS:
-            return "cnn"
-        return "rnn" if types & _RECURRENT else "mlp"
-    slugs = set(exercise.skills.values_list("slug", flat=True))
-    return next((kind for kind in ("cnn", "rnn", "mlp") if kind in slugs), None)
-
-
 @scopes_disabled()  # acts on the objects given, of one tenant
 def run_diagnose(*, job, metrics: dict | None = None) -> RunDiagnosis:
     """The run's diagnosis, computed once from its progress events, outcome and metrics; each
@@ -196,24 +179,7 @@ def run_diagnose(*, job, metrics: dict | None = None) -> RunDiagnosis:
     existing = RunDiagnosis.objects.filter(job=job).first()
     if existing is not None:
         return existing
-    from apps.jobs.models import JobEvent
-
-    points = list(
-        JobEvent.objects.filter(job=job, type="progress", attempt=job.attempt)
-        .order_by("seq")
-        .values_list("payload", flat=True)
-    )
-    if metrics is None:
-        grade = getattr(job.submission, "grade", None)
-        metrics = grade.metrics if grade is not None else None
-    exercise = job.submission.assignment.exercise
-    outcome = dict(job.outcome or {})
-    if job.failure_kind == "diverged":
-        outcome["status"] = "diverged"
-    hints = diagnostics.diagnose(
-        points, outcome=outcome or None, metrics=metrics, target=exercise.target_metric,
-        model_kind=model_kind(submission=job.submission, exercise=exercise),
-    )  # fmt: skip
+    hints = run_diagnosis(job=job, metrics=metrics)
     diagnosis = RunDiagnosis.objects.create(
         job=job, tenant_id=job.tenant_id, hints=[h.as_dict() for h in hints]
     )

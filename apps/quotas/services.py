@@ -1,10 +1,13 @@
-"""Admission (reserve a job's budget), settlement (charge what it used) and period resets.
+"""The ledger's writes: admission (`quota_admit`, then `Admission.reserve`: a job's budget
+reserved), settlement (`quota_settle`: charge what it used) and period resets. The jobs app
+calls these two and nothing else of the ledger.
 
 Admission runs inside the submit transaction with the tenant's quota row locked, so concurrent
 submissions cannot together reserve more than the quota. Settlement runs inside the transaction
 that ends the job, once per job (a unique ledger row), so a job is never charged twice.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
@@ -118,18 +121,45 @@ def _seconds(value) -> str:
     return f"{Decimal(value).quantize(Decimal(1), rounding=ROUND_DOWN):,}"
 
 
-def job_budget(quota: TenantQuota, exercise_seconds: int) -> int:
-    """The GPU-seconds a job of this exercise reserves: its budget, within the per-job limit."""
-    return min(exercise_seconds, quota.max_seconds_per_job)
+@dataclass(frozen=True)
+class Admission:
+    """A job let in by its tenant's quota, whose row stays locked until the submit commits: the
+    GPU-seconds it reserves, and the pools and concurrency limit it is dispatched under."""
+
+    quota: TenantQuota
+    learner: object
+    seconds: int
+
+    @property
+    def pools(self) -> list[str]:
+        return self.quota.pools
+
+    @property
+    def max_running_jobs(self) -> int:
+        return self.quota.max_running_jobs
+
+    def reserve(self, job) -> LedgerEntry:
+        """The job's reservation in the ledger, written with the job; `quota_settle` ends it."""
+        return LedgerEntry.objects.create(
+            tenant_id=self.quota.tenant_id,
+            period_started_at=self.quota.period_started_at,
+            job=job,
+            learner=self.learner,
+            kind=LedgerKind.RESERVE,
+            reserved=Decimal(self.seconds),
+            used=Decimal(0),
+        )
 
 
-def quota_admit(*, quota: TenantQuota, learner, seconds: int) -> None:
-    """Raise QuotaExceeded unless a job of `seconds` fits: the tenant's queue, its GPU-seconds
-    left this period, and the learner's daily allowance. Call with `quota` locked."""
-    from apps.jobs.models import Job
-    from apps.jobs.states import JobState
-
-    queued = Job.objects.filter(tenant_id=quota.tenant_id, state=JobState.QUEUED).count()
+def quota_admit(*, tenant_id, learner, exercise_seconds: int, waiting: Callable[[], int]):
+    """The way in for a job, in the submit's transaction: lock the tenant's quota (its period
+    rolled forward), size the job's reservation (the exercise's budget, within the per-job
+    limit), and raise QuotaExceeded unless it fits the tenant's queue (`waiting()`: its jobs
+    waiting, counted under the lock), its GPU-seconds left this period and the learner's daily
+    allowance. Then write the job and call `Admission.reserve(job)`; `quota_settle` ends it."""
+    quota = quota_locked(tenant_id)
+    seconds = min(exercise_seconds, quota.max_seconds_per_job)
+    queued = waiting()
     if queued >= quota.max_queued_jobs:
         raise QuotaExceeded(
             f"Your organisation already has {queued} jobs waiting, its limit; "
@@ -152,6 +182,7 @@ def quota_admit(*, quota: TenantQuota, learner, seconds: int) -> None:
                 f"{_seconds(quota.learner_gpu_seconds_per_day)} a day are left. "
                 "It starts again at midnight UTC."
             )
+    return Admission(quota=quota, learner=learner, seconds=seconds)
 
 
 def learner_spent_today(quota: TenantQuota, learner) -> Decimal:
@@ -168,18 +199,6 @@ def learner_spent_today(quota: TenantQuota, learner) -> Decimal:
         tenant_id=quota.tenant_id, job_id__in=admitted_today
     ).aggregate(reserved=Sum("reserved"), used=Sum("used"))
     return (sums["reserved"] or Decimal(0)) + (sums["used"] or Decimal(0))
-
-
-def quota_reserve(*, quota: TenantQuota, job, learner, seconds: int) -> LedgerEntry:
-    return LedgerEntry.objects.create(
-        tenant_id=quota.tenant_id,
-        period_started_at=quota.period_started_at,
-        job=job,
-        learner=learner,
-        kind=LedgerKind.RESERVE,
-        reserved=Decimal(seconds),
-        used=Decimal(0),
-    )
 
 
 def charge_for(job) -> tuple[Decimal, str]:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from apps.jobs import runner
-from apps.jobs.dispatch import jobs_reap
+from apps.jobs.dispatch.reaper import jobs_reap
 from apps.jobs.events import EVENT_SCHEMAS, EventPayloadInvalid, event_payload_check
 from apps.jobs.lease import job_claim
 from apps.jobs.models import Job, JobEvent
@@ -44,7 +44,7 @@ def test_every_event_type_the_code_appends_has_a_schema():
         source = path.read_text(encoding="utf-8")
         appended |= set(re.findall(r'\btype="(\w+)"', source))
         appended |= {state.lower() for state in re.findall(r"\btype=JobState\.(\w+)", source)}
-    # The final states are appended as `type=state` by the lease (claim_finish, state_set).
+    # The final states are appended as `type=state` (lease.claim_finish, transitions).
     assert appended | set(FINAL_STATES) == set(EVENT_SCHEMAS)
     assert set(EVENT_SCHEMAS) == {
         "queued", "started", "progress", "cancel_requested", "attempt_lost", "requeued",

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from django_scopes import scope
 
-from apps.jobs.dispatch import jobs_reap
+from apps.jobs.dispatch.reaper import jobs_reap
 from apps.jobs.lease import (
     Claim,
     LeaseLost,

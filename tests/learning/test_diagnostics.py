@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from apps.learning.diagnostics import CODE_SKILLS, CODES, Hint, diagnose
+from runtime.diagnosis import CODE_SKILLS, CODES, Hint, diagnose
 
 STEPS = 100  # per epoch
 LR = 0.01

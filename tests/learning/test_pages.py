@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from django_scopes import scopes_disabled
 
-from apps.learning import services
+from apps.jobs import grading
 from apps.learning.crypto import decrypt
 from apps.learning.models import Mastery, TutorSettings
 from tests.conftest import page_client_for
@@ -109,14 +109,14 @@ def test_the_model_kind_comes_from_the_spec_else_from_the_exercises_skills(tenan
     with scopes_disabled():
         exercise = tenant_a.exercise
         kinds = [
-            services.model_kind(submission=SimpleNamespace(spec=spec), exercise=exercise)
+            grading.model_kind(submission=SimpleNamespace(spec=spec), exercise=exercise)
             for spec in (conv, lstm, {"layers": [{"type": "linear"}]}, None)
         ]
         cnn = SkillFactory(tenant=tenant_a.tenant, slug="cnn", name="CNNs")
         exercise.skills.add(cnn)
-        code = services.model_kind(submission=SimpleNamespace(spec=None), exercise=exercise)
+        code = grading.model_kind(submission=SimpleNamespace(spec=None), exercise=exercise)
         exercise.skills.set([SkillFactory(tenant=tenant_a.tenant, slug="other")])
-        unknown = services.model_kind(submission=SimpleNamespace(spec=None), exercise=exercise)
+        unknown = grading.model_kind(submission=SimpleNamespace(spec=None), exercise=exercise)
     # The world's exercise practises "alpha-mlp", which names no kind.
     assert kinds == ["cnn", "rnn", "mlp", None]
     assert (code, unknown) == ("cnn", None)

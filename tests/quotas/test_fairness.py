@@ -14,10 +14,10 @@ from django.db import connection
 from django.db.models import Count
 from django_scopes import scopes_disabled
 
+from apps.jobs.dispatch import round as dispatcher
+from apps.jobs.dispatch.round import RELEASED, dispatch_round
 from apps.jobs.lease import claim_finish, job_claim
 from apps.jobs.models import Job
-from apps.quotas import dispatcher
-from apps.quotas.dispatcher import RELEASED, dispatch_round
 from apps.quotas.models import TenantQuota
 from runtime.templates import TEMPLATES
 from tests.conftest import api_client_for, wait_for

@@ -1,6 +1,6 @@
 """The fair-share policy on its own: exact release orders."""
 
-from apps.quotas.fairshare import FairShare, QueuedJob
+from apps.jobs.dispatch.fairshare import FairShare, QueuedJob
 
 
 def policy_with(jobs: list[tuple[str, str]], *, limits: dict | None = None) -> FairShare:

@@ -2,9 +2,9 @@
 
 Jobs wait in the database (queued, no `dispatched_at`). A round, serialised by one lock, counts
 each pool's free slots (its size less the jobs released to it and not finished); pool by pool,
-it lets the policy (`apps.quotas.fairshare`) choose among the waiting jobs of tenants whose quota
-names that pool, marks the chosen jobs released to it and publishes them after commit. Rounds run
-after the commit that queued a job, after each job's end, and from the reaper.
+it lets the policy (`fairshare.py`) choose among the waiting jobs of tenants whose quota names
+that pool, marks the chosen jobs released to it and publishes them after commit. Rounds run after
+the commit that queued a job, after each job's end, and from the reaper.
 """
 
 import logging
@@ -22,10 +22,10 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from apps.core.heartbeat import heartbeats_read
-from apps.jobs.dispatch import job_dispatch
+from apps.jobs.dispatch.fairshare import FairShare, QueuedJob
+from apps.jobs.dispatch.publish import job_publish
 from apps.jobs.models import Job
 from apps.jobs.states import JobState
-from apps.quotas.fairshare import FairShare, QueuedJob
 from apps.quotas.models import TenantQuota, default_pools
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def _policy_for(waiting: list[tuple], now, limits: dict) -> FairShare:
     return policy
 
 
-@scopes_disabled()
+@scopes_disabled()  # a round shares the pools among every tenant's jobs
 def dispatch_round(*, waiting_before=None) -> list:
     """Release the next jobs into the pools' free slots; returns their ids in release order.
     They are published after the commit. `waiting_before`: consider only jobs last written
@@ -167,7 +167,7 @@ def dispatch_round(*, waiting_before=None) -> list:
 
         def publish() -> None:
             for job_id, tenant_id, pool in released:
-                job_dispatch(tenant_id=tenant_id, job_id=job_id, queue=pool, released_at=now)
+                job_publish(tenant_id=tenant_id, job_id=job_id, queue=pool, released_at=now)
 
         transaction.on_commit(publish)
     return [job_id for job_id, _, _ in released]

@@ -1,7 +1,8 @@
-"""Run pages, for whoever may follow the job (its learner, a teacher of the course, a tenant
-administrator), as the API; anyone else gets 404. The run page draws the curves live from the
-job's websocket and shows the grade, the metrics and the confusion matrix when it has ended;
-cancel is a form post."""
+"""Run pages (the learning app's: a run's page is its feedback, with the diagnosis and the
+lessons that help, which learning owns), for whoever may follow the job (its learner, a teacher
+of the course, a tenant administrator), as the API; anyone else gets 404. The run page draws the
+curves live from the job's websocket and shows the grade, the metrics and the confusion matrix
+when it has ended; cancel is a form post."""
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -17,6 +18,7 @@ from apps.core.forms import service_errors_to_form
 from apps.courses.access import course_teaches
 from apps.courses.forms import GradeOverrideForm
 from apps.jobs import selectors, services
+from apps.jobs.grading import grade_override as grade_override_write
 from apps.jobs.states import FINAL_STATES
 from apps.learning.selectors import run_hints
 
@@ -113,7 +115,7 @@ def grade_override(request, tenant_slug, submission_id):
     form = GradeOverrideForm(request.POST)
     if form.is_valid():
         try:
-            services.grade_override(grade=grade, by=request.user, **form.cleaned_data)
+            grade_override_write(grade=grade, by=request.user, **form.cleaned_data)
         except ValidationError as exc:
             service_errors_to_form(form, exc)
         else:

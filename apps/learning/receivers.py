@@ -1,0 +1,28 @@
+"""Learning's records of what happens to submissions, jobs and grades: the receivers of the jobs
+app's signals (apps/jobs/signals.py), connected in LearningConfig.ready. Each runs inside the
+transaction of the change it records."""
+
+from apps.jobs.signals import grade_given, job_ended, submission_made
+from apps.learning import services
+
+
+def on_submission_made(*, submission, **_) -> None:
+    services.submission_made(submission=submission)
+
+
+def on_grade_given(*, grade, automatic: bool, job=None, metrics=None, **_) -> None:
+    """An automatic grade comes with its run's diagnosis: stored (with its "received-hint"
+    statements) before the "scored" statement, as the grade's feedback quotes it."""
+    if automatic and job is not None:
+        services.run_diagnose(job=job, metrics=metrics)
+    services.grade_given(grade=grade, automatic=automatic)
+
+
+def on_job_ended(*, job, **_) -> None:
+    services.run_finished(job=job)
+
+
+def connect() -> None:
+    submission_made.connect(on_submission_made, dispatch_uid="learning.submission_made")
+    grade_given.connect(on_grade_given, dispatch_uid="learning.grade_given")
+    job_ended.connect(on_job_ended, dispatch_uid="learning.job_ended")
