@@ -3,7 +3,7 @@
 from django.contrib import admin
 
 from apps.audit.models import AuditEntry
-from apps.jobs.admin import ReadOnlyAdmin
+from apps.core.admin import ReadOnlyAdmin
 
 
 @admin.register(AuditEntry)

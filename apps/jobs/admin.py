@@ -3,18 +3,8 @@ since jobs change only through their services (leases, the state machine, audite
 
 from django.contrib import admin
 
+from apps.core.admin import ReadOnlyAdmin
 from apps.jobs.models import Grade, GradeRevision, Job, JobEvent, Submission
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class JobEventInline(admin.TabularInline):

@@ -4,7 +4,7 @@ fitted parameters are written by the services; tutor settings by the tenant's ad
 
 from django.contrib import admin
 
-from apps.jobs.admin import ReadOnlyAdmin
+from apps.core.admin import ReadOnlyAdmin
 from apps.learning.models import (
     Mastery,
     Observation,

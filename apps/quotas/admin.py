@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
-from apps.jobs.admin import ReadOnlyAdmin
+from apps.core.admin import ReadOnlyAdmin
 from apps.quotas.models import LedgerEntry, TenantQuota
 from apps.quotas.services import QUOTA_FIELDS, quota_check, quota_set
 
