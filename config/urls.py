@@ -11,7 +11,6 @@ api_v1 = [
     path("", include("apps.tenants.api_urls")),
     path("", include("apps.courses.api_urls")),
     path("", include("apps.jobs.api_urls")),
-    path("", include("apps.audit.api_urls")),
     path("", include("apps.console.api_urls")),
     path("", include("apps.quotas.api_urls")),
     path("", include("apps.learning.api_urls")),

@@ -9,8 +9,6 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django_scopes import ScopedManager
 
-from apps.tenants.models import Tenant
-
 
 class AuditEntryImmutable(Exception):
     """Audit rows are written once and never changed or deleted through the ORM."""
@@ -19,8 +17,9 @@ class AuditEntryImmutable(Exception):
 class AuditEntry(models.Model):
     # A sequence, so "newest first" is exact even for rows written in one transaction.
     id = models.BigAutoField(primary_key=True)
+    # By name: the audit log sits below the tenants app, which records into it.
     tenant = models.ForeignKey(
-        Tenant, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "tenants.Tenant", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

@@ -1,9 +1,15 @@
 """Reading the audit log, newest first."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.db.models import QuerySet
 
 from apps.audit.models import AuditEntry
-from apps.tenants.models import Tenant
+
+if TYPE_CHECKING:  # the tenants app is above the audit log
+    from apps.tenants.models import Tenant
 
 
 def audit_list(*, tenant: Tenant | None = None, action: str | None = None) -> QuerySet:

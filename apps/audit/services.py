@@ -1,10 +1,16 @@
 """Writing the audit log. Administrative services call `audit_record` inside their own
 transaction, so an action and its audit row commit (or roll back) together."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.db import models, transaction
 
 from apps.audit.models import AuditEntry
-from apps.tenants.models import Tenant
+
+if TYPE_CHECKING:  # the tenants app is above the audit log
+    from apps.tenants.models import Tenant
 
 
 def audit_record(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.tenants import apis
+from apps.tenants import apis, audit_apis
 
 urlpatterns = [
     path("t/<slug:tenant_slug>/", apis.TenantDetailApi.as_view(), name="api-tenant"),
@@ -26,5 +26,11 @@ urlpatterns = [
         "platform/tenants/<slug:slug>/",
         apis.PlatformTenantDetailApi.as_view(),
         name="api-platform-tenant",
+    ),
+    path("t/<slug:tenant_slug>/audit/", audit_apis.TenantAuditListApi.as_view(), name="api-audit"),
+    path(
+        "platform/audit/",
+        audit_apis.PlatformAuditListApi.as_view(),
+        name="api-platform-audit",
     ),
 ]

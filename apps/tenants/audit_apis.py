@@ -1,5 +1,7 @@
 """Audit log API: a tenant's entries for its administrators (/t/<slug>/audit/) and every entry,
-platform actions included, for platform administrators (/platform/audit/). Newest first."""
+platform actions included, for platform administrators (/platform/audit/). Newest first.
+It lives here, not in the audit app, because it answers by the tenants app's permissions and
+the audit log sits below the tenants app."""
 
 from django_scopes import scopes_disabled
 from drf_spectacular.utils import OpenApiParameter, extend_schema
