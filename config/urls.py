@@ -26,7 +26,7 @@ urlpatterns = [
     path("", include("apps.accounts.urls")),
     path("", include("apps.tenants.urls")),
     path("", include("apps.courses.urls")),
-    path("", include("apps.quotas.urls")),
+    path("", include("apps.jobs.urls")),
     path("", include("apps.console.urls")),
     path("", include("apps.learning.urls")),
 ]

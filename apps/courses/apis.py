@@ -48,9 +48,7 @@ from apps.courses.models import (
 )
 from apps.courses.selectors import (
     AssignmentStatus,
-    assignment_get_for_learner,
     assignment_list,
-    assignment_list_for_learner,
     assignment_queryset,
     course_get,
     course_list_for,
@@ -60,6 +58,7 @@ from apps.courses.selectors import (
     lesson_list,
     skill_list,
 )
+from apps.jobs.selectors import assignment_get_for_learner, assignment_list_for_learner
 from apps.learning import services as learning
 from apps.tenants.models import Role
 from apps.tenants.permissions import TenantTeacher

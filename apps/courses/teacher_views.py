@@ -1,6 +1,7 @@
 """Teachers' pages: their courses, a course's lessons, exercises (with the model builder for the
-starter model), assignments, enrollments, the gradebook (sortable, CSV), leaderboards and the
-mastery heat map.
+starter model), assignments and enrollments. The pages that read other apps' data live there:
+the gradebook and leaderboards in apps/jobs/teacher_views.py, the mastery heat map in
+apps/learning/views.py (both check access with `course_taught_or_404`).
 
 Teachers of a course and the tenant's administrators use them; anyone else gets 404 (learners,
 teachers of other courses, other tenants: TenantMiddleware already refused outsiders). Every
@@ -10,13 +11,11 @@ import json
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
-from apps.core.csv_export import csv_response
 from apps.core.forms import service_errors_to_form
 from apps.courses import services
 from apps.courses.access import course_teaches
@@ -31,25 +30,20 @@ from apps.courses.forms import (
 )
 from apps.courses.models import Assignment, Course, Exercise, Lesson, Skill
 from apps.courses.selectors import course_list_for, enrollment_list
-from apps.jobs.selectors import gradebook, leaderboard
-from apps.learning.bkt import mastery_percent
-from apps.learning.models import SkillParams
-from apps.learning.selectors import course_mastery_grid
-from apps.learning.tasks import bkt_fit_on_commit
 from apps.tenants.models import Role
 from runtime.spec.schema import SPEC_JSON_SCHEMA
 from runtime.templates import TEMPLATES
 
-PAGE_SIZE = 50  # learners per page of the gradebook and the leaderboard
 
-
-def _teacher(request) -> None:
+def teacher_or_404(request) -> None:
+    """Teachers' pages are 404 to learners."""
     if request.tenant_access is None or not request.tenant_access.allows(Role.TEACHER):
         raise Http404
 
 
-def _course(request, course_id) -> Course:
-    _teacher(request)
+def course_taught_or_404(request, course_id) -> Course:
+    """The course, for who teaches it (its teachers, the tenant's admins); else 404."""
+    teacher_or_404(request)
     course = Course.objects.filter(pk=course_id).first()
     if course is None or not course_teaches(
         access=request.tenant_access, user=request.user, course=course
@@ -59,7 +53,7 @@ def _course(request, course_id) -> Course:
 
 
 def courses_page(request, tenant_slug):
-    _teacher(request)
+    teacher_or_404(request)
     form = CourseForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -81,7 +75,7 @@ def courses_page(request, tenant_slug):
 
 
 def course_page(request, tenant_slug, course_id):
-    course = _course(request, course_id)
+    course = course_taught_or_404(request, course_id)
     form = CourseForm(request.POST or None, instance=course)
     if request.method == "POST" and form.is_valid():
         try:
@@ -108,7 +102,7 @@ def course_page(request, tenant_slug, course_id):
 
 @require_POST
 def course_publish(request, tenant_slug, course_id):
-    course = _course(request, course_id)
+    course = course_taught_or_404(request, course_id)
     services.course_publish(course=course)
     messages.success(request, f"{course.title} is published: enrolled learners see it.")
     return redirect("teach-course", tenant_slug=tenant_slug, course_id=course.id)
@@ -117,7 +111,7 @@ def course_publish(request, tenant_slug, course_id):
 @require_POST
 def course_join_code(request, tenant_slug, course_id):
     """Regenerate the course's join code (turning joining on), or turn it off."""
-    course = _course(request, course_id)
+    course = course_taught_or_404(request, course_id)
     if request.POST.get("action") == "disable":
         services.course_join_code_disable(course=course)
         messages.success(request, gettext("Joining by code is off: the old code no longer works."))
@@ -131,7 +125,7 @@ def course_join_code(request, tenant_slug, course_id):
 
 @require_POST
 def enrollment_add(request, tenant_slug, course_id):
-    course = _course(request, course_id)
+    course = course_taught_or_404(request, course_id)
     form = EnrollForm(request.POST)
     if form.is_valid():
         try:
@@ -170,7 +164,7 @@ def _saved(request, form, save) -> bool:
 
 
 def lesson_page(request, tenant_slug, course_id, lesson_id=None):
-    course = _course(request, course_id)
+    course = course_taught_or_404(request, course_id)
     lesson = _child(Lesson, course, lesson_id)
     form = LessonForm(request.POST or None, instance=lesson, tenant=request.tenant)
 
@@ -188,7 +182,7 @@ def lesson_page(request, tenant_slug, course_id, lesson_id=None):
 
 
 def exercise_page(request, tenant_slug, course_id, exercise_id=None):
-    course = _course(request, course_id)
+    course = course_taught_or_404(request, course_id)
     exercise = _child(Exercise, course, exercise_id)
     form = ExerciseForm(request.POST or None, instance=exercise, tenant=request.tenant)
 
@@ -222,7 +216,7 @@ def exercise_page(request, tenant_slug, course_id, exercise_id=None):
 
 
 def assignment_page(request, tenant_slug, course_id, assignment_id=None):
-    course = _course(request, course_id)
+    course = course_taught_or_404(request, course_id)
     assignment = _child(Assignment, course, assignment_id)
     form = AssignmentForm(request.POST or None, instance=assignment, course=course)
 
@@ -244,113 +238,10 @@ def assignment_page(request, tenant_slug, course_id, assignment_id=None):
     return render(request, "courses/teach/assignment.html", context)
 
 
-def _sorted_rows(book: dict, sort: str, descending: bool) -> list[dict]:
-    """Rows by learner name (default), by total, or by one assignment's score ("a:<id>";
-    learners without a grade there come last in either direction)."""
-    rows = book["rows"]
-    if sort == "total":
-        return sorted(rows, key=lambda row: row["total"], reverse=descending)
-    ids = [str(a.pk) for a in book["assignments"]]
-    if sort.startswith("a:") and sort[2:] in ids:
-        column = ids.index(sort[2:])
-        graded = [row for row in rows if row["grades"][column] is not None]
-        ungraded = [row for row in rows if row["grades"][column] is None]
-        graded.sort(key=lambda row: row["grades"][column].score, reverse=descending)
-        return graded + ungraded
-    return sorted(
-        rows,
-        key=lambda row: ((row["learner"].full_name or row["learner"].email).lower(),
-                         row["learner"].email),
-        reverse=descending,
-    )  # fmt: skip
-
-
-def gradebook_page(request, tenant_slug, course_id):
-    course = _course(request, course_id)
-    book = gradebook(course=course)
-    sort = request.GET.get("sort", "learner")
-    descending = request.GET.get("dir") == "desc"
-    rows = Paginator(_sorted_rows(book, sort, descending), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
-    keep = f"&sort={sort}" + ("&dir=desc" if descending else "")
-    context = {"tenant": request.tenant, "course": course, "book": book, "rows": rows,
-               "sort": sort, "descending": descending, "keep": keep}  # fmt: skip
-    return render(request, "courses/teach/gradebook.html", context)
-
-
-def gradebook_csv(request, tenant_slug, course_id):
-    course = _course(request, course_id)
-    book = gradebook(course=course)
-    header = ["email", "name", *(a.exercise.title for a in book["assignments"]), "total",
-              "overrides"]  # fmt: skip
-    rows = []
-    for row in book["rows"]:
-        grades = row["grades"]
-        overrides = "; ".join(
-            f"{a.exercise.title}: {g.override_reason}"
-            for a, g in zip(book["assignments"], grades, strict=True)
-            if g is not None and g.source == "teacher"
-        )
-        rows.append([
-            row["learner"].email, row["learner"].full_name,
-            *(None if g is None else g.score for g in grades), row["total"], overrides,
-        ])  # fmt: skip
-    return csv_response(filename=f"gradebook-{course.slug}.csv", header=header, rows=rows)
-
-
-def leaderboard_page(request, tenant_slug, course_id, assignment_id):
-    course = _course(request, course_id)
-    assignment = Assignment.objects.filter(course=course, pk=assignment_id).first()
-    if assignment is None:
-        raise Http404
-    grades = Paginator(leaderboard(assignment=assignment), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
-    context = {"tenant": request.tenant, "course": course, "assignment": assignment,
-               "grades": grades}  # fmt: skip
-    return render(request, "courses/teach/leaderboard.html", context)
-
-
-def mastery_page(request, tenant_slug, course_id):
-    """The course's learners by its skills as a heat map of mastery, paginated by learner."""
-    course = _course(request, course_id)
-    grid = course_mastery_grid(course=course)
-    rows = [
-        {
-            "learner": learner,
-            "cells": [
-                {"value": v, "percent": None if v is None else mastery_percent(v)} for v in cells
-            ],
-        }
-        for learner, cells in zip(grid.learners, grid.cells, strict=True)
-    ]
-    fitted = SkillParams.objects.filter(skill__in=grid.skills).order_by("-fitted_at").first()
-    context = {
-        "tenant": request.tenant,
-        "course": course,
-        "skills": grid.skills,
-        "rows": Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page")),
-        "fitted_at": fitted.fitted_at if fitted else None,
-    }
-    return render(request, "courses/teach/mastery.html", context)
-
-
-@require_POST
-def mastery_refit(request, tenant_slug, course_id):
-    """Queue a refit of the tenant's knowledge-tracing parameters (a Celery task)."""
-    course = _course(request, course_id)
-    bkt_fit_on_commit(request.tenant.pk)
-    messages.success(
-        request, "The refit is queued: mastery is recomputed with the new parameters shortly."
-    )
-    return redirect("teach-mastery", tenant_slug=tenant_slug, course_id=course.id)
-
-
 def skills_page(request, tenant_slug, skill_id=None):
     """The tenant's skills (teachers and administrators): the list, a new one or one to change,
     with its prerequisites."""
-    _teacher(request)
+    teacher_or_404(request)
     skill = None
     if skill_id is not None:
         skill = Skill.objects.filter(tenant=request.tenant, pk=skill_id).first()

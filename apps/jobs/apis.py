@@ -327,7 +327,7 @@ class LeaderboardApi(ApiView):
                 "attempt": grade.submission.attempt,
                 "submitted_at": grade.submission.created_at,
             }
-            for rank, grade in enumerate(selectors.leaderboard(assignment=assignment), start=1)
+            for rank, grade in enumerate(selectors.leaderboard_get(assignment=assignment), start=1)
         ]
         return Response(self.LeaderboardRowSerializer(rows, many=True).data)
 

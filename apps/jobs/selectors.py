@@ -1,13 +1,17 @@
 """Reads on submissions, jobs, events and grades, with the access rule for a job."""
 
-from django.db.models import F, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db import models
+from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, Value, When, Window
+from django.db.models.functions import Coalesce, Greatest, RowNumber
+from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from apps.courses.access import course_teaches
-from apps.courses.models import Assignment, Enrollment
+from apps.courses.models import Assignment, Enrollment, LatePolicy
+from apps.courses.selectors import AssignmentStatus, assignment_queryset
 from apps.jobs.models import Grade, Job, JobEvent, Submission
 from apps.tenants.access import TenantAccess
+from apps.tenants.models import Tenant
 
 
 def submission_visible(*, access: TenantAccess, user, submission: Submission) -> bool:
@@ -66,7 +70,7 @@ def events_after(*, job_id, after: int, limit: int | None = None) -> list[JobEve
     return list(rows[:limit] if limit else rows)
 
 
-def leaderboard(*, assignment) -> list[Grade]:
+def leaderboard_get(*, assignment) -> list[Grade]:
     """Each learner's best grade on the assignment, best first; of equal scores the earlier
     submission ranks first (for a learner's own ties and between learners)."""
     ranked = Grade.objects.filter(submission__assignment=assignment).annotate(
@@ -80,7 +84,7 @@ def leaderboard(*, assignment) -> list[Grade]:
     return sorted(best, key=lambda g: (-g.score, g.submission.created_at))
 
 
-def jobs_in_flight(*, tenant) -> QuerySet[Job]:
+def job_list_in_flight(*, tenant) -> QuerySet[Job]:
     """The tenant's queued and running jobs, oldest first, with their learner and course."""
     return (
         Job.objects.filter(tenant=tenant, state__in=["queued", "running"])
@@ -89,7 +93,7 @@ def jobs_in_flight(*, tenant) -> QuerySet[Job]:
     )
 
 
-def recent_submissions(*, learner, limit: int = 10) -> list[Submission]:
+def submission_list_recent(*, learner, limit: int = 10) -> list[Submission]:
     """The learner's latest submissions in this tenant, newest first, with job, grade and
     assignment."""
     return list(
@@ -102,7 +106,7 @@ def recent_submissions(*, learner, limit: int = 10) -> list[Submission]:
 CURVE_POINTS = 200
 
 
-def curves_of(*, submissions) -> dict:
+def curves_get(*, submissions) -> dict:
     """{submission id: {"x": epochs done, "loss": [...], "accuracy": [...]}} from the progress
     events of each submission's job, at most CURVE_POINTS points each (evenly thinned, the last
     point kept), for charts of several attempts at once."""
@@ -134,7 +138,7 @@ def _epochs_done(point: dict) -> float | None:
     return round(step / steps * epochs, 4)
 
 
-def gradebook(*, course) -> dict:
+def gradebook_get(*, course) -> dict:
     """The course's learners (enrolled) by its assignments: in each cell the learner's best
     grade on that assignment (as the leaderboard ranks: highest score, then earliest), or None.
     Two queries over grades and enrollments, whatever the size of the class."""
@@ -167,3 +171,53 @@ def gradebook(*, course) -> dict:
             "total": sum((g.score for g in grades if g is not None), start=0),
         })  # fmt: skip
     return {"assignments": assignments, "rows": rows}
+
+
+def assignment_list_for_learner(*, user, tenant: Tenant, now=None) -> QuerySet[Assignment]:
+    """The published assignments of the published courses the user is enrolled in, each with
+    `attempts_used` (their submissions, whatever became of them, but for runs the platform
+    failed: jobs.services.attempts_counted), `attempts_left`,
+    `best_score` (their best grade so far, or None) and `status` (an AssignmentStatus at `now`:
+    open until due_at inclusive, then late while the late policy takes work, until closes_at
+    inclusive; the same window the submission service enforces)."""
+    # Imported here: jobs' services import this module (through learning's services).
+    from apps.jobs.services import attempts_counted
+
+    now = now or timezone.now()
+    mine = attempts_counted(Submission.objects.filter(assignment=OuterRef("pk"), learner=user))
+    used = mine.order_by().values("assignment").annotate(n=Count("pk")).values("n")
+    best = Grade.objects.filter(
+        submission__assignment=OuterRef("pk"), submission__learner=user
+    ).order_by("-score")
+    takes_late = ~Q(late_policy=LatePolicy.REFUSE) & (
+        Q(closes_at__isnull=True) | Q(closes_at__gte=now)
+    )
+    status = Case(
+        When(opens_at__gt=now, then=Value(AssignmentStatus.UPCOMING)),
+        When(due_at__gte=now, then=Value(AssignmentStatus.OPEN)),
+        When(takes_late, then=Value(AssignmentStatus.LATE)),
+        default=Value(AssignmentStatus.CLOSED),
+        output_field=models.CharField(),
+    )
+    return (
+        assignment_queryset(tenant=tenant)
+        .filter(
+            published_at__isnull=False,
+            course__published_at__isnull=False,
+            course__enrollments__user=user,
+        )
+        .annotate(
+            attempts_used=Coalesce(Subquery(used), 0),
+            best_score=Subquery(best.values("score")[:1]),
+            status=status,
+        )
+        .annotate(attempts_left=Greatest(F("max_attempts") - F("attempts_used"), 0))
+        .order_by("due_at", "pk")
+    )
+
+
+def assignment_get_for_learner(*, user, tenant: Tenant, assignment_id) -> Assignment | None:
+    """One row of assignment_list_for_learner, with the exercise's skills; None when the
+    learner does not have this assignment."""
+    rows = assignment_list_for_learner(user=user, tenant=tenant)
+    return rows.filter(pk=assignment_id).prefetch_related("exercise__skills").first()

@@ -10,11 +10,8 @@ from django.db.models import Q, QuerySet
 from django.urls import reverse
 
 from apps.courses.models import Enrollment, Lesson, Skill
-from apps.courses.selectors import (
-    AssignmentStatus,
-    assignment_list_for_learner,
-    course_list_for_learner,
-)
+from apps.courses.selectors import AssignmentStatus, course_list_for_learner
+from apps.jobs.selectors import assignment_list_for_learner
 from apps.learning.bkt import mastery_percent
 from apps.learning.models import Mastery, RunDiagnosis, SkillParams, Statement
 

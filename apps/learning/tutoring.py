@@ -22,7 +22,8 @@ from django.utils.translation import gettext
 from django_scopes import scope
 
 from apps.courses.models import Lesson
-from apps.courses.selectors import AssignmentStatus, assignment_get_for_learner
+from apps.courses.selectors import AssignmentStatus
+from apps.jobs.selectors import assignment_get_for_learner
 from apps.learning import selectors
 from apps.learning import services as learning
 from apps.learning.crypto import SecretUnreadable, decrypt

@@ -2,6 +2,9 @@ from django.urls import path
 
 from apps.learning import run_pages, views
 
+T = "t/<slug:tenant_slug>/"
+C = f"{T}teach/courses/<uuid:course_id>/"
+
 urlpatterns = [
     path("t/<slug:tenant_slug>/runs/<uuid:submission_id>/", run_pages.run_page, name="run"),
     path(
@@ -17,5 +20,9 @@ urlpatterns = [
     path(
         "t/<slug:tenant_slug>/jobs/<uuid:job_id>/cancel/", run_pages.job_cancel, name="job-cancel"
     ),
-    path("t/<slug:tenant_slug>/tutor/", views.tutor_settings_page, name="tutor-settings"),
+    path(T, views.tenant_home, name="tenant-home"),
+    path(f"{T}lessons/<uuid:lesson_id>/", views.lesson_page, name="lesson"),
+    path(f"{C}mastery/", views.mastery_page, name="teach-mastery"),
+    path(f"{C}mastery/refit/", views.mastery_refit, name="teach-mastery-refit"),
+    path(f"{T}tutor/", views.tutor_settings_page, name="tutor-settings"),
 ]

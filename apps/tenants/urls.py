@@ -2,8 +2,8 @@ from django.urls import path
 
 from apps.tenants import views
 
+# The tenant's home (the learner's dashboard) is routed by apps/learning/urls.py.
 urlpatterns = [
-    path("t/<slug:tenant_slug>/", views.tenant_home, name="tenant-home"),
     path("t/<slug:tenant_slug>/members/", views.member_list, name="tenant-members"),
     path("t/<slug:tenant_slug>/members/invite/", views.member_invite, name="tenant-member-invite"),
     path(

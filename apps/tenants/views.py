@@ -1,4 +1,5 @@
-"""Tenant pages: the tenant's home, its members and invitations, and accepting an invitation.
+"""Tenant pages: its members and invitations, and accepting an invitation (the tenant's home,
+the learner's dashboard, is apps/learning/views.py: it reads courses, runs and mastery).
 
 TenantMiddleware has already checked membership (404 for outsiders); `role_required` adds the
 role check, answering 404 so a page's existence is not revealed to roles that may not use it.
@@ -6,7 +7,6 @@ role check, answering 404 so a page's existence is not revealed to roles that ma
 
 from functools import wraps
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.core.exceptions import ValidationError
@@ -16,9 +16,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.core.forms import service_errors_to_form
-from apps.courses.selectors import AssignmentStatus, assignment_list_for_learner
-from apps.jobs.selectors import recent_submissions
-from apps.learning import selectors as learning_selectors
 from apps.tenants import services
 from apps.tenants.forms import InvitationAcceptForm, InvitationForm, RoleForm
 from apps.tenants.models import Role
@@ -43,32 +40,6 @@ def role_required(role: Role):
 def _errors_to_messages(request, exc: ValidationError) -> None:
     for message in exc.messages:
         messages.error(request, message)
-
-
-def tenant_home(request, tenant_slug):
-    """The tenant's home; for a learner, their dashboard: the recommended next step, assignments
-    with due dates and status, recent runs, and mastery per skill."""
-    context = {"tenant": request.tenant}
-    if request.tenant_access.role == Role.LEARNER:
-        assignments = list(
-            assignment_list_for_learner(user=request.user, tenant=request.tenant).select_related(
-                "exercise", "course"
-            )
-        )
-        for assignment in assignments:
-            assignment.status_label = AssignmentStatus(assignment.status).label
-        context["assignments"] = assignments
-        context["runs"] = recent_submissions(learner=request.user)
-        context["has_courses"] = learning_selectors.learner_courses(
-            tenant=request.tenant, user=request.user
-        ).exists()
-        mastery = learning_selectors.mastery_of(tenant=request.tenant, user=request.user)
-        context["mastery"] = mastery
-        context["mastery_threshold"] = round(settings.MASTERY_THRESHOLD * 100)
-        context["next_step"] = learning_selectors.recommendation(
-            tenant=request.tenant, user=request.user, mastery=mastery
-        )
-    return render(request, "tenants/home.html", context)
 
 
 @role_required(Role.TEACHER)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from apps.courses.models import Assignment, Enrollment, LatePolicy
-from apps.courses.selectors import assignment_list_for_learner
+from apps.jobs.selectors import assignment_list_for_learner
 from apps.jobs.services import assignment_window_check
 from tests.conftest import api_client_for
 from tests.courses.bodies import (

@@ -294,7 +294,7 @@ def test_learners_and_teachers_of_other_courses_get_404_and_nothing_changes(tena
 
 
 def test_the_gradebook_and_the_leaderboard_paginate_keeping_the_sort(tenant_a, monkeypatch):
-    from apps.courses import teacher_views
+    from apps.jobs import teacher_views
 
     monkeypatch.setattr(teacher_views, "PAGE_SIZE", 1)
     other = MembershipFactory(tenant=tenant_a.tenant, role="learner").user

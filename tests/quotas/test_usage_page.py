@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
+from apps.jobs import usage_views
 from apps.jobs.models import Job
-from apps.quotas import views as usage_views
 from tests.conftest import page_client_for
 from tests.console.support import job_in
 from tests.factories import MembershipFactory, UserFactory

@@ -1,12 +1,14 @@
 """The tenant administrators' usage page: the quota and its balance, this period's GPU time
 by course, by learner and per day (a chart), and the jobs in flight, each with a cancel button.
+Here rather than in the quotas app because the jobs in flight are the jobs app's, and the quotas
+app sits below it.
 
 TenantMiddleware has already checked membership (404 for outsiders); other roles get 404."""
 
 from django.core.paginator import Paginator
 from django.shortcuts import render
 
-from apps.jobs.selectors import jobs_in_flight
+from apps.jobs.selectors import job_list_in_flight
 from apps.quotas import selectors
 from apps.tenants.models import Role
 from apps.tenants.views import role_required
@@ -24,7 +26,7 @@ def usage_page(request, tenant_slug):
         "balance": selectors.quota_balance(quota=quota),
         "usage": usage,
         "learners": Paginator(usage.by_learner, PAGE_SIZE).get_page(request.GET.get("learners")),
-        "jobs": Paginator(jobs_in_flight(tenant=request.tenant), PAGE_SIZE).get_page(
+        "jobs": Paginator(job_list_in_flight(tenant=request.tenant), PAGE_SIZE).get_page(
             request.GET.get("jobs")
         ),
         "chart": {

@@ -1,0 +1,83 @@
+"""Teachers' pages over a course's grades: the gradebook (sortable, CSV) and an assignment's
+leaderboard. Here rather than with the other teachers' pages (apps/courses/teacher_views.py)
+because grades are the jobs app's, and the courses app sits below it; the access rule is the
+same (`course_taught_or_404`: 404 to anyone who does not teach the course)."""
+
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import render
+
+from apps.core.csv_export import csv_response
+from apps.courses.models import Assignment
+from apps.courses.teacher_views import course_taught_or_404
+from apps.jobs.selectors import gradebook_get, leaderboard_get
+
+PAGE_SIZE = 50  # learners per page of the gradebook and the leaderboard
+
+
+def _sorted_rows(book: dict, sort: str, descending: bool) -> list[dict]:
+    """Rows by learner name (default), by total, or by one assignment's score ("a:<id>";
+    learners without a grade there come last in either direction)."""
+    rows = book["rows"]
+    if sort == "total":
+        return sorted(rows, key=lambda row: row["total"], reverse=descending)
+    ids = [str(a.pk) for a in book["assignments"]]
+    if sort.startswith("a:") and sort[2:] in ids:
+        column = ids.index(sort[2:])
+        graded = [row for row in rows if row["grades"][column] is not None]
+        ungraded = [row for row in rows if row["grades"][column] is None]
+        graded.sort(key=lambda row: row["grades"][column].score, reverse=descending)
+        return graded + ungraded
+    return sorted(
+        rows,
+        key=lambda row: ((row["learner"].full_name or row["learner"].email).lower(),
+                         row["learner"].email),
+        reverse=descending,
+    )  # fmt: skip
+
+
+def gradebook_page(request, tenant_slug, course_id):
+    course = course_taught_or_404(request, course_id)
+    book = gradebook_get(course=course)
+    sort = request.GET.get("sort", "learner")
+    descending = request.GET.get("dir") == "desc"
+    rows = Paginator(_sorted_rows(book, sort, descending), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    keep = f"&sort={sort}" + ("&dir=desc" if descending else "")
+    context = {"tenant": request.tenant, "course": course, "book": book, "rows": rows,
+               "sort": sort, "descending": descending, "keep": keep}  # fmt: skip
+    return render(request, "courses/teach/gradebook.html", context)
+
+
+def gradebook_csv(request, tenant_slug, course_id):
+    course = course_taught_or_404(request, course_id)
+    book = gradebook_get(course=course)
+    header = ["email", "name", *(a.exercise.title for a in book["assignments"]), "total",
+              "overrides"]  # fmt: skip
+    rows = []
+    for row in book["rows"]:
+        grades = row["grades"]
+        overrides = "; ".join(
+            f"{a.exercise.title}: {g.override_reason}"
+            for a, g in zip(book["assignments"], grades, strict=True)
+            if g is not None and g.source == "teacher"
+        )
+        rows.append([
+            row["learner"].email, row["learner"].full_name,
+            *(None if g is None else g.score for g in grades), row["total"], overrides,
+        ])  # fmt: skip
+    return csv_response(filename=f"gradebook-{course.slug}.csv", header=header, rows=rows)
+
+
+def leaderboard_page(request, tenant_slug, course_id, assignment_id):
+    course = course_taught_or_404(request, course_id)
+    assignment = Assignment.objects.filter(course=course, pk=assignment_id).first()
+    if assignment is None:
+        raise Http404
+    grades = Paginator(leaderboard_get(assignment=assignment), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    context = {"tenant": request.tenant, "course": course, "assignment": assignment,
+               "grades": grades}  # fmt: skip
+    return render(request, "courses/teach/leaderboard.html", context)
