@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from apps.console.selectors import queue_depth, worker_list
+from apps.console.selectors import queue_depth_get, worker_list
 from apps.core.api.views import ApiView
 from apps.jobs import services as job_services
 from apps.jobs.apis import JobConflict, JobOutputSerializer
@@ -72,7 +72,7 @@ class PlatformQueueDepthApi(ApiView):
 
     @extend_schema(responses=QueueDepthOutputSerializer)
     def get(self, request):
-        return Response(QueueDepthOutputSerializer(queue_depth()).data)
+        return Response(QueueDepthOutputSerializer(queue_depth_get()).data)
 
 
 class PlatformJobCancelApi(ApiView):

@@ -12,7 +12,7 @@ from django_scopes import scopes_disabled
 from apps.core.heartbeat import heartbeats_read
 from apps.jobs.models import Job
 from apps.jobs.states import JobState
-from apps.quotas.selectors import quotas_with_balances
+from apps.quotas.selectors import quota_list_with_balances
 from apps.tenants.models import Tenant
 
 
@@ -75,16 +75,16 @@ class TenantRow:
     balance: object
 
 
-def tenant_overview(*, page: int | str | None = None, per_page: int = 25):
+def tenant_row_list(*, page: int | str | None = None, per_page: int = 25):
     """A page of tenants by name, each with its quota and this period's balance."""
     with scopes_disabled():
         tenants = Paginator(Tenant.objects.order_by("name", "slug"), per_page).get_page(page)
-        balances = quotas_with_balances(tenants=tenants.object_list)
+        balances = quota_list_with_balances(tenants=tenants.object_list)
     tenants.object_list = [TenantRow(t, *balances[t.id]) for t in tenants.object_list]
     return tenants
 
 
-def queue_depth() -> dict[str, list[dict]]:
+def queue_depth_get() -> dict[str, list[dict]]:
     """Queued and running jobs per tenant (tenants with none are left out), and per worker pool
     its slots, the jobs running on it and those released to it that no worker has started yet
     (jobs still waiting for the dispatcher are in no pool yet)."""

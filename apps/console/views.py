@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from django_scopes import scope
 
 from apps.console.forms import QuotaForm, TenantCreateForm
-from apps.console.selectors import queue_depth, tenant_overview, worker_list
+from apps.console.selectors import queue_depth_get, tenant_row_list, worker_list
 from apps.core.confirm import confirm_page, confirmed
 from apps.core.forms import service_errors_to_form
 from apps.jobs import services as job_services
@@ -41,9 +41,9 @@ def platform_admin_required(view):
 @platform_admin_required
 def console_home(request):
     context = {
-        "tenants": tenant_overview(page=request.GET.get("page")),
+        "tenants": tenant_row_list(page=request.GET.get("page")),
         "workers": worker_list(),
-        "depth": queue_depth(),
+        "depth": queue_depth_get(),
     }
     return render(request, "console/home.html", context)
 
@@ -153,6 +153,6 @@ def quota_edit(request, slug):
         context = {
             "tenant": tenant,
             "form": form,
-            "balance": quota_selectors.quota_balance(quota=quota),
+            "balance": quota_selectors.balance_get(quota=quota),
         }
     return render(request, "console/quota_edit.html", context)

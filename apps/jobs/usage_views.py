@@ -23,7 +23,7 @@ def usage_page(request, tenant_slug):
     context = {
         "tenant": request.tenant,
         "quota": quota,
-        "balance": selectors.quota_balance(quota=quota),
+        "balance": selectors.balance_get(quota=quota),
         "usage": usage,
         "learners": Paginator(usage.by_learner, PAGE_SIZE).get_page(request.GET.get("learners")),
         "jobs": Paginator(job_list_in_flight(tenant=request.tenant), PAGE_SIZE).get_page(

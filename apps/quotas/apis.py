@@ -41,7 +41,7 @@ class QuotaOutputSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(BalanceOutputSerializer)
     def get_balance(self, quota) -> dict:
-        return BalanceOutputSerializer(selectors.quota_balance(quota=quota)).data
+        return BalanceOutputSerializer(selectors.balance_get(quota=quota)).data
 
 
 def _quota_response(tenant) -> Response:

@@ -30,11 +30,11 @@ def quota_get(*, tenant) -> TenantQuota:
     return quota
 
 
-def quota_balance(*, quota: TenantQuota) -> Balance:
+def balance_get(*, quota: TenantQuota) -> Balance:
     return balance_of(quota)
 
 
-def quotas_with_balances(*, tenants) -> dict:
+def quota_list_with_balances(*, tenants) -> dict:
     """{tenant id: (quota, balance)} for a page of tenants in two queries: their quotas (the
     defaults for those without a row), and one grouped sum of their current periods' ledgers."""
     tenants = list(tenants)

@@ -7,7 +7,7 @@ A member of a suspended tenant: 403. Platform administrators enter every tenant 
 from dataclasses import dataclass
 
 from apps.tenants.models import ROLE_RANK, Role, Tenant
-from apps.tenants.selectors import tenant_role
+from apps.tenants.selectors import role_get
 
 
 class TenantNotFound(Exception):
@@ -28,7 +28,7 @@ class TenantAccess:
 
 
 def tenant_access(*, user, tenant: Tenant) -> TenantAccess:
-    role = tenant_role(user=user, tenant=tenant)
+    role = role_get(user=user, tenant=tenant)
     if role is None:
         raise TenantNotFound
     if not tenant.is_active and not user.is_staff:

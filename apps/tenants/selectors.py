@@ -31,7 +31,7 @@ def membership_get(*, user, tenant: Tenant) -> Membership | None:
         return Membership.objects.filter(user=user, tenant=tenant).first()
 
 
-def tenant_role(*, user, tenant: Tenant) -> Role | None:
+def role_get(*, user, tenant: Tenant) -> Role | None:
     """The role the user acts in within the tenant; platform administrators act as admins."""
     membership = membership_get(user=user, tenant=tenant)
     if membership is not None:
