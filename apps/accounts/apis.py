@@ -10,9 +10,15 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from apps.accounts.lockout import address_throttled, throttled_response
 from apps.accounts.services import LoginFailed, token_create, token_revoke
+from apps.core.api.errors import answers
 from apps.core.api.serializers import InputSerializer
 from apps.core.api.views import ApiView
 from apps.tenants.selectors import membership_list_for_user
+
+
+@answers(LoginFailed)
+class LoginRefused(AuthenticationFailed):
+    """Wrong email or password (401; APIView's own header, or 403 where a view has none)."""
 
 
 class UserOutputSerializer(serializers.Serializer):
@@ -50,10 +56,7 @@ class TokenCreateApi(ApiView):
     def post(self, request):
         if address_throttled(request._request):
             return throttled_response(request._request)
-        try:
-            instance, raw = token_create(request=request._request, **self.validated_input(request))
-        except LoginFailed as exc:
-            raise AuthenticationFailed(str(exc)) from exc
+        instance, raw = token_create(request=request._request, **self.validated_input(request))
         body = {"token": raw, "expiry": instance.expiry, "user": instance.user}
         return Response(self.TokenCreateOutputSerializer(body).data, status=status.HTTP_201_CREATED)
 

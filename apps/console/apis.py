@@ -88,8 +88,5 @@ class PlatformJobCancelApi(ApiView):
         if job is None:
             raise Http404
         with scope(tenant=job.tenant):
-            try:
-                job = job_services.job_cancel(job=job, by=request.user)
-            except job_services.Conflict as exc:
-                raise JobConflict(str(exc)) from exc
+            job = job_services.job_cancel(job=job, by=request.user)
             return Response(JobOutputSerializer(job).data)

@@ -30,7 +30,6 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
-from apps.core.api.errors import service_errors
 from apps.core.api.pagination import PageNumberPagination
 from apps.core.api.serializers import InputSerializer
 from apps.core.api.views import ApiView
@@ -291,10 +290,7 @@ class CourseListApi(CoursesApiView):
     @extend_schema(request=CourseInputSerializer, responses={201: CourseOutputSerializer})
     def post(self, request, tenant_slug):
         values = self.validated_input(request)
-        with service_errors():
-            course = services.course_create(
-                tenant=request.tenant, created_by=request.user, **values
-            )
+        course = services.course_create(tenant=request.tenant, created_by=request.user, **values)
         return Response(CourseOutputSerializer(course).data, status=status.HTTP_201_CREATED)
 
 
@@ -312,8 +308,7 @@ class CourseDetailApi(CoursesApiView):
     def patch(self, request, tenant_slug, course_id):
         course = _course(request, course_id, need="write")
         values = self.validated_input(request)
-        with service_errors():
-            services.course_update(course=course, **values)
+        services.course_update(course=course, **values)
         return Response(CourseOutputSerializer(course).data)
 
 
@@ -351,8 +346,7 @@ class LessonListApi(CoursesApiView):
     def post(self, request, tenant_slug, course_id):
         course = _course(request, course_id, need="write")
         values = _with_skills(request, self.validated_input(request))
-        with service_errors():
-            lesson = services.lesson_create(course=course, **values)
+        lesson = services.lesson_create(course=course, **values)
         return Response(LessonOutputSerializer(lesson).data, status=status.HTTP_201_CREATED)
 
 
@@ -376,8 +370,7 @@ class LessonDetailApi(CoursesApiView):
     def patch(self, request, tenant_slug, course_id, lesson_id):
         lesson = self._lesson(request, course_id, lesson_id, "write")
         values = _with_skills(request, self.validated_input(request))
-        with service_errors():
-            services.lesson_update(lesson=lesson, **values)
+        services.lesson_update(lesson=lesson, **values)
         return Response(LessonOutputSerializer(lesson).data)
 
     @extend_schema(responses={204: None})
@@ -416,10 +409,7 @@ class SkillListApi(CoursesApiView):
     @extend_schema(request=SkillInputSerializer, responses={201: SkillOutputSerializer})
     def post(self, request, tenant_slug):
         values = self.validated_input(request)
-        with service_errors():
-            skill = services.skill_create(
-                tenant=request.tenant, **_with_prerequisites(request, values)
-            )
+        skill = services.skill_create(tenant=request.tenant, **_with_prerequisites(request, values))
         return Response(SkillOutputSerializer(skill).data, status=status.HTTP_201_CREATED)
 
 
@@ -438,8 +428,7 @@ class SkillDetailApi(CoursesApiView):
     def patch(self, request, tenant_slug, skill_id):
         skill = get_object_or_404(skill_list(tenant=request.tenant), pk=skill_id)
         values = self.validated_input(request)
-        with service_errors():
-            services.skill_update(skill=skill, **_with_prerequisites(request, values))
+        services.skill_update(skill=skill, **_with_prerequisites(request, values))
         return Response(SkillOutputSerializer(skill).data)
 
 
@@ -480,8 +469,7 @@ class ExerciseListApi(CoursesApiView):
     def post(self, request, tenant_slug, course_id):
         course = _course(request, course_id, need="write")
         values = _with_skills(request, self.validated_input(request))
-        with service_errors():
-            exercise = services.exercise_create(course=course, **values)
+        exercise = services.exercise_create(course=course, **values)
         return Response(ExerciseOutputSerializer(exercise).data, status=status.HTTP_201_CREATED)
 
 
@@ -504,8 +492,7 @@ class ExerciseDetailApi(CoursesApiView):
     def patch(self, request, tenant_slug, exercise_id):
         exercise = self._exercise(request, exercise_id, "write")
         values = _with_skills(request, self.validated_input(request))
-        with service_errors():
-            services.exercise_update(exercise=exercise, **values)
+        services.exercise_update(exercise=exercise, **values)
         return Response(ExerciseOutputSerializer(exercise).data)
 
 
@@ -547,8 +534,7 @@ class AssignmentListApi(CoursesApiView):
         if exercise is None:
             raise ValidationError({"exercise": ["No exercise with this id in this tenant."]})
         values["exercise"] = exercise
-        with service_errors():
-            assignment = services.assignment_create(course=course, **values)
+        assignment = services.assignment_create(course=course, **values)
         return Response(AssignmentOutputSerializer(assignment).data, status=status.HTTP_201_CREATED)
 
 
@@ -587,8 +573,7 @@ class AssignmentDetailApi(CoursesApiView):
             request, assignment.course, need="write", learner_may_see=assignment.is_published
         )
         values = self.validated_input(request)
-        with service_errors():
-            services.assignment_update(assignment=assignment, **values)
+        services.assignment_update(assignment=assignment, **values)
         return Response(AssignmentOutputSerializer(assignment).data)
 
 
@@ -636,8 +621,7 @@ class EnrollmentListApi(CoursesApiView):
     def post(self, request, tenant_slug, course_id):
         course = _course(request, course_id, need="write")
         values = self.validated_input(request)
-        with service_errors():
-            enrollment = services.enrollment_create(course=course, **values)
+        enrollment = services.enrollment_create(course=course, **values)
         return Response(EnrollmentOutputSerializer(enrollment).data, status=status.HTTP_201_CREATED)
 
 
@@ -694,6 +678,5 @@ class CourseJoinApi(CoursesApiView):
     @extend_schema(request=CourseJoinInputSerializer, responses={201: EnrollmentOutputSerializer})
     def post(self, request, tenant_slug):
         values = self.validated_input(request)
-        with service_errors():
-            enrollment = services.course_join(tenant=request.tenant, user=request.user, **values)
+        enrollment = services.course_join(tenant=request.tenant, user=request.user, **values)
         return Response(EnrollmentOutputSerializer(enrollment).data, status=status.HTTP_201_CREATED)

@@ -6,14 +6,13 @@ admin) sees all of the course's. An object the caller may not see is a 404, as i
 exist; a teacher-only operation asked by someone who may see the object is a 403.
 """
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
-from apps.core.api.errors import validation_error_from
+from apps.core.api.errors import answers
 from apps.core.api.pagination import PageNumberPagination
 from apps.core.api.params import whole_number_param, whole_number_schema
 from apps.core.api.serializers import InputSerializer
@@ -174,6 +173,7 @@ def _teacher_only(request, course) -> None:
         raise exceptions.PermissionDenied("This needs a teacher of this course.")
 
 
+@answers(QuotaExceeded)
 class QuotaRefusal(exceptions.APIException):
     """The submission is valid but does not fit the tenant's GPU quota (nothing was created)."""
 
@@ -181,6 +181,7 @@ class QuotaRefusal(exceptions.APIException):
     default_code = "quota_exceeded"
 
 
+@answers(services.Conflict)
 class JobConflict(exceptions.APIException):
     """The job has already ended: there is nothing left to cancel."""
 
@@ -221,18 +222,13 @@ class AssignmentSubmissionListApi(ApiView):
     def post(self, request, tenant_slug, assignment_id):
         assignment = _assignment(request, assignment_id)
         values = self.validated_input(request)
-        try:
-            submission = services.submission_create(
-                assignment=assignment,
-                learner=request.user,
-                kind=values["kind"],
-                spec=values.get("spec"),
-                code=values.get("code", ""),
-            )
-        except DjangoValidationError as exc:
-            raise validation_error_from(exc) from exc
-        except QuotaExceeded as exc:
-            raise QuotaRefusal(str(exc)) from exc
+        submission = services.submission_create(
+            assignment=assignment,
+            learner=request.user,
+            kind=values["kind"],
+            spec=values.get("spec"),
+            code=values.get("code", ""),
+        )
         # As created (the worker may already have claimed the job: the events tell that).
         return Response(
             SubmissionDetailOutputSerializer(submission).data, status=status.HTTP_201_CREATED
@@ -379,10 +375,7 @@ class GradeOverrideApi(ApiView):
                     ]
                 }
             )
-        try:
-            grade = grading.grade_override(grade=submission.grade, by=request.user, **values)
-        except DjangoValidationError as exc:
-            raise validation_error_from(exc) from exc
+        grade = grading.grade_override(grade=submission.grade, by=request.user, **values)
         return Response(GradeWithHistoryOutputSerializer(grade).data)
 
 
@@ -429,10 +422,7 @@ class JobCancelApi(ApiView):
     @extend_schema(request=None, responses=JobOutputSerializer)
     def post(self, request, tenant_slug, job_id):
         job = _job(request, job_id)
-        try:
-            job = services.job_cancel(job=job, by=request.user)
-        except services.Conflict as exc:
-            raise JobConflict(str(exc)) from exc
+        job = services.job_cancel(job=job, by=request.user)
         return Response(JobOutputSerializer(job).data)
 
 

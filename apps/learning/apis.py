@@ -12,7 +12,6 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 
-from apps.core.api.errors import service_errors
 from apps.core.api.serializers import InputSerializer, QueryInputSerializer
 from apps.core.api.views import ApiView
 from apps.courses.access import course_teaches
@@ -212,6 +211,5 @@ class TutorSettingsApi(ApiView):
     @extend_schema(request=TutorSettingsInputSerializer, responses=TutorSettingsOutputSerializer)
     def put(self, request, tenant_slug):
         values = self.validated_input(request)
-        with service_errors():
-            row = services.tutor_settings_set(tenant=request.tenant, actor=request.user, **values)
+        row = services.tutor_settings_set(tenant=request.tenant, actor=request.user, **values)
         return Response(TutorSettingsOutputSerializer(row).data)

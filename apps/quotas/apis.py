@@ -7,7 +7,6 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from apps.core.api.errors import service_errors
 from apps.core.api.serializers import InputSerializer
 from apps.core.api.views import ApiView
 from apps.quotas import selectors, services
@@ -80,7 +79,7 @@ class PlatformQuotaApi(ApiView):
 
     def _set(self, request, slug, values) -> Response:
         tenant = get_object_or_404(Tenant, slug=slug)
-        with scope(tenant=tenant), service_errors():
+        with scope(tenant=tenant):
             services.quota_set(tenant=tenant, actor=request.user, **values)
             return _quota_response(tenant)
 

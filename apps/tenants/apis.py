@@ -3,7 +3,6 @@
 One class per resource path; each HTTP method is one operation with its own serializers.
 """
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -12,7 +11,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from apps.core.api.errors import validation_error_from
+from apps.core.api.errors import answers
 from apps.core.api.pagination import PageNumberPagination
 from apps.core.api.serializers import InputSerializer
 from apps.core.api.views import ApiView
@@ -20,6 +19,14 @@ from apps.tenants import services
 from apps.tenants.models import Invitation, Membership, Role, Tenant
 from apps.tenants.permissions import PlatformAdmin, TenantAdmin, TenantTeacher
 from apps.tenants.selectors import invitation_list, membership_list, tenant_list_for_user
+
+
+@answers(services.InvitationInvalid)
+class InvitationTokenRefused(ValidationError):
+    """The invitation's token is unknown, used or expired: a 400 on `token`."""
+
+    def __init__(self, message: str):
+        super().__init__({"token": [message]})
 
 
 class TenantOutputSerializer(serializers.ModelSerializer):
@@ -96,19 +103,13 @@ class MemberDetailApi(ApiView):
         membership = self._membership(request, membership_id)
         values = self.validated_input(request)
         if values:  # PATCH {} changes nothing (it used to reach the service without a role)
-            try:
-                services.membership_role_set(actor=request.user, membership=membership, **values)
-            except DjangoValidationError as exc:
-                raise validation_error_from(exc) from exc
+            services.membership_role_set(actor=request.user, membership=membership, **values)
         return Response(MembershipOutputSerializer(membership).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request, tenant_slug, membership_id):
         membership = self._membership(request, membership_id)
-        try:
-            services.membership_remove(actor=request.user, membership=membership)
-        except DjangoValidationError as exc:
-            raise validation_error_from(exc) from exc
+        services.membership_remove(actor=request.user, membership=membership)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -135,15 +136,12 @@ class InvitationListApi(ApiView):
     )
     def post(self, request, tenant_slug):
         values = self.validated_input(request)
-        try:
-            issued = services.invitation_create(
-                tenant=request.tenant,
-                invited_by=request.user,
-                base_url=request.build_absolute_uri("/"),
-                **values,
-            )
-        except DjangoValidationError as exc:
-            raise validation_error_from(exc) from exc
+        issued = services.invitation_create(
+            tenant=request.tenant,
+            invited_by=request.user,
+            base_url=request.build_absolute_uri("/"),
+            **values,
+        )
         return Response(
             InvitationOutputSerializer(issued.invitation).data, status=status.HTTP_201_CREATED
         )
@@ -186,17 +184,12 @@ class InvitationAcceptApi(ApiView):
     )
     def post(self, request):
         values = self.validated_input(request)
-        try:
-            membership = services.invitation_accept(
-                raw_token=values["token"],
-                user=request.user,
-                password=values.get("password") or None,
-                full_name=values.get("full_name", ""),
-            )
-        except services.InvitationInvalid as exc:
-            raise ValidationError({"token": [str(exc)]}) from exc
-        except DjangoValidationError as exc:
-            raise validation_error_from(exc) from exc
+        membership = services.invitation_accept(
+            raw_token=values["token"],
+            user=request.user,
+            password=values.get("password") or None,
+            full_name=values.get("full_name", ""),
+        )
         return Response(
             self.InvitationAcceptOutputSerializer(membership).data, status=status.HTTP_201_CREATED
         )
@@ -225,10 +218,7 @@ class PlatformTenantListApi(ApiView):
     @extend_schema(request=TenantCreateInputSerializer, responses={201: TenantOutputSerializer})
     def post(self, request):
         values = self.validated_input(request)
-        try:
-            tenant = services.tenant_create(actor=request.user, **values)
-        except DjangoValidationError as exc:
-            raise validation_error_from(exc) from exc
+        tenant = services.tenant_create(actor=request.user, **values)
         return Response(TenantOutputSerializer(tenant).data, status=status.HTTP_201_CREATED)
 
 
@@ -251,8 +241,5 @@ class PlatformTenantDetailApi(ApiView):
     def patch(self, request, slug):
         tenant = get_object_or_404(Tenant, slug=slug)
         values = self.validated_input(request)
-        try:
-            services.tenant_update(actor=request.user, tenant=tenant, **values)
-        except DjangoValidationError as exc:
-            raise validation_error_from(exc) from exc
+        services.tenant_update(actor=request.user, tenant=tenant, **values)
         return Response(TenantOutputSerializer(tenant).data)
