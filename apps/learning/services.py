@@ -10,8 +10,9 @@ inside that service's transaction.
   mastery of it in constant time
 - tutor_asked: the tutor answered or refused a question        -> "asked"
 
-The functions act on the objects they are given (of one tenant), so they work the same inside a
-tenant's scope (requests, workers) and outside one (the reaper).
+The functions act on the objects they are given, of one tenant: those that query open that
+tenant's scope themselves, so they work the same inside the caller's scope (requests, workers)
+and outside one (the reaper).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from django_scopes import scope, scopes_disabled
+from django_scopes import scope
 
 from apps.audit.services import audit_record
 from apps.jobs.grading import run_diagnosis
@@ -47,7 +48,6 @@ from apps.learning.xapi import aula_iri, duration
 logger = logging.getLogger(__name__)
 
 
-@scopes_disabled()  # acts on the objects given, of one tenant
 def statement_record(
     *,
     tenant_id,
@@ -61,21 +61,22 @@ def statement_record(
     assignment_id=None,
     timestamp=None,
 ) -> Statement:
-    statement = Statement.objects.create(
-        tenant_id=tenant_id,
-        actor_id=actor_id,
-        verb=verb,
-        object_type=object_type,
-        object_id=str(object_id),
-        object_name=object_name[:300],
-        result=result,
-        course_id=course_id,
-        assignment_id=assignment_id,
-        timestamp=timestamp or timezone.now(),
-    )
-    if settings.LRS_ENDPOINT and not _forward_queued():
-        transaction.on_commit(_forward_soon)
-    return statement
+    with scope(tenant=tenant_id):
+        statement = Statement.objects.create(
+            tenant_id=tenant_id,
+            actor_id=actor_id,
+            verb=verb,
+            object_type=object_type,
+            object_id=str(object_id),
+            object_name=object_name[:300],
+            result=result,
+            course_id=course_id,
+            assignment_id=assignment_id,
+            timestamp=timestamp or timezone.now(),
+        )
+        if settings.LRS_ENDPOINT and not _forward_queued():
+            transaction.on_commit(_forward_soon)
+        return statement
 
 
 def _forward_queued() -> bool:
@@ -95,7 +96,6 @@ def _forward_soon() -> None:
         logger.warning("Could not queue statement forwarding; the periodic task will.")
 
 
-@scopes_disabled()  # acts on the objects given, of one tenant
 def lesson_viewed(*, user, lesson) -> Statement:
     return statement_record(
         tenant_id=lesson.tenant_id,
@@ -108,7 +108,6 @@ def lesson_viewed(*, user, lesson) -> Statement:
     )
 
 
-@scopes_disabled()  # acts on the objects given, of one tenant
 def submission_made(*, submission) -> Statement:
     assignment = submission.assignment
     return statement_record(
@@ -138,7 +137,6 @@ def _scalar_metrics(metrics: dict) -> dict:
     }
 
 
-@scopes_disabled()  # acts on the objects given, of one tenant
 def run_finished(*, job) -> Statement:
     """A job reached a final state: its diagnosis (once) and the "completed" statement."""
     from apps.jobs.states import JobState
@@ -172,74 +170,74 @@ def run_finished(*, job) -> Statement:
     )
 
 
-@scopes_disabled()  # acts on the objects given, of one tenant
 def run_diagnose(*, job, metrics: dict | None = None) -> RunDiagnosis:
-    """The run's diagnosis, computed once from its progress events, outcome and metrics; each
-    hint is also a "received-hint" statement (it is shown with the run and in the feedback)."""
-    existing = RunDiagnosis.objects.filter(job=job).first()
-    if existing is not None:
-        return existing
-    hints = run_diagnosis(job=job, metrics=metrics)
-    diagnosis = RunDiagnosis.objects.create(
-        job=job, tenant_id=job.tenant_id, hints=[h.as_dict() for h in hints]
-    )
-    submission, assignment = job.submission, job.submission.assignment
-    for hint in hints:
-        statement_record(
-            tenant_id=job.tenant_id,
-            actor_id=submission.learner_id,
-            verb=Verb.RECEIVED_HINT,
-            object_type=ObjectType.RUN,
-            object_id=job.pk,
-            object_name=hint.title,
-            result={"response": hint.message, "extensions": {_ext("hint"): hint.code}},
-            course_id=assignment.course_id,
-            assignment_id=assignment.pk,
+    """The run's diagnosis (`apps.jobs.grading.run_diagnosis`), stored once; each hint is also a
+    "received-hint" statement (it is shown with the run and in the feedback)."""
+    with scope(tenant=job.tenant_id):
+        existing = RunDiagnosis.objects.filter(job=job).first()
+        if existing is not None:
+            return existing
+        hints = run_diagnosis(job=job, metrics=metrics)
+        diagnosis = RunDiagnosis.objects.create(
+            job=job, tenant_id=job.tenant_id, hints=[h.as_dict() for h in hints]
         )
-    return diagnosis
+        submission, assignment = job.submission, job.submission.assignment
+        for hint in hints:
+            statement_record(
+                tenant_id=job.tenant_id,
+                actor_id=submission.learner_id,
+                verb=Verb.RECEIVED_HINT,
+                object_type=ObjectType.RUN,
+                object_id=job.pk,
+                object_name=hint.title,
+                result={"response": hint.message, "extensions": {_ext("hint"): hint.code}},
+                course_id=assignment.course_id,
+                assignment_id=assignment.pk,
+            )
+        return diagnosis
 
 
-@scopes_disabled()  # acts on the objects given, of one tenant
 def grade_given(*, grade, automatic: bool) -> Statement:
     """A grade was written (automatic) or overridden: the "scored" statement; an automatic
     grade is also the observation of the exercise's skills, and moves the learner's mastery."""
-    submission = grade.submission
-    assignment = submission.assignment
-    score, top = Decimal(grade.score), Decimal(grade.max_score)
-    success = top > 0 and score >= top * Decimal(str(settings.LEARNING_PASS_FRACTION))
-    statement = statement_record(
-        tenant_id=grade.tenant_id,
-        actor_id=submission.learner_id,
-        verb=Verb.SCORED,
-        object_type=ObjectType.ASSIGNMENT,
-        object_id=assignment.pk,
-        object_name=assignment.exercise.title,
-        result={
-            "score": {
-                "raw": float(score),
-                "min": 0.0,
-                "max": float(top),
-                "scaled": float(score / top) if top else 0.0,
+    with scope(tenant=grade.tenant_id):
+        submission = grade.submission
+        assignment = submission.assignment
+        score, top = Decimal(grade.score), Decimal(grade.max_score)
+        success = top > 0 and score >= top * Decimal(str(settings.LEARNING_PASS_FRACTION))
+        statement = statement_record(
+            tenant_id=grade.tenant_id,
+            actor_id=submission.learner_id,
+            verb=Verb.SCORED,
+            object_type=ObjectType.ASSIGNMENT,
+            object_id=assignment.pk,
+            object_name=assignment.exercise.title,
+            result={
+                "score": {
+                    "raw": float(score),
+                    "min": 0.0,
+                    "max": float(top),
+                    "scaled": float(score / top) if top else 0.0,
+                },
+                "success": bool(success),
+                "completion": True,
+                **({"response": grade.override_reason} if not automatic else {}),
+                "extensions": {_ext("submission"): str(submission.pk)},
             },
-            "success": bool(success),
-            "completion": True,
-            **({"response": grade.override_reason} if not automatic else {}),
-            "extensions": {_ext("submission"): str(submission.pk)},
-        },
-        course_id=assignment.course_id,
-        assignment_id=assignment.pk,
-    )
-    if automatic:
-        skill_ids = list(assignment.exercise.skills.values_list("pk", flat=True))
-        for skill_id in skill_ids:
-            mastery_observe(
-                tenant_id=grade.tenant_id,
-                user_id=submission.learner_id,
-                skill_id=skill_id,
-                submission_id=submission.pk,
-                correct=bool(success),
-            )
-    return statement
+            course_id=assignment.course_id,
+            assignment_id=assignment.pk,
+        )
+        if automatic:
+            skill_ids = list(assignment.exercise.skills.values_list("pk", flat=True))
+            for skill_id in skill_ids:
+                mastery_observe(
+                    tenant_id=grade.tenant_id,
+                    user_id=submission.learner_id,
+                    skill_id=skill_id,
+                    submission_id=submission.pk,
+                    correct=bool(success),
+                )
+        return statement
 
 
 def skill_params(skill_id) -> dict:
@@ -247,38 +245,37 @@ def skill_params(skill_id) -> dict:
     return row or dict(SkillParams.DEFAULTS)
 
 
-@scopes_disabled()  # acts on the objects given, of one tenant
 def mastery_observe(*, tenant_id, user_id, skill_id, submission_id, correct: bool) -> Mastery:
     """One observation of one skill: stored, and the learner's mastery updated by one BKT step.
     Constant work whatever the learner's history: the skill's parameters (one row), the
     learner's mastery (one row, locked), one update, one write."""
-    Observation.objects.create(
-        tenant_id=tenant_id,
-        user_id=user_id,
-        skill_id=skill_id,
-        submission_id=submission_id,
-        correct=correct,
-    )
-    params = skill_params(skill_id)
-    locked = Mastery.objects.select_for_update().filter(user_id=user_id, skill_id=skill_id)
-    mastery = locked.first()
-    if mastery is None:  # the first observation: start from the prior (two at once: one row)
-        Mastery.objects.bulk_create(
-            [Mastery(tenant_id=tenant_id, user_id=user_id, skill_id=skill_id,
-                     probability=params["prior"], observations=0)],
-            ignore_conflicts=True,
+    with scope(tenant=tenant_id):
+        Observation.objects.create(
+            tenant_id=tenant_id,
+            user_id=user_id,
+            skill_id=skill_id,
+            submission_id=submission_id,
+            correct=correct,
+        )
+        params = skill_params(skill_id)
+        locked = Mastery.objects.select_for_update().filter(user_id=user_id, skill_id=skill_id)
+        mastery = locked.first()
+        if mastery is None:  # the first observation: start from the prior (two at once: one row)
+            Mastery.objects.bulk_create(
+                [Mastery(tenant_id=tenant_id, user_id=user_id, skill_id=skill_id,
+                         probability=params["prior"], observations=0)],
+                ignore_conflicts=True,
+            )  # fmt: skip
+            mastery = locked.get()
+        mastery.probability = bkt.update(
+            mastery.probability, correct,
+            learn=params["learn"], slip=params["slip"], guess=params["guess"],
         )  # fmt: skip
-        mastery = locked.get()
-    mastery.probability = bkt.update(
-        mastery.probability, correct,
-        learn=params["learn"], slip=params["slip"], guess=params["guess"],
-    )  # fmt: skip
-    mastery.observations += 1
-    mastery.save(update_fields=["probability", "observations", "updated_at"])
-    return mastery
+        mastery.observations += 1
+        mastery.save(update_fields=["probability", "observations", "updated_at"])
+        return mastery
 
 
-@scopes_disabled()  # acts on the objects given, of one tenant
 def tutor_asked(*, exchange: TutorExchange) -> Statement:
     assignment = exchange.assignment
     result: dict = {

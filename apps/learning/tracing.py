@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from django.db import transaction
 from django.utils import timezone
-from django_scopes import scopes_disabled
+from django_scopes import scope
 
 from apps.learning import bkt
 from apps.learning.models import Mastery, Observation, SkillParams
@@ -57,60 +57,60 @@ class FitSummary:
     iterations: int
 
 
-@scopes_disabled()
 def bkt_fit_tenant(tenant_id) -> FitSummary:
     """Fit the tenant's BKT parameters on all its observations; store them; recompute mastery."""
-    rows = list(
-        Observation.objects.filter(tenant_id=tenant_id)
-        .order_by("id")
-        .values_list("user_id", "skill_id", "correct")
-    )
-    if not rows:
-        return FitSummary(0, 0, 0, None, 0)
-    seqs = sequences_of(rows)
-    n_skills = len(seqs.skill_ids)
-    result = bkt.fit(seqs.correct, seqs.mask, seqs.skill, n_skills)
-    params = result.params
-    known = bkt.mastery_after(params, seqs.correct, seqs.mask, seqs.skill)
-    counts = seqs.mask.sum(dim=1)  # observations per sequence
-    learners_per_skill = torch.bincount(seqs.skill, minlength=n_skills)
-    observations_per_skill = torch.zeros(n_skills, dtype=counts.dtype).index_add_(
-        0, seqs.skill, counts
-    )
-    now = timezone.now()
-    with transaction.atomic():
-        for k, skill_id in enumerate(seqs.skill_ids):
-            SkillParams.objects.update_or_create(
-                skill_id=skill_id,
-                defaults={
-                    "tenant_id": tenant_id,
-                    "prior": float(params.prior[k]),
-                    "learn": float(params.learn[k]),
-                    "slip": float(params.slip[k]),
-                    "guess": float(params.guess[k]),
-                    "learners": int(learners_per_skill[k]),
-                    "observations": int(observations_per_skill[k]),
-                    "log_likelihood": result.log_likelihood,
-                    "fitted_at": now,
-                },
-            )
-        # One upsert: a learner's row is replaced, or made if a grade has not made it yet.
-        Mastery.objects.bulk_create(
-            [
-                Mastery(tenant_id=tenant_id, user_id=user_id, skill_id=skill_id,
-                        probability=float(known[n]), observations=int(counts[n]),
-                        updated_at=now)
-                for n, (user_id, skill_id) in enumerate(seqs.keys)
-            ],
-            batch_size=500,
-            update_conflicts=True,
-            unique_fields=["user", "skill"],
-            update_fields=["probability", "observations", "updated_at"],
-        )  # fmt: skip
-    return FitSummary(
-        skills=n_skills,
-        learners=len({user_id for user_id, _ in seqs.keys}),
-        observations=len(rows),
-        log_likelihood=result.log_likelihood,
-        iterations=result.iterations,
-    )
+    with scope(tenant=tenant_id):
+        rows = list(
+            Observation.objects.filter(tenant_id=tenant_id)
+            .order_by("id")
+            .values_list("user_id", "skill_id", "correct")
+        )
+        if not rows:
+            return FitSummary(0, 0, 0, None, 0)
+        seqs = sequences_of(rows)
+        n_skills = len(seqs.skill_ids)
+        result = bkt.fit(seqs.correct, seqs.mask, seqs.skill, n_skills)
+        params = result.params
+        known = bkt.mastery_after(params, seqs.correct, seqs.mask, seqs.skill)
+        counts = seqs.mask.sum(dim=1)  # observations per sequence
+        learners_per_skill = torch.bincount(seqs.skill, minlength=n_skills)
+        observations_per_skill = torch.zeros(n_skills, dtype=counts.dtype).index_add_(
+            0, seqs.skill, counts
+        )
+        now = timezone.now()
+        with transaction.atomic():
+            for k, skill_id in enumerate(seqs.skill_ids):
+                SkillParams.objects.update_or_create(
+                    skill_id=skill_id,
+                    defaults={
+                        "tenant_id": tenant_id,
+                        "prior": float(params.prior[k]),
+                        "learn": float(params.learn[k]),
+                        "slip": float(params.slip[k]),
+                        "guess": float(params.guess[k]),
+                        "learners": int(learners_per_skill[k]),
+                        "observations": int(observations_per_skill[k]),
+                        "log_likelihood": result.log_likelihood,
+                        "fitted_at": now,
+                    },
+                )
+            # One upsert: a learner's row is replaced, or made if a grade has not made it yet.
+            Mastery.objects.bulk_create(
+                [
+                    Mastery(tenant_id=tenant_id, user_id=user_id, skill_id=skill_id,
+                            probability=float(known[n]), observations=int(counts[n]),
+                            updated_at=now)
+                    for n, (user_id, skill_id) in enumerate(seqs.keys)
+                ],
+                batch_size=500,
+                update_conflicts=True,
+                unique_fields=["user", "skill"],
+                update_fields=["probability", "observations", "updated_at"],
+            )  # fmt: skip
+        return FitSummary(
+            skills=n_skills,
+            learners=len({user_id for user_id, _ in seqs.keys}),
+            observations=len(rows),
+            log_likelihood=result.log_likelihood,
+            iterations=result.iterations,
+        )

@@ -55,6 +55,6 @@ class PlatformAuditListApi(ApiView):
         parameters=[ACTION_PARAMETER], responses=PlatformAuditEntryOutputSerializer(many=True)
     )
     def get(self, request):
-        with scopes_disabled():
+        with scopes_disabled():  # the platform's log spans every tenant
             rows = audit_list(action=request.query_params.get("action"))
             return self.paginated(request, rows, PlatformAuditEntryOutputSerializer)

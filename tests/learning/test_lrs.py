@@ -9,8 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django_scopes import scopes_disabled
 
+from apps.learning.lrs import ForwardFailed
 from apps.learning.models import Statement
-from apps.learning.tasks import ForwardFailed, statements_forward
+from apps.learning.tasks import statements_forward
 from apps.learning.xapi import statement_problems
 from runtime.templates import TEMPLATES
 from tests.conftest import api_client_for, page_client_for
