@@ -16,25 +16,15 @@ refused during the handshake (4404; 4403 for a suspended tenant), as the other s
 
 from __future__ import annotations
 
-import logging
 import uuid
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.learning import tutoring
-from apps.learning.tutor import (
-    GroundedTutor,
-    TutorChunk,
-    TutorDone,
-    TutorUnavailable,
-    check_question,
-    guard_stream,
-)
+from apps.learning.tutor import check_question
 from apps.tenants.access import TenantNotFound, TenantSuspended
 from apps.tenants.consumers import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, socket_access
-
-logger = logging.getLogger(__name__)
 
 
 class TutorConsumer(AsyncJsonWebsocketConsumer):
@@ -90,41 +80,14 @@ class TutorConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "chunk", "text": refusal.message})
             await self._finish(prepared, refusal.message, [], refused=refusal.kind.value)
             return
-        text, citations, usage, backend_name = await self._stream(prepared)
-        await self._finish(prepared, text, citations, backend=backend_name, usage=usage)
-
-    async def _stream(self, prepared):
-        """Stream the backend's answer through the policy guard; on an endpoint failure, tell
-        the learner and answer from the lessons instead."""
-        parts: list[str] = []
-        backend, name = prepared.backend, prepared.backend_name
-        while True:
-            try:
-                stream = guard_stream(
-                    backend.answer(prepared.request), prepared.policy, prepared.forbidden
-                )
-                async for event in stream:
-                    if isinstance(event, TutorChunk):
-                        parts.append(event.text)
-                        await self.send_json({"type": "chunk", "text": event.text})
-                    elif isinstance(event, TutorDone):
-                        citations = [
-                            {"kind": c.kind, "lesson_id": c.lesson_id or None,
-                             "title": c.lesson_title, "url": c.url}
-                            for c in event.citations
-                        ]  # fmt: skip
-                        usage = (event.prompt_tokens, event.completion_tokens)
-                        return "".join(parts), citations, usage, name
-                return "".join(parts), [], (0, 0), name  # a stream that ended without TutorDone
-            except TutorUnavailable as exc:
-                if name == "grounded":
-                    raise
-                logger.warning("Tutor endpoint of %s failed: %s", self.tenant.slug, exc)
-                await self.send_json(
-                    {"type": "notice",
-                     "message": f"{exc} The answer below comes from your lessons instead."}
-                )  # fmt: skip
-                parts, backend, name = [], GroundedTutor(), "grounded"
+        async for event in tutoring.answer_stream(prepared, tenant_slug=self.tenant.slug):
+            if isinstance(event, tutoring.FellBack):
+                await self.send_json({"type": "notice", "message": event.message})
+            elif isinstance(event, tutoring.Answered):
+                await self._finish(prepared, event.text, event.citations, backend=event.backend,
+                                   usage=event.usage)  # fmt: skip
+            else:
+                await self.send_json({"type": "chunk", "text": event.text})
 
     async def _finish(self, prepared, text, citations, *, refused="", backend=None,
                       usage=(0, 0)) -> None:  # fmt: skip

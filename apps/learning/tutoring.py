@@ -3,12 +3,15 @@ latest run diagnosis, mastery, the conversation so far), which backend answers (
 endpoint, else the built-in grounded tutor), the teacher's policy, the tenant's monthly token
 quota, the learner's rate limit, and the record of each exchange.
 
-The websocket consumer (consumers.TutorConsumer) calls these; the database work here is sync.
+The websocket consumer (consumers.TutorConsumer) calls these; the database work here is sync,
+`answer_stream` (the backend's answer, and the fallback to the grounded tutor) is async.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -36,11 +39,17 @@ from apps.learning.tutor import (
     SkillMastery,
     Turn,
     TutorBackend,
+    TutorChunk,
+    TutorDone,
     TutorPolicy,
     TutorRequest,
+    TutorUnavailable,
     distinctive_lines,
+    guard_stream,
 )
 from apps.learning.tutor import Lesson as TutorLesson
+
+logger = logging.getLogger(__name__)
 
 HISTORY_TURNS = 6  # earlier exchanges given to the tutor (questions and answers)
 MAX_QUESTION_CHARS = 2000
@@ -266,3 +275,54 @@ def exchange_record(
         )
         learning.tutor_asked(exchange=exchange)
     return exchange
+
+
+@dataclass(frozen=True)
+class FellBack:
+    """The tenant's endpoint failed: tell the learner; the grounded tutor answers instead."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Answered:
+    """The answer is complete: what to record and what the learner's citations are."""
+
+    text: str
+    citations: list[dict]
+    usage: tuple[int, int]  # prompt and completion tokens
+    backend: str  # "endpoint" | "grounded": the one that answered
+
+
+async def answer_stream(
+    prepared: Prepared, *, tenant_slug: str
+) -> AsyncIterator[TutorChunk | FellBack | Answered]:
+    """The backend's answer through the teacher's policy guard: its chunks, then Answered. On
+    an endpoint failure, FellBack and then the grounded tutor's answer from the start."""
+    parts: list[str] = []
+    backend, name = prepared.backend, prepared.backend_name
+    while True:
+        try:
+            stream = guard_stream(backend.answer(prepared.request), prepared.policy,
+                                  prepared.forbidden)  # fmt: skip
+            async for event in stream:
+                if isinstance(event, TutorChunk):
+                    parts.append(event.text)
+                    yield event
+                elif isinstance(event, TutorDone):
+                    citations = [
+                        {"kind": c.kind, "lesson_id": c.lesson_id or None,
+                         "title": c.lesson_title, "url": c.url}
+                        for c in event.citations
+                    ]  # fmt: skip
+                    usage = (event.prompt_tokens, event.completion_tokens)
+                    yield Answered("".join(parts), citations, usage, name)
+                    return
+            yield Answered("".join(parts), [], (0, 0), name)  # ended without TutorDone
+            return
+        except TutorUnavailable as exc:
+            if name == "grounded":
+                raise
+            logger.warning("Tutor endpoint of %s failed: %s", tenant_slug, exc)
+            yield FellBack(f"{exc} The answer below comes from your lessons instead.")
+            parts, backend, name = [], GroundedTutor(), "grounded"
