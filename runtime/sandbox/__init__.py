@@ -10,7 +10,7 @@ without running it; `run_code_submission` trains and predicts in a separate, san
 * the sandbox is bubblewrap: a read-only root holding only /usr, the Python installation, the
   virtualenv and runtime, a private /tmp and /dev/shm in memory, new pid, ipc, uts,
   cgroup, mount and network namespaces (no interface up), an empty environment, no capabilities,
-  and when the worker is root a uid of its own (from a pool, see runner.py);
+  and when the worker is root a uid of its own (from a pool, see uids.py);
 * rlimits: address space, CPU time, processes, file size, no core files; the parent enforces the
   wall clock and an output cap, and kills the whole sandbox on either, on cancel and at the end;
 * progress points and the final predictions come back as JSON lines on a pipe; the learner's
@@ -19,7 +19,13 @@ without running it; `run_code_submission` trains and predicts in a separate, san
 Without bubblewrap, runs are refused unless the caller passes allow_limits_only=True: then the
 code runs with the same limits but no filesystem isolation (see runner.py). The sandbox trains on
 the CPU (the GPU is not exposed, and an address-space limit does not combine with CUDA).
+
+The sandbox imports this package too (its harness is runtime.sandbox.child) but is given only
+the runtime files it needs (command.RUNTIME_FILES), not the parent's modules: those behind
+run_code_submission and bubblewrap_available load on first use, in the parent.
 """
+
+import importlib
 
 from runtime.sandbox.checks import MAX_CODE_BYTES, check_code
 from runtime.sandbox.limits import (
@@ -29,7 +35,8 @@ from runtime.sandbox.limits import (
     format_bytes,
     limit_message,
 )
-from runtime.sandbox.runner import bubblewrap_available, run_code_submission
+
+_FROM_RUNNER = ("bubblewrap_available", "run_code_submission")
 
 __all__ = [
     "BUBBLEWRAP_MISSING",
@@ -42,3 +49,11 @@ __all__ = [
     "limit_message",
     "run_code_submission",
 ]
+
+
+def __getattr__(name: str):
+    if name in _FROM_RUNNER:
+        value = getattr(importlib.import_module("runtime.sandbox.runner"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,9 +1,10 @@
 """The harness inside the sandbox: loads the job, locks the limits, runs the learner's code.
 
-Started by runner.py as `python -I -B -u -c BOOTSTRAP ...`, already without privileges (the
-bootstrap drops them before importing this module). It reads only the job directory, which holds
-the training and validation splits, the test INPUTS and the code, never a test label. It talks
-to the parent over one pipe (`result_fd`), one JSON object a line:
+Started by the parent as `python -I -B -u -c BOOTSTRAP ...` (command.py), already without
+privileges (the bootstrap drops them before importing this module). It sees only the runtime files
+of command.RUNTIME_FILES and reads only the job directory, which holds the training and
+validation splits, the test INPUTS and the code, never a test label. It talks to the parent over
+one pipe (`result_fd`), one JSON object a line:
 
     {"type": "ready"}                                   set up, limits locked
     {"type": "progress", "point": {...}}                a trainer progress point, as
@@ -264,7 +265,7 @@ def _shape_words(entered, finished: set[int], error: RuntimeError) -> str:
 
 @dataclasses.dataclass
 class Split:
-    """As runtime.datasets.Split, which the sandbox does not get (see runner.py)."""
+    """As runtime.datasets.Split, which the sandbox does not get (see command.RUNTIME_FILES)."""
 
     x: typing.Any
     y: typing.Any

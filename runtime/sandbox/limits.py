@@ -92,7 +92,7 @@ class CodeRunResult:
     from its start to its kill, measured by the parent (0 when nothing ran): what the run is
     charged. isolation: "bubblewrap" or "limits_only" (None when nothing ran).
     progress_forwarded, progress_dropped: the progress points the parent passed on to
-    `progress`, and those it dropped (over the rate or the cap; see runner._Channel).
+    `progress`, and those it dropped (over the rate or the cap; see supervise.Channel).
     """
 
     status: str

@@ -2,8 +2,8 @@
 capability set empty (inheritable, permitted, effective, bounding and ambient).
 
 Standard library only: the sandbox's bootstrap loads this file by its path while it is still
-root, before torch or any package of ours is imported (runner.BOOTSTRAP), and a limits-only
-launch calls it in the forked child before exec (runner._make_preexec).
+root, before torch or any package of ours is imported (command.BOOTSTRAP), and a limits-only
+launch calls it in the forked child before exec (command._make_preexec).
 
 setuid() from root clears the permitted, effective and ambient sets, but not the inheritable
 set nor the bounding set, which bubblewrap leaves full when it runs as root. With no_new_privs

@@ -17,7 +17,7 @@ from apps.jobs.models import Job, JobEvent
 from apps.jobs.states import FINAL_STATES
 from apps.quotas.models import LedgerEntry
 from runtime.datasets import dataset_info
-from runtime.sandbox import bubblewrap_available, format_bytes, protocol, runner
+from runtime.sandbox import bubblewrap_available, format_bytes, protocol, supervise
 from runtime.templates import TEMPLATES
 from runtime.trainer import PROGRESS_INTERVAL_S
 from tests.conftest import api_client_for, wait_for
@@ -117,7 +117,7 @@ def test_forged_progress_is_throttled_and_what_was_dropped_is_recorded(
     assert (job.state, job.failure_kind) == ("failed", "exception")
     with scopes_disabled():
         events = JobEvent.objects.filter(job=job, type="progress").count()
-    bound = runner.PROGRESS_BURST + float(job.device_seconds) / PROGRESS_INTERVAL_S
+    bound = supervise.PROGRESS_BURST + float(job.device_seconds) / PROGRESS_INTERVAL_S
     assert 1 <= events <= bound
     assert job.progress_dropped == 200_000 - events
     assert settlement(job)[1] == job.device_seconds

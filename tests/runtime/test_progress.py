@@ -15,7 +15,7 @@ from runtime.progress import (
     ProgressInvalid,
     ProgressPoint,
 )
-from runtime.sandbox.runner import _progress_point
+from runtime.sandbox.supervise import progress_point
 
 GOOD = {
     "epoch": 2, "epochs": 4, "step": 50, "steps": 100, "epoch_end": True, "loss": 0.5,
@@ -61,13 +61,13 @@ def test_a_point_whose_counts_do_not_hold_together_is_refused(change, message):
         ProgressPoint.from_untrusted({**GOOD, **change})
     assert str(raised.value) == message
     # The sandbox drops such a point rather than forwarding it.
-    assert _progress_point({**GOOD, **change}) is None
+    assert progress_point({**GOOD, **change}) is None
 
 
 def test_counts_written_as_whole_floats_are_read_as_integers():
     payload = ProgressPoint.from_untrusted({**GOOD, "epoch": 2.0, "steps": 100.0}).as_payload()
     assert (payload["epoch"], payload["steps"]) == (2, 100)
-    assert _progress_point({**GOOD, "epoch": 2.5}) is None
+    assert progress_point({**GOOD, "epoch": 2.5}) is None
 
 
 @pytest.mark.parametrize("raw", [None, [GOOD], "point", 3])

@@ -28,8 +28,10 @@ from runtime.sandbox import (
     SandboxLimits,
     bubblewrap_available,
     check_code,
+    command,
     run_code_submission,
-    runner,
+    supervise,
+    uids,
 )
 from runtime.sandbox.seccomp import seccomp_program
 from runtime.spec import AugmentSpec, OptimizerSpec, ScheduleSpec, TrainingSpec
@@ -121,7 +123,7 @@ LIMITS = (resource.RLIMIT_AS, resource.RLIMIT_CPU, resource.RLIMIT_NPROC, resour
 def leases_recorded(patch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """The sandbox uids runs lease meanwhile (other test sessions may lease others)."""
     leased: list[int] = []
-    original = runner._sandbox_ids
+    original = uids.sandbox_ids
 
     @contextlib.contextmanager
     def recording():
@@ -130,13 +132,13 @@ def leases_recorded(patch: pytest.MonkeyPatch) -> Iterator[list[int]]:
                 leased.append(ids[0])
             yield ids
 
-    patch.setattr(runner, "_sandbox_ids", recording)
+    patch.setattr(uids, "sandbox_ids", recording)
     yield leased
 
 
 def assert_nothing_left(leased: list[int]) -> None:
     for uid in leased:
-        assert runner.processes_of(uid) == [], f"processes of sandbox uid {uid} remain"
+        assert uids.processes_of(uid) == [], f"processes of sandbox uid {uid} remain"
 
 
 @pytest.fixture(autouse=True)
@@ -380,7 +382,7 @@ def test_200000_forged_progress_lines_are_throttled_and_counted():
     assert (result.status, result.kind) == ("failed", "exception")
     assert result.message.startswith("RuntimeError: forged (line ")
     # At the trusted trainer's rate over the run's whole life, and nothing lost uncounted.
-    assert 1 <= len(points) <= runner.PROGRESS_BURST + result.seconds / PROGRESS_INTERVAL_S
+    assert 1 <= len(points) <= supervise.PROGRESS_BURST + result.seconds / PROGRESS_INTERVAL_S
     assert (result.progress_forwarded, result.progress_dropped) == (
         len(points), 200_000 - len(points)
     )  # fmt: skip
@@ -391,22 +393,22 @@ def test_epoch_ends_pass_once_each_within_the_runs_epochs_and_other_points_are_t
     """The parent's throttle on its own, fed at one instant: the burst passes, then only new
     epoch ends (their epoch rising, at most the run's 2)."""
     points = []
-    channel = runner._Channel(progress=points.append, test_count=1, num_classes=2, epochs=2)
+    channel = supervise.Channel(progress=points.append, test_count=1, num_classes=2, epochs=2)
     ordinary = (
         b'{"type":"progress","point":{"epoch":1,"epochs":2,"step":3,"steps":8,"epoch_end":false}}\n'
     )
     # Each a valid point (it claims 9 epochs): the parent's own rule holds it to the run's 2.
     end = ('{{"type":"progress","point":{{"epoch":{},"epochs":9,"step":4,"steps":8,'
            '"epoch_end":true,"val_accuracy":0.5}}}}\n')  # fmt: skip
-    channel.add(b'{"type":"ready"}\n' + ordinary * runner.PROGRESS_BURST)
+    channel.add(b'{"type":"ready"}\n' + ordinary * supervise.PROGRESS_BURST)
     channel.add("".join(end.format(epoch) for epoch in (1, 1, 2, 3, 7, 2)).encode())
     channel.add(ordinary * 10)
     assert channel.failure is None
     assert [(p["epoch"], p["step"]) for p in points] == [
-        *[(1, 3)] * runner.PROGRESS_BURST, (1, 4), (2, 4)
+        *[(1, 3)] * supervise.PROGRESS_BURST, (1, 4), (2, 4)
     ]  # fmt: skip
     assert channel.history == points[-2:]
-    assert (channel.forwarded, channel.dropped) == (runner.PROGRESS_BURST + 2, 4 + 10)
+    assert (channel.forwarded, channel.dropped) == (supervise.PROGRESS_BURST + 2, 4 + 10)
 
 
 @needs_bwrap
@@ -634,7 +636,7 @@ def probe(tmp_path_factory):
         PROBE.replace("__PATHS__", repr(paths))
         .replace("__HIDDEN__", repr(patterns(TEST_MARK)))
         .replace("__CONTROL__", repr(patterns(TRAIN_MARK)))
-        .replace("__STATIC__", repr(["/usr", *runner._python_paths()]))
+        .replace("__STATIC__", repr(["/usr", *command.python_paths()]))
         .replace("__SINCE__", repr(time.time() - 60))
     )
     with pytest.MonkeyPatch.context() as patch, leases_recorded(patch) as leased:
@@ -691,7 +693,7 @@ def mount_points_below(path: str) -> list[str]:
     """What a directory on the way to the Python installation holds in the sandbox: only the
     next step towards it (e.g. the repository holds .venv and nothing else)."""
     below = set()
-    for bound in runner._python_paths():
+    for bound in command.python_paths():
         if bound.startswith(path.rstrip("/") + "/"):
             below.add(bound[len(path.rstrip("/")) + 1 :].split("/")[0])
     return sorted(below)
@@ -714,15 +716,17 @@ def test_the_datasets_cannot_be_regenerated_or_looked_up(probe):
 
 def test_the_sandbox_sees_only_its_own_mounts(probe):
     _, report, _ = probe
-    python = runner._python_paths()
-    runtime = {f"/aula/runtime/{entry}" for entry in os.listdir(runner.RUNTIME_DIR)}
-    runtime -= {"/aula/runtime/datasets.py", "/aula/runtime/__pycache__"}
-    hidden = runner._hidden_paths(python)
+    python = command.python_paths()
+    runtime = {f"/aula/runtime/{name}" for name in command.RUNTIME_FILES}  # the allow-list
+    hidden = command.hidden_paths(python)
     allowed = {"/", "/usr", "/job", "/proc", "/dev", "/tmp", "/dev/shm",
                *python, *hidden, *runtime}  # fmt: skip
     for mount in report["mounts"]:
         assert mount in allowed or mount.startswith(("/etc/", "/proc/", "/dev/")), mount
     assert "/aula/runtime/trainer.py" in report["mounts"]
+    # Of the runtime, exactly its allow-list, file by file (no directory bound wholesale).
+    assert {m for m in report["mounts"] if m.startswith("/aula/")} == runtime
+    assert "/aula/runtime/datasets.py" not in report["mounts"]
 
 
 def test_localhost_services_cannot_be_reached(probe):
@@ -773,7 +777,7 @@ def test_without_bubblewrap_code_is_refused(monkeypatch):
 
 def test_limits_only_mode_runs_when_allowed(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name, *args, **kwargs: None)
-    refusal = runner._limits_only_refusal() if os.geteuid() == 0 else None
+    refusal = command.limits_only_refusal() if os.geteuid() == 0 else None
     result = run(TINY_MODEL, allow_limits_only=True)
     if refusal is not None:  # root, with a Python the sandbox uid cannot read (e.g. in /root)
         assert (result.status, result.kind, result.message) == ("failed", "refused", refusal)
