@@ -228,8 +228,9 @@ def test_the_static_check_flags_dataset_access():
         "sandbox/vision.py": "from torchvision import transforms\n",
     }
 
+    start = sorted(set(samples) - {"sandbox/helper.py"})  # reached through indirect.py only
     problems, loads, reached = dataset_access(
-        sorted(samples), lambda relative: samples.get(relative) or read_runtime(relative)
+        start, lambda relative: samples.get(relative) or read_runtime(relative)
     )
     ours = {p for p in problems if not p.startswith("runtime/datasets.py:")}
     assert ours == {
@@ -242,9 +243,10 @@ def test_the_static_check_flags_dataset_access():
         "runtime/sandbox/vision.py:1 imports torchvision",
         "runtime/sandbox/vision.py:1 imports torchvision.transforms",
     }
-    assert len(ours) == len([p for p in problems if not p.startswith("runtime/datasets.py:")])
+    assert "sandbox/helper.py" in reached
     assert "datasets.py" in reached  # followed into: it loads its data files, and names DATA_DIR
     assert any(p.startswith("runtime/datasets.py:") and "DATA_DIR" in p for p in problems)
+    # The one allowed load is the harness's own: a _load elsewhere is flagged (above).
     assert ("runtime.sandbox.torch_loads", "_load", "torch.load") in loads
 
 
