@@ -27,14 +27,8 @@ urlpatterns = [
         f"{T}exercises/<uuid:exercise_id>/", apis.ExerciseDetailApi.as_view(), name="api-exercise"
     ),
     path(
-        f"{T}assignments/<uuid:assignment_id>/",
-        apis.AssignmentDetailApi.as_view(),
-        name="api-assignment",
-    ),
-    path(
         f"{T}assignments/<uuid:assignment_id>/publish/",
         apis.AssignmentPublishApi.as_view(),
         name="api-assignment-publish",
     ),
-    path(f"{T}me/assignments/", apis.MyAssignmentListApi.as_view(), name="api-my-assignments"),
 ]

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.permissions import SAFE_METHODS
@@ -46,7 +46,6 @@ from apps.courses.models import (
     Skill,
 )
 from apps.courses.selectors import (
-    AssignmentStatus,
     assignment_list,
     assignment_queryset,
     course_get,
@@ -57,8 +56,7 @@ from apps.courses.selectors import (
     lesson_list,
     skill_list,
 )
-from apps.jobs.selectors import assignment_get_for_learner, assignment_list_for_learner
-from apps.learning import services as learning
+from apps.courses.signals import lesson_viewed
 from apps.tenants.models import Role
 from apps.tenants.permissions import TenantTeacher
 from runtime.datasets import dataset_names
@@ -68,7 +66,7 @@ from runtime.spec import parse_spec
 Need = Literal["read", "teacher_read", "write"]
 
 
-def _course_check(request, course: Course, *, need: Need, learner_may_see: bool = True) -> None:
+def course_check(request, course: Course, *, need: Need, learner_may_see: bool = True) -> None:
     """The rule in this module's docstring: returns when allowed, raises 404 or 403."""
     access, user = request.tenant_access, request.user
     if course_teaches(access=access, user=user, course=course):
@@ -85,7 +83,7 @@ def _course(request, course_id, *, need: Need) -> Course:
     course = course_get(tenant=request.tenant, course_id=course_id)
     if course is None:
         raise NotFound()
-    _course_check(request, course, need=need)
+    course_check(request, course, need=need)
     return course
 
 
@@ -204,32 +202,6 @@ class CourseRefOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Course
         fields = ["id", "slug", "title"]
-
-
-class LearnerAssignmentOutputSerializer(serializers.ModelSerializer):
-    """A row of assignment_list_for_learner: the assignment, the learner's attempts and best
-    score so far, and where it stands now."""
-
-    course = CourseRefOutputSerializer(read_only=True)
-    exercise = ExerciseSummaryOutputSerializer(read_only=True)
-    status = serializers.ChoiceField(choices=AssignmentStatus.choices, read_only=True)
-    attempts_used = serializers.IntegerField(read_only=True)
-    attempts_left = serializers.IntegerField(read_only=True)
-    best_score = serializers.DecimalField(
-        max_digits=6, decimal_places=2, read_only=True, allow_null=True
-    )
-
-    class Meta:
-        model = Assignment
-        fields = [
-            "id", "course", "exercise", "opens_at", "due_at", "closes_at", "max_attempts",
-            "late_policy", "late_penalty", "status", "attempts_used", "attempts_left",
-            "best_score",
-        ]  # fmt: skip
-
-
-class LearnerAssignmentDetailOutputSerializer(LearnerAssignmentOutputSerializer):
-    exercise = ExerciseForLearnerOutputSerializer(read_only=True)
 
 
 class EnrollmentOutputSerializer(serializers.ModelSerializer):
@@ -363,7 +335,7 @@ class LessonDetailApi(CoursesApiView):
     def get(self, request, tenant_slug, course_id, lesson_id):
         lesson = self._lesson(request, course_id, lesson_id, "read")
         if course_takes(user=request.user, course=lesson.course):
-            learning.lesson_viewed(user=request.user, lesson=lesson)  # a learner read it
+            lesson_viewed.send(sender=Lesson, user=request.user, lesson=lesson)  # a learner read it
         return Response(LessonOutputSerializer(lesson).data)
 
     @extend_schema(request=LessonInputSerializer, responses=LessonOutputSerializer)
@@ -480,7 +452,7 @@ class ExerciseDetailApi(CoursesApiView):
 
     def _exercise(self, request, exercise_id, need: Need) -> Exercise:
         exercise = get_object_or_404(exercise_queryset(tenant=request.tenant), pk=exercise_id)
-        _course_check(request, exercise.course, need=need)
+        course_check(request, exercise.course, need=need)
         return exercise
 
     @extend_schema(responses=ExerciseOutputSerializer)
@@ -538,66 +510,17 @@ class AssignmentListApi(CoursesApiView):
         return Response(AssignmentOutputSerializer(assignment).data, status=status.HTTP_201_CREATED)
 
 
-class AssignmentDetailApi(CoursesApiView):
-    """Teachers of the course get the assignment; a learner who has it gets their row of
-    me/assignments/ with the exercise's learner-facing fields."""
-
-    input_serializers = {"patch": AssignmentUpdateInputSerializer}
-
-    def _assignment(self, request, assignment_id) -> Assignment:
-        return get_object_or_404(assignment_queryset(tenant=request.tenant), pk=assignment_id)
-
-    @extend_schema(
-        responses=PolymorphicProxySerializer(
-            component_name="AssignmentDetail",
-            serializers=[AssignmentOutputSerializer, LearnerAssignmentDetailOutputSerializer],
-            resource_type_field_name=None,
-        )
-    )
-    def get(self, request, tenant_slug, assignment_id):
-        assignment = self._assignment(request, assignment_id)
-        access, user = request.tenant_access, request.user
-        if course_teaches(access=access, user=user, course=assignment.course):
-            return Response(AssignmentOutputSerializer(assignment).data)
-        row = assignment_get_for_learner(
-            user=user, tenant=request.tenant, assignment_id=assignment.pk
-        )
-        if row is None:
-            raise NotFound()
-        return Response(LearnerAssignmentDetailOutputSerializer(row).data)
-
-    @extend_schema(request=AssignmentUpdateInputSerializer, responses=AssignmentOutputSerializer)
-    def patch(self, request, tenant_slug, assignment_id):
-        assignment = self._assignment(request, assignment_id)
-        _course_check(
-            request, assignment.course, need="write", learner_may_see=assignment.is_published
-        )
-        values = self.validated_input(request)
-        services.assignment_update(assignment=assignment, **values)
-        return Response(AssignmentOutputSerializer(assignment).data)
-
-
 class AssignmentPublishApi(CoursesApiView):
     """Show the assignment to the course's learners (again: no change)."""
 
     @extend_schema(request=None, responses=AssignmentOutputSerializer)
     def post(self, request, tenant_slug, assignment_id):
         assignment = get_object_or_404(assignment_queryset(tenant=request.tenant), pk=assignment_id)
-        _course_check(
+        course_check(
             request, assignment.course, need="write", learner_may_see=assignment.is_published
         )
         services.assignment_publish(assignment=assignment)
         return Response(AssignmentOutputSerializer(assignment).data)
-
-
-class MyAssignmentListApi(CoursesApiView):
-    """The caller's assignments: published ones of the published courses they are enrolled
-    in, with their attempts, best score and status."""
-
-    @extend_schema(responses=LearnerAssignmentOutputSerializer(many=True))
-    def get(self, request, tenant_slug):
-        rows = assignment_list_for_learner(user=request.user, tenant=request.tenant)
-        return self.paginated(request, rows, LearnerAssignmentOutputSerializer)
 
 
 # --- Enrollments ------------------------------------------------------------------------------

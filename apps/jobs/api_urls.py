@@ -1,10 +1,14 @@
 from django.urls import path
 
-from apps.jobs import apis
+from apps.jobs import apis, assignment_apis
 
 T = "t/<slug:tenant_slug>/"
 
 urlpatterns = [
+    path(f"{T}assignments/<uuid:assignment_id>/", assignment_apis.AssignmentDetailApi.as_view(),
+         name="api-assignment"),
+    path(f"{T}me/assignments/", assignment_apis.MyAssignmentListApi.as_view(),
+         name="api-my-assignments"),
     path(f"{T}assignments/<uuid:assignment_id>/submissions/",
          apis.AssignmentSubmissionListApi.as_view(), name="api-assignment-submissions"),
     path(f"{T}assignments/<uuid:assignment_id>/validate/", apis.SpecValidateApi.as_view(),

@@ -18,7 +18,6 @@ from apps.courses.access import course_teaches
 from apps.courses.selectors import course_get
 from apps.learning import selectors, services
 from apps.learning.models import TutorSettings, Verb
-from apps.learning.tasks import bkt_fit_on_commit
 from apps.learning.xapi import statement_json
 from apps.tenants.models import Membership, Role
 from apps.tenants.permissions import TenantAdmin, TenantTeacher
@@ -167,7 +166,7 @@ class FitApi(ApiView):
 
     @extend_schema(request=None, responses={202: None})
     def post(self, request, tenant_slug):
-        bkt_fit_on_commit(request.tenant.pk)
+        services.bkt_fit_on_commit(request.tenant.pk)
         return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
 
 

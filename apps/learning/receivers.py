@@ -1,9 +1,14 @@
-"""Learning's records of what happens to submissions, jobs and grades: the receivers of the jobs
-app's signals (apps/jobs/signals.py), connected in LearningConfig.ready. Each runs inside the
-transaction of the change it records."""
+"""Learning's records of what happens to lessons, submissions, jobs and grades: the receivers
+of the courses and jobs apps' signals (apps/courses/signals.py, apps/jobs/signals.py), connected
+in LearningConfig.ready. Each runs inside the transaction of the change it records."""
 
+from apps.courses.signals import lesson_viewed
 from apps.jobs.signals import grade_given, job_ended, submission_made
 from apps.learning import services
+
+
+def on_lesson_viewed(*, user, lesson, **_) -> None:
+    services.lesson_viewed(user=user, lesson=lesson)
 
 
 def on_submission_made(*, submission, **_) -> None:
@@ -23,6 +28,7 @@ def on_job_ended(*, job, **_) -> None:
 
 
 def connect() -> None:
+    lesson_viewed.connect(on_lesson_viewed, dispatch_uid="learning.lesson_viewed")
     submission_made.connect(on_submission_made, dispatch_uid="learning.submission_made")
     grade_given.connect(on_grade_given, dispatch_uid="learning.grade_given")
     job_ended.connect(on_job_ended, dispatch_uid="learning.job_ended")

@@ -21,6 +21,7 @@ import logging
 from decimal import Decimal
 from urllib.parse import urlsplit
 
+from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -79,6 +80,18 @@ def statement_record(
         return statement
 
 
+# The tasks (apps/learning/tasks.py) are published by name: nothing imports the Celery glue.
+FORWARD_TASK = "apps.learning.tasks.statements_forward"
+BKT_FIT_TASK = "apps.learning.tasks.bkt_fit"
+
+
+def bkt_fit_on_commit(tenant_id) -> None:
+    """Queue a fit of the tenant's knowledge tracing once the current transaction commits
+    (a teacher's refit, on the page or through the API)."""
+    tenant_id = str(tenant_id)
+    transaction.on_commit(lambda: current_app.send_task(BKT_FIT_TASK, args=[tenant_id]))
+
+
 def _forward_queued() -> bool:
     """Whether this transaction already asks for forwarding at its commit (a grade writes
     several statements; one request to the worker forwards them all)."""
@@ -88,10 +101,8 @@ def _forward_queued() -> bool:
 def _forward_soon() -> None:
     """Ask a worker to forward now; if the broker is away, the periodic task will (a request
     never waits for, nor fails because of, the learning record store)."""
-    from apps.learning.tasks import statements_forward
-
     try:
-        statements_forward.apply_async(retry=False)
+        current_app.send_task(FORWARD_TASK, retry=False)
     except Exception:  # the beat schedule forwards what this could not
         logger.warning("Could not queue statement forwarding; the periodic task will.")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.db import transaction
 
 from apps.learning.lrs import ForwardFailed, statements_forward_all
 from apps.learning.tracing import bkt_fit_tenant
@@ -20,12 +19,6 @@ def bkt_fit(tenant_id: str) -> dict:
     summary = bkt_fit_tenant(tenant_id)
     logger.info("BKT fitted for tenant %s: %s", tenant_id, summary)
     return summary.__dict__
-
-
-def bkt_fit_on_commit(tenant_id) -> None:
-    """Queue a fit of the tenant once the current transaction commits (teachers' requests)."""
-    tenant_id = str(tenant_id)
-    transaction.on_commit(lambda: bkt_fit.delay(tenant_id))
 
 
 @shared_task(name="apps.learning.tasks.bkt_fit_all", ignore_result=True)

@@ -5,12 +5,10 @@ recorded), the teachers' mastery heat map and its refit, and the administrators'
 The dashboard and the lesson page are here, not in the tenants and courses apps, because they
 read and record learning data and those apps sit below this one."""
 
-from celery import current_app
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -30,7 +28,6 @@ from apps.learning.tutoring import tokens_used_this_month
 from apps.tenants.models import Role
 from apps.tenants.views import role_required
 
-BKT_FIT_TASK = "apps.learning.tasks.bkt_fit"  # apps/learning/tasks.py
 PAGE_SIZE = 50  # learners per page of the mastery heat map
 
 
@@ -112,9 +109,7 @@ def mastery_page(request, tenant_slug, course_id):
 def mastery_refit(request, tenant_slug, course_id):
     """Queue a refit of the tenant's knowledge-tracing parameters (a Celery task)."""
     course = course_taught_or_404(request, course_id)
-    tenant_id = str(request.tenant.pk)
-    # Published by name once the request commits: nothing imports a tasks module.
-    transaction.on_commit(lambda: current_app.send_task(BKT_FIT_TASK, args=[tenant_id]))
+    services.bkt_fit_on_commit(request.tenant.pk)
     messages.success(
         request, "The refit is queued: mastery is recomputed with the new parameters shortly."
     )
