@@ -23,6 +23,7 @@ test: install
 	scripts/ensure-test-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 ## Performance measurements (numbers and machines in benchmarks/README.md).
@@ -35,6 +36,7 @@ bench: install
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format:
 	$(BIN)/ruff check --fix .
