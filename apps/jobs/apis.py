@@ -12,7 +12,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
-from apps.core.api.errors import answers
+from apps.core.api.errors import ConflictError, answers
 from apps.core.api.pagination import PageNumberPagination
 from apps.core.api.params import whole_number_param, whole_number_schema
 from apps.core.api.serializers import InputSerializer
@@ -181,12 +181,9 @@ class QuotaRefusal(exceptions.APIException):
     default_code = "quota_exceeded"
 
 
-@answers(services.Conflict)
-class JobConflict(exceptions.APIException):
-    """The job has already ended: there is nothing left to cancel."""
-
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
+class JobConflict(ConflictError):
+    """The job has already ended: there is nothing left to cancel (a service's Conflict, which
+    the exception handler answers; named here for the schema)."""
 
 
 # --- Views -----------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ class Job(TimeStampedModel):
     # kill), whatever the learner's code reported: what settlement charges it. Null: a spec run.
     device_seconds = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
     # Progress points of a code run that the sandbox's parent did not pass on (over the rate
-    # or the cap of runtime/sandbox/runner.py).
+    # or the cap of runtime/sandbox/supervise.py).
     progress_dropped = models.PositiveIntegerField(default=0)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_by = models.ForeignKey(

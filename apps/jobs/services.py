@@ -11,6 +11,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.core.exceptions import Conflict
 from apps.courses.models import Assignment, Enrollment, LatePolicy
 from apps.jobs.dispatch.publish import job_publish
 from apps.jobs.dispatch.round import dispatch_round_on_commit, pool_for_new_job
@@ -24,10 +25,6 @@ from runtime.datasets import dataset_info
 from runtime.errors import SpecInvalid
 from runtime.sandbox.checks import check_code
 from runtime.spec import inspect_spec
-
-
-class Conflict(Exception):
-    """The request is well-formed but the object's state does not allow it (HTTP 409)."""
 
 
 def spec_report(*, dataset: str, spec) -> dict:

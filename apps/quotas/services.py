@@ -316,7 +316,7 @@ def quota_periods_roll(now: datetime | None = None) -> int:
     admission also rolls its own tenant's). Returns how many quotas were rolled."""
     now = now or timezone.now()
     rolled = 0
-    with scopes_disabled():
+    with scopes_disabled():  # the periodic task rolls every tenant's quota
         for period in Period.values:
             current = period_start_for(now, period)
             # Periods are aligned (Monday, the 1st), so a period has ended exactly when it

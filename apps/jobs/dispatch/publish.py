@@ -7,7 +7,7 @@ import logging
 from celery import current_app
 from django.conf import settings
 from django.utils import timezone
-from django_scopes import scopes_disabled
+from django_scopes import scope
 
 from apps.jobs.models import Job
 from apps.jobs.states import JobState
@@ -33,13 +33,13 @@ def job_publish(*, tenant_id, job_id, queue: str = "gpu", released_at=None) -> b
     except Exception:
         log.warning("could not publish job %s; the reaper will retry", job_id, exc_info=True)
         if released_at is not None:
-            with scopes_disabled():  # the job is named by id; its tenant's scope may be another's
+            with scope(tenant=tenant_id):
                 Job.objects.filter(
                     id=job_id, state=JobState.QUEUED, dispatched_at=released_at
                 ).update(dispatched_at=None)
         return False
     if released_at is None:
-        with scopes_disabled():
+        with scope(tenant=tenant_id):
             Job.objects.filter(id=job_id, state=JobState.QUEUED).update(
                 dispatched_at=timezone.now()
             )
