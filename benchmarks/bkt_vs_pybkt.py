@@ -52,11 +52,29 @@ PYBKT_VERSION = "1.4.3"
 # pyBKT's setup.py compiles its C++ E step against the installed numpy (so: numpy first, no
 # build isolation) and silently falls back to pure Python when that fails.
 PYBKT_SETUP = [
-    ["-m", "pip", "install", "--quiet", "numpy", "pandas", "scikit-learn<1.6", "requests",
-     "setuptools", "wheel"],
-    ["-m", "pip", "install", "--quiet", "--no-build-isolation", "--no-binary", "pyBKT",
-     f"pyBKT=={PYBKT_VERSION}"],
-]  # fmt: skip
+    [
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "numpy",
+        "pandas",
+        "scikit-learn<1.6",
+        "requests",
+        "setuptools",
+        "wheel",
+    ],
+    [
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-build-isolation",
+        "--no-binary",
+        "pyBKT",
+        f"pyBKT=={PYBKT_VERSION}",
+    ],
+]
 
 
 # ---- the pyBKT side (runs in var/bench-pybkt's Python: numpy, pandas, pyBKT; no torch) ----
@@ -191,9 +209,11 @@ def truth_params(n_skills: int, generator):
         return low + (high - low) * torch.rand(n_skills, generator=generator, dtype=torch.float64)
 
     return BKTParams(
-        prior=between(0.1, 0.5), learn=between(0.05, 0.3),
-        slip=between(0.05, 0.2), guess=between(0.1, 0.3),
-    )  # fmt: skip
+        prior=between(0.1, 0.5),
+        learn=between(0.05, 0.3),
+        slip=between(0.05, 0.2),
+        guess=between(0.1, 0.3),
+    )
 
 
 def _load() -> str:
@@ -211,15 +231,26 @@ def main() -> None:
     parser.add_argument("--holdout", type=float, default=0.2, help="share of learners held out")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="Aula fits timed (median)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads; OMP_NUM_THREADS for pyBKT (0: defaults)")  # fmt: skip
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads; OMP_NUM_THREADS for pyBKT (0: defaults)",
+    )
     parser.add_argument("--skip-pybkt", action="store_true", help="Aula alone")
-    parser.add_argument("--no-pybkt-defaults", action="store_true",
-                        help="pyBKT with num_fits=1 only, not also with its default 5")  # fmt: skip
-    parser.add_argument("--no-create", action="store_true",
-                        help=f"no creating {PYBKT_ENV.relative_to(ROOT)} when missing")  # fmt: skip
-    parser.add_argument("--worker", nargs=4, metavar=("DATA", "OUT", "NUM_FITS", "SEED"),
-                        help=argparse.SUPPRESS)  # fmt: skip
+    parser.add_argument(
+        "--no-pybkt-defaults",
+        action="store_true",
+        help="pyBKT with num_fits=1 only, not also with its default 5",
+    )
+    parser.add_argument(
+        "--no-create",
+        action="store_true",
+        help=f"no creating {PYBKT_ENV.relative_to(ROOT)} when missing",
+    )
+    parser.add_argument(
+        "--worker", nargs=4, metavar=("DATA", "OUT", "NUM_FITS", "SEED"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.worker:
         data_path, out_path, num_fits, seed = args.worker
@@ -394,8 +425,12 @@ def run_pybkt(python: Path, args, train, test, k: int) -> list[dict]:
     n_train = len(train[2]) // k
     for prefix, part, first_user in (("train", train, 0), ("test", test, n_train)):
         user, skills, correct, order = rows(*part, first_user)
-        arrays |= {f"{prefix}_user": user, f"{prefix}_skill": skills,
-                   f"{prefix}_correct": correct, f"{prefix}_order": order}  # fmt: skip
+        arrays |= {
+            f"{prefix}_user": user,
+            f"{prefix}_skill": skills,
+            f"{prefix}_correct": correct,
+            f"{prefix}_order": order,
+        }
     env = dict(os.environ)
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
@@ -405,8 +440,15 @@ def run_pybkt(python: Path, args, train, test, k: int) -> list[dict]:
         np.savez(data_path, **arrays)
         for num_fits in (1,) if args.no_pybkt_defaults else (1, 5):
             out_path = Path(tmp) / f"out-{num_fits}.json"
-            command = [str(python), str(Path(__file__).resolve()), "--worker",
-                       str(data_path), str(out_path), str(num_fits), str(args.seed)]  # fmt: skip
+            command = [
+                str(python),
+                str(Path(__file__).resolve()),
+                "--worker",
+                str(data_path),
+                str(out_path),
+                str(num_fits),
+                str(args.seed),
+            ]
             print(f"pyBKT num_fits={num_fits}: running in {python} ...", flush=True)
             subprocess.run(command, check=True, env=env, cwd=tmp)  # noqa: S603
             runs.append(json.loads(out_path.read_text()))

@@ -116,14 +116,25 @@ def _seed(*, jobs: int):
         )
         Enrollment.objects.get_or_create(tenant=tenant, course=course, user=learner)
         exercise, _ = Exercise.objects.get_or_create(
-            tenant=tenant, course=course, title="XOR",
-            defaults={"dataset": "xor", "min_metric": 0.5, "target_metric": 0.95,
-                      "starter_spec": TEMPLATES["xor"].spec},
-        )  # fmt: skip
+            tenant=tenant,
+            course=course,
+            title="XOR",
+            defaults={
+                "dataset": "xor",
+                "min_metric": 0.5,
+                "target_metric": 0.95,
+                "starter_spec": TEMPLATES["xor"].spec,
+            },
+        )
         assignment = Assignment.objects.create(
-            tenant=tenant, course=course, exercise=exercise, opens_at=now - timedelta(hours=1),
-            due_at=now + timedelta(days=1), max_attempts=jobs, published_at=now,
-        )  # fmt: skip
+            tenant=tenant,
+            course=course,
+            exercise=exercise,
+            opens_at=now - timedelta(hours=1),
+            due_at=now + timedelta(days=1),
+            max_attempts=jobs,
+            published_at=now,
+        )
     return tenant, learner, assignment
 
 
@@ -144,13 +155,44 @@ class Stack:
 
     def start(self) -> None:
         python = sys.executable
-        self._spawn("web", [python, "-m", "uvicorn", "config.asgi:application",
-                            "--host", "127.0.0.1", "--port", str(self.port),
-                            "--log-level", "warning"])  # fmt: skip
-        self._spawn("worker", [python, "-m", "celery", "-A", "config", "worker", "-Q", "gpu",
-                               "--concurrency", "1", "--prefetch-multiplier", "1",
-                               "--pool", self.pool, "-n", f"bench-{os.getpid()}@%h",
-                               "--loglevel", "WARNING"])  # fmt: skip
+        self._spawn(
+            "web",
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+        )
+        self._spawn(
+            "worker",
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                "gpu",
+                "--concurrency",
+                "1",
+                "--prefetch-multiplier",
+                "1",
+                "--pool",
+                self.pool,
+                "-n",
+                f"bench-{os.getpid()}@%h",
+                "--loglevel",
+                "WARNING",
+            ],
+        )
         deadline = time.monotonic() + 180
         while True:  # /readyz answers 200 once the database, Redis and a worker's heartbeat are
             for process in self.processes:
@@ -203,19 +245,26 @@ def _log_in(stack: Stack) -> tuple[str, str]:
     assert status == 200, status
     csrf_cookie = _cookies(headers)["csrftoken"]
     csrf_field = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-    form = urlencode({"username": EMAIL, "password": PASSWORD,
-                      "csrfmiddlewaretoken": csrf_field.decode()})  # fmt: skip
+    form = urlencode(
+        {"username": EMAIL, "password": PASSWORD, "csrfmiddlewaretoken": csrf_field.decode()}
+    )
     status, headers, body = stack.request(
-        "POST", "/accounts/login/", body=form,
-        headers={"Content-Type": "application/x-www-form-urlencoded",
-                 "Cookie": f"csrftoken={csrf_cookie}"},
-    )  # fmt: skip
+        "POST",
+        "/accounts/login/",
+        body=form,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": f"csrftoken={csrf_cookie}",
+        },
+    )
     assert status == 302, (status, body[:500])
     session = _cookies(headers)["sessionid"]
     status, _, body = stack.request(
-        "POST", "/api/v1/auth/token/", body=json.dumps({"email": EMAIL, "password": PASSWORD}),
+        "POST",
+        "/api/v1/auth/token/",
+        body=json.dumps({"email": EMAIL, "password": PASSWORD}),
         headers={"Content-Type": "application/json"},
-    )  # fmt: skip
+    )
     assert status == 201, (status, body[:500])
     return f"sessionid={session}", json.loads(body)["token"]
 
@@ -282,9 +331,13 @@ def _callback_to_client(stack: Stack, cookie: str, assignment, learner, count: i
     with scope(tenant=assignment.tenant_id):
         attempt = Submission.objects.filter(assignment=assignment, learner=learner).count() + 1
         submission = Submission.objects.create(
-            tenant_id=assignment.tenant_id, assignment=assignment, learner=learner,
-            kind="spec", spec=TEMPLATES["xor"].spec, attempt=attempt,
-        )  # fmt: skip
+            tenant_id=assignment.tenant_id,
+            assignment=assignment,
+            learner=learner,
+            kind="spec",
+            spec=TEMPLATES["xor"].spec,
+            attempt=attempt,
+        )
         job = Job.objects.create(tenant_id=assignment.tenant_id, submission=submission)
         claim = job_claim(job_id=job.id, owner="benchmark")  # not dispatched: ours to run
         job.refresh_from_db()
@@ -427,8 +480,10 @@ def main() -> None:
     )
     print(f"{'measure':50} {'n':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  target")
     for name, values, target in rows:
-        print(f"{name:50} {len(values):6d} {_ms(statistics.median(values))} "
-              f"{_ms(_nearest_rank(values, 99))} {_ms(max(values))}  {target}")  # fmt: skip
+        print(
+            f"{name:50} {len(values):6d} {_ms(statistics.median(values))} "
+            f"{_ms(_nearest_rank(values, 99))} {_ms(max(values))}  {target}"
+        )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,7 @@ from apps.jobs.dispatch.fairshare import FairShare, QueuedJob  # noqa: E402
 
 
 class Workload:
-    def __init__(self, *, tenants: int, jobs: int, gpus: int, load: float, limit: int,
-                 seed: int):  # fmt: skip
+    def __init__(self, *, tenants: int, jobs: int, gpus: int, load: float, limit: int, seed: int):
         rng = np.random.default_rng(seed)
         # A class hands in work together: jobs come in bursts (1 + geometric, mean 10 jobs,
         # within 5 minutes) of one tenant; tenants' activity is Zipf-like.
@@ -211,10 +210,18 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--gpus", type=int, default=64)
     parser.add_argument("--load", type=float, default=1.2, help="offered load / capacity")
-    parser.add_argument("--usage-window", type=float, default=3600.0,
-                        help="the policy's recent-usage window, seconds")  # fmt: skip
-    parser.add_argument("--measure-window", type=float, default=600.0,
-                        help="Jain: over tenants backlogged a whole window")  # fmt: skip
+    parser.add_argument(
+        "--usage-window",
+        type=float,
+        default=3600.0,
+        help="the policy's recent-usage window, seconds",
+    )
+    parser.add_argument(
+        "--measure-window",
+        type=float,
+        default=600.0,
+        help="Jain: over tenants backlogged a whole window",
+    )
     parser.add_argument("--limit", type=int, default=16, help="each tenant's running jobs")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="1,000 tenants, 100,000 jobs")
@@ -222,24 +229,37 @@ def main() -> None:
     if args.quick:
         args.tenants, args.jobs = 1_000, 100_000
     started = time.perf_counter()
-    workload = Workload(tenants=args.tenants, jobs=args.jobs, gpus=args.gpus, load=args.load,
-                        limit=args.limit, seed=args.seed)  # fmt: skip
+    workload = Workload(
+        tenants=args.tenants,
+        jobs=args.jobs,
+        gpus=args.gpus,
+        load=args.load,
+        limit=args.limit,
+        seed=args.seed,
+    )
     small_jobs = int(workload.small[workload.tenant].sum())
     p99 = np.percentile(workload.duration, 99)
     machine = platform.processor() or platform.machine()
-    print(f"{args.tenants:,} tenants, {args.jobs:,} jobs, {args.gpus} GPUs, load {args.load}, "
-          f"limit {args.limit} running a tenant, "
-          f"mean job {workload.duration.mean():.0f} s (p99 {p99:.0f} s), "
-          f"largest tenant {workload.counts.max():,} jobs, small tenants' jobs {small_jobs:,}; "
-          f"{machine}, Python {platform.python_version()}")  # fmt: skip
-    print(f"{'discipline':<26} {'Jain mean':>9} {'Jain p5':>8} {'windows':>7} {'backlogged':>10} "
-          f"{'small p50 wait':>14} {'small p99 wait':>14} {'all p99 wait':>12} "
-          f"{'per decision':>12}")  # fmt: skip
+    print(
+        f"{args.tenants:,} tenants, {args.jobs:,} jobs, {args.gpus} GPUs, load {args.load}, "
+        f"limit {args.limit} running a tenant, "
+        f"mean job {workload.duration.mean():.0f} s (p99 {p99:.0f} s), "
+        f"largest tenant {workload.counts.max():,} jobs, small tenants' jobs {small_jobs:,}; "
+        f"{machine}, Python {platform.python_version()}"
+    )
+    print(
+        f"{'discipline':<26} {'Jain mean':>9} {'Jain p5':>8} {'windows':>7} {'backlogged':>10} "
+        f"{'small p50 wait':>14} {'small p99 wait':>14} {'all p99 wait':>12} "
+        f"{'per decision':>12}"
+    )
     for kind in (FairShareDiscipline, FirstComeDiscipline):
         r = simulate(workload, kind(workload, args.usage_window), args.measure_window)
-        print(f"{kind.name:<26} {r['jain']:>9.3f} {r['jain_p5']:>8.3f} {r['windows']:>7} "
-              f"{r['backlogged']:>10.0f} {r['small_p50']:>13.0f}s {r['small_p99']:>13.0f}s "
-              f"{r['all_p99']:>11.0f}s {r['per_decision_us']:>10.1f}µs", flush=True)  # fmt: skip
+        print(
+            f"{kind.name:<26} {r['jain']:>9.3f} {r['jain_p5']:>8.3f} {r['windows']:>7} "
+            f"{r['backlogged']:>10.0f} {r['small_p50']:>13.0f}s {r['small_p99']:>13.0f}s "
+            f"{r['all_p99']:>11.0f}s {r['per_decision_us']:>10.1f}µs",
+            flush=True,
+        )
     print(f"({time.perf_counter() - started:.0f} s in all)")
 
 

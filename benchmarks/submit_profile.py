@@ -174,8 +174,10 @@ def main() -> None:
         print(f"  {name:34s} p50 {_median_ms(values)}")
     for phase in ("submit", "claim", "setup"):
         shapes = statements.order[phase]
-        total = [sum(t[i] for t in statements.times[phase].values() if i < len(t))
-                 for i in range(args.jobs)]  # fmt: skip
+        total = [
+            sum(t[i] for t in statements.times[phase].values() if i < len(t))
+            for i in range(args.jobs)
+        ]
         print(f"\nstatements in {phase}: {len(shapes)} distinct, {_median_ms(total)} a job")
         for shape in shapes:
             times = statements.times[phase][shape]

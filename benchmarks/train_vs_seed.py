@@ -63,8 +63,10 @@ def reference_run(x, y, *, model, epochs, batch_size, device) -> float:
     images = x.permute(0, 2, 3, 1).contiguous().numpy()  # HWC uint8, as CIFAR-10 is stored
     loader = DataLoader(
         _PilImages(images, y.numpy(), transform),
-        batch_size=batch_size, shuffle=True, num_workers=2,
-    )  # fmt: skip
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=2,
+    )
     model.to(device)
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
@@ -84,9 +86,13 @@ def reference_run(x, y, *, model, epochs, batch_size, device) -> float:
 def aula_run(x, y, *, spec, info, epochs, batch_size, device) -> float:
     """Aula's trainer on the template's spec; returns seconds."""
     model = build_model(
-        spec, input_shape=info.input_shape, kind=info.kind, task=info.task,
-        num_classes=info.num_classes, vocab_size=info.vocab_size,
-    )  # fmt: skip
+        spec,
+        input_shape=info.input_shape,
+        kind=info.kind,
+        task=info.task,
+        num_classes=info.num_classes,
+        vocab_size=info.vocab_size,
+    )
     training = spec.training.__class__(
         **{**spec.training.__dict__, "epochs": epochs, "batch_size": batch_size}
     )

@@ -119,15 +119,22 @@ class Launcher:
         port = free_local_port()
         argv = [
             redis_executable(),
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--dir", str(redis_dir),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(redis_dir),
             # Append-only file: queued jobs and results survive a restart of `make run`.
-            "--appendonly", "yes",
-            "--save", "",
-            "--daemonize", "no",
-            "--logfile", str(redis_dir / "redis.log"),
-        ]  # fmt: skip
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(redis_dir / "redis.log"),
+        ]
         self.redis = self._spawn(argv, stdin=subprocess.DEVNULL)
         self._write_pids()
         deadline = time.monotonic() + REDIS_START_TIMEOUT_S
@@ -169,19 +176,54 @@ class Launcher:
         gpu_queues = self.env.get("WORKER_POOLS") or "gpu"  # as settings.WORKER_POOLS reads it
         commands = {
             # Open websockets would otherwise hold uvicorn's shutdown until it is killed.
-            "web": [str(BIN / "uvicorn"), "config.asgi:application",
-                    "--host", self.host, "--port", str(self.port),
-                    "--timeout-graceful-shutdown", "5"],
+            "web": [
+                str(BIN / "uvicorn"),
+                "config.asgi:application",
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+                "--timeout-graceful-shutdown",
+                "5",
+            ],
             # Training takes the GPU queue one job at a time (a job can run for an hour); light
             # tasks (the reaper, dispatch rounds, purges, learning records) have their own worker,
             # so they never wait behind a job, as in production.
-            "worker-gpu": [*celery, "worker", "-Q", gpu_queues, "--concurrency", "1",
-                           "--prefetch-multiplier", "1", "-n", "aula@%h", "--loglevel", "INFO"],
-            "worker-light": [*celery, "worker", "-Q", "default", "--concurrency", "2",
-                             "-n", "aula-light@%h", "--loglevel", "INFO"],
-            "beat": [*celery, "beat", "-s", str(self.var_dir / "celerybeat-schedule"),
-                     "--loglevel", "INFO"],
-        }  # fmt: skip
+            "worker-gpu": [
+                *celery,
+                "worker",
+                "-Q",
+                gpu_queues,
+                "--concurrency",
+                "1",
+                "--prefetch-multiplier",
+                "1",
+                "-n",
+                "aula@%h",
+                "--loglevel",
+                "INFO",
+            ],
+            "worker-light": [
+                *celery,
+                "worker",
+                "-Q",
+                "default",
+                "--concurrency",
+                "2",
+                "-n",
+                "aula-light@%h",
+                "--loglevel",
+                "INFO",
+            ],
+            "beat": [
+                *celery,
+                "beat",
+                "-s",
+                str(self.var_dir / "celerybeat-schedule"),
+                "--loglevel",
+                "INFO",
+            ],
+        }
         for name, argv in commands.items():
             self.services[name] = self._spawn(argv, stdin=subprocess.DEVNULL)
             self._write_pids()

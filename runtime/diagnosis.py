@@ -147,13 +147,23 @@ class Hint:
 
     def as_dict(self) -> dict:
         return {
-            "code": self.code, "title": self.title, "message": self.message,
-            "evidence": self.evidence, "skills": list(self.skills), "severity": self.severity,
-        }  # fmt: skip
+            "code": self.code,
+            "title": self.title,
+            "message": self.message,
+            "evidence": self.evidence,
+            "skills": list(self.skills),
+            "severity": self.severity,
+        }
 
 
-def _hint(code: str, title: str, message: str, evidence: dict, severity: str,
-          skills: tuple[str, ...] | None = None) -> Hint:  # fmt: skip
+def _hint(
+    code: str,
+    title: str,
+    message: str,
+    evidence: dict,
+    severity: str,
+    skills: tuple[str, ...] | None = None,
+) -> Hint:
     return Hint(code, title, message, evidence, skills or CODE_SKILLS[code], severity)
 
 
@@ -246,16 +256,24 @@ def _read_points(raw: Any) -> list[_Point]:
         val = _finite(item.get("val_accuracy"))
         # steps = steps per epoch * epochs, so an epoch ends on a multiple of steps / epochs.
         last_step = (
-            epoch is not None and step is not None and epochs and steps
-            and steps % epochs == 0 and step == epoch * (steps // epochs)
-        )  # fmt: skip
+            epoch is not None
+            and step is not None
+            and epochs
+            and steps
+            and steps % epochs == 0
+            and step == epoch * (steps // epochs)
+        )
         marked = item.get("epoch_end")
         point = _Point(
-            epoch=epoch, step=step, loss=_number(item.get("loss")),
-            train=_finite(item.get("train_accuracy")), val=val,
-            val_loss=_finite(item.get("val_loss")), lr=_positive(item.get("lr")),
+            epoch=epoch,
+            step=step,
+            loss=_number(item.get("loss")),
+            train=_finite(item.get("train_accuracy")),
+            val=val,
+            val_loss=_finite(item.get("val_loss")),
+            lr=_positive(item.get("lr")),
             epoch_end=marked if isinstance(marked, bool) else val is not None or bool(last_step),
-        )  # fmt: skip
+        )
         points.append(point)
     return points
 
@@ -331,15 +349,19 @@ class _Run:
             chance = 1 / len(names)
         status = outcome.get("status")
         return cls(
-            points=parsed, epochs=_epoch_table(parsed),
+            points=parsed,
+            epochs=_epoch_table(parsed),
             status=status if isinstance(status, str) else None,
             outcome_steps=_integer(outcome.get("steps")),
             epochs_completed=_integer(outcome.get("epochs_completed")),
-            test_accuracy=_finite(metrics.get("accuracy")), matrix=matrix, class_names=names,
+            test_accuracy=_finite(metrics.get("accuracy")),
+            matrix=matrix,
+            class_names=names,
             parameter_count=_integer(metrics.get("parameter_count")),
-            target=_finite(target), chance=chance,
+            target=_finite(target),
+            chance=chance,
             model_kind=model_kind if model_kind in MODEL_KINDS else None,
-        )  # fmt: skip
+        )
 
     @property
     def complete_epochs(self) -> list[_Epoch]:
@@ -462,21 +484,29 @@ def _divergence(run: _Run) -> Hint | None:
     else:
         last = run.points[-1] if run.points else None
         step = run.outcome_steps if run.outcome_steps is not None else last and last.step
-        epoch = (run.epochs_completed + 1 if run.epochs_completed is not None
-                 else last and last.epoch)  # fmt: skip
+        epoch = (
+            run.epochs_completed + 1 if run.epochs_completed is not None else last and last.epoch
+        )
         lr = last_lr
     last_loss = next((p.loss for p in reversed(before) if _is_finite(p.loss)), None)
     evidence = {
-        "step": step, "epoch": epoch, "lr": _loss(lr) if lr is not None else None,
+        "step": step,
+        "epoch": epoch,
+        "lr": _loss(lr) if lr is not None else None,
         "last_finite_loss": _loss(last_loss) if last_loss is not None else None,
-    }  # fmt: skip
-    where = "".join([
-        f" at step {step}" if step is not None else "",
-        f" (epoch {epoch})" if epoch is not None else "",
-        _at_lr(evidence["lr"]),
-    ])  # fmt: skip
-    last_words = (f" The last finite loss was {evidence['last_finite_loss']:g}."
-                  if last_loss is not None else "")  # fmt: skip
+    }
+    where = "".join(
+        [
+            f" at step {step}" if step is not None else "",
+            f" (epoch {epoch})" if epoch is not None else "",
+            _at_lr(evidence["lr"]),
+        ]
+    )
+    last_words = (
+        f" The last finite loss was {evidence['last_finite_loss']:g}."
+        if last_loss is not None
+        else ""
+    )
     message = (
         f"The loss became NaN or infinite{where}, so training stopped.{last_words} Try a "
         "learning rate ten times smaller, or add normalisation layers."
@@ -496,10 +526,15 @@ def _rising_epochs(run: _Run) -> tuple[dict, str] | None:
         if j - i >= LR_HIGH_RISING_EPOCHS:
             first, last = epochs[i], epochs[j]
             evidence = {
-                "pattern": "rising", "from_epoch": first.epoch, "to_epoch": last.epoch,
-                "from_step": first.step, "to_step": last.step, "from_loss": _loss(first.loss),
-                "to_loss": _loss(last.loss), "lr": _loss(last.lr) if last.lr else None,
-            }  # fmt: skip
+                "pattern": "rising",
+                "from_epoch": first.epoch,
+                "to_epoch": last.epoch,
+                "from_step": first.step,
+                "to_step": last.step,
+                "from_loss": _loss(first.loss),
+                "to_loss": _loss(last.loss),
+                "lr": _loss(last.lr) if last.lr else None,
+            }
             words = (
                 f"The training loss rose for {j - i} epochs in a row, from "
                 f"{evidence['from_loss']:g} at the end of epoch {first.epoch} to "
@@ -518,10 +553,13 @@ def _ended_higher(run: _Run) -> tuple[dict, str] | None:
     if _change(first.loss, last.loss) < LR_HIGH_END_RISE:
         return None
     evidence = {
-        "pattern": "ended_higher", "from_step": first.step, "to_step": last.step,
-        "from_loss": _loss(first.loss), "to_loss": _loss(last.loss),
+        "pattern": "ended_higher",
+        "from_step": first.step,
+        "to_step": last.step,
+        "from_loss": _loss(first.loss),
+        "to_loss": _loss(last.loss),
         "lr": _loss(last.lr) if last.lr else None,
-    }  # fmt: skip
+    }
     words = (
         f"The training loss ended higher than it started: {evidence['to_loss']:g} at step "
         f"{last.step} against {evidence['from_loss']:g} at step {first.step}"
@@ -537,10 +575,12 @@ def _oscillating(run: _Run) -> tuple[dict, str] | None:
         return None
     lr = run.lr
     evidence = {
-        "pattern": "oscillating", "median_change": _ratio(median(changes)),
-        "lowest_loss": _loss(min(losses)), "highest_loss": _loss(max(losses)),
+        "pattern": "oscillating",
+        "median_change": _ratio(median(changes)),
+        "lowest_loss": _loss(min(losses)),
+        "highest_loss": _loss(max(losses)),
         "lr": _loss(lr) if lr else None,
-    }  # fmt: skip
+    }
     words = (
         f"The training loss jumped around: consecutive measurements differed by a median of "
         f"{_pct(evidence['median_change'])}, between {evidence['lowest_loss']:g} and "
@@ -578,10 +618,13 @@ def _lr_too_low(run: _Run) -> Hint | None:
         return None
     lr = max((p.lr for p in run.points if p.lr is not None), default=None)
     evidence = {
-        "epochs": len(epochs), "first_loss": _loss(first), "last_loss": _loss(last),
-        "decrease": _ratio(decrease), "train_accuracy": _ratio(accuracy),
+        "epochs": len(epochs),
+        "first_loss": _loss(first),
+        "last_loss": _loss(last),
+        "decrease": _ratio(decrease),
+        "train_accuracy": _ratio(accuracy),
         "lr": _loss(lr) if lr is not None else None,
-    }  # fmt: skip
+    }
     first_loss, last_loss = evidence["first_loss"], evidence["last_loss"]
     down = evidence["decrease"]
     if decrease > 0:
@@ -610,11 +653,13 @@ def _underfitting(run: _Run) -> Hint | None:
     evidence = {
         "train_accuracy": _ratio(accuracy),
         "val_accuracy": _ratio(val) if val is not None else None,
-        "recent_decrease": trend.decrease, "target": run.target,
+        "recent_decrease": trend.decrease,
+        "target": run.target,
         "chance": _ratio(chance) if chance is not None else None,
-        "parameter_count": run.parameter_count, "slope": run.slope(),
+        "parameter_count": run.parameter_count,
+        "slope": run.slope(),
         "model_kind": run.model_kind,
-    }  # fmt: skip
+    }
     count = run.parameter_count
     size = f" with {count:,} parameters" if count is not None else ""
     message = (
@@ -624,8 +669,7 @@ def _underfitting(run: _Run) -> Hint | None:
         f"capacity: {CAPACITY_ADVICE[run.model_kind]}."
     )
     skills = (run.model_kind, "training") if run.model_kind else None
-    return _hint("underfitting", "The model is underfitting", message, evidence, PROBLEM,
-                 skills)  # fmt: skip
+    return _hint("underfitting", "The model is underfitting", message, evidence, PROBLEM, skills)
 
 
 def _rising_val_loss(run: _Run) -> tuple[dict, str] | None:
@@ -639,10 +683,13 @@ def _rising_val_loss(run: _Run) -> tuple[dict, str] | None:
     if rise < OVERFIT_VAL_LOSS_RISE or not last.loss < best.loss:
         return None
     evidence = {
-        "best_val_loss": _loss(best.val_loss), "best_val_loss_epoch": best.epoch,
-        "val_loss": _loss(last.val_loss), "val_loss_rise": rise,
-        "train_loss_then": _loss(best.loss), "train_loss": _loss(last.loss),
-    }  # fmt: skip
+        "best_val_loss": _loss(best.val_loss),
+        "best_val_loss_epoch": best.epoch,
+        "val_loss": _loss(last.val_loss),
+        "val_loss_rise": rise,
+        "train_loss_then": _loss(best.loss),
+        "train_loss": _loss(last.loss),
+    }
     words = (
         f"the validation loss was lowest ({evidence['best_val_loss']:g}) at the end of epoch "
         f"{best.epoch} and rose {_pct(rise)} to {evidence['val_loss']:g} by epoch {last.epoch}, "
@@ -669,10 +716,14 @@ def _overfitting(run: _Run) -> Hint | None:
     evidence, sentences = {}, []
     if ends:
         evidence = {
-            "epoch": last.epoch, "train_accuracy": _ratio(last.train),
-            "val_accuracy": _ratio(last.val), "gap": gap, "best_val_accuracy": _ratio(best.val),
-            "best_val_epoch": best.epoch, "val_drop": drop,
-        }  # fmt: skip
+            "epoch": last.epoch,
+            "train_accuracy": _ratio(last.train),
+            "val_accuracy": _ratio(last.val),
+            "gap": gap,
+            "best_val_accuracy": _ratio(best.val),
+            "best_val_epoch": best.epoch,
+            "val_drop": drop,
+        }
         train, val = _pct(evidence["train_accuracy"]), _pct(evidence["val_accuracy"])
         best_val = _pct(evidence["best_val_accuracy"])
     if gap >= OVERFIT_GAP:
@@ -695,11 +746,12 @@ def _overfitting(run: _Run) -> Hint | None:
     message = (
         f"{'. '.join(sentences)}. The model is memorising its training data: try dropout, "
         "weight decay or data augmentation, a smaller model, or fewer epochs."
-    )  # fmt: skip
+    )
     reached = run.reached
     met = run.target is not None and reached is not None and reached >= run.target
-    return _hint("overfitting", "The model is overfitting", message, evidence,
-                 SUGGESTION if met else PROBLEM)  # fmt: skip
+    return _hint(
+        "overfitting", "The model is overfitting", message, evidence, SUGGESTION if met else PROBLEM
+    )
 
 
 def _slow_convergence(run: _Run) -> Hint | None:
@@ -715,14 +767,21 @@ def _slow_convergence(run: _Run) -> Hint | None:
         return None  # it already fits its training data: more epochs will not generalise it
     lr = run.lr
     evidence = {
-        "status": run.status, "epochs_completed": len(run.complete_epochs),
-        "recent_decrease": trend.decrease, "from_loss": trend.before, "to_loss": trend.after,
+        "status": run.status,
+        "epochs_completed": len(run.complete_epochs),
+        "recent_decrease": trend.decrease,
+        "from_loss": trend.before,
+        "to_loss": trend.after,
         "slope": run.slope(),
-        "accuracy": _ratio(reached) if reached is not None else None, "target": run.target,
+        "accuracy": _ratio(reached) if reached is not None else None,
+        "target": run.target,
         "lr": _loss(lr) if lr is not None else None,
-    }  # fmt: skip
-    accuracy = (f"the accuracy reached {_pct(evidence['accuracy'])}, {shortfall}"
-                if reached is not None else "the accuracy was not measured")  # fmt: skip
+    }
+    accuracy = (
+        f"the accuracy reached {_pct(evidence['accuracy'])}, {shortfall}"
+        if reached is not None
+        else "the accuracy was not measured"
+    )
     was = f" (it was {evidence['lr']:g})" if lr is not None else ""
     larger = f"a somewhat larger learning rate{was}"
     if run.status == "timed_out":
@@ -736,8 +795,9 @@ def _slow_convergence(run: _Run) -> Hint | None:
         f"{_pct(trend.decrease)} over {trend.over}, from {trend.before:g} to {trend.after:g}, "
         f"and {accuracy}. {advice}"
     )
-    return _hint("slow_convergence", "Training stopped while still improving", message,
-                 evidence, SUGGESTION)  # fmt: skip
+    return _hint(
+        "slow_convergence", "Training stopped while still improving", message, evidence, SUGGESTION
+    )
 
 
 def _confused_classes(run: _Run) -> Hint | None:
@@ -758,11 +818,16 @@ def _confused_classes(run: _Run) -> Hint | None:
     names = run.class_names
     evidence = {
         "pairs": [
-            {"true": names[true], "predicted": names[predicted], "count": -count,
-             "total": total, "fraction": -fraction}
+            {
+                "true": names[true],
+                "predicted": names[predicted],
+                "count": -count,
+                "total": total,
+                "fraction": -fraction,
+            }
             for fraction, count, true, predicted, total in pairs[:CONFUSION_MAX_PAIRS]
         ]
-    }  # fmt: skip
+    }
     each = "; ".join(
         f'{p["count"]} of the {p["total"]} "{p["true"]}" test examples ({_pct(p["fraction"])}) '
         f'were predicted as "{p["predicted"]}"'
@@ -772,8 +837,9 @@ def _confused_classes(run: _Run) -> Hint | None:
         f"{each}. More (or augmented) examples of these classes, or a model that can see what "
         "tells them apart, would help."
     )
-    return _hint("confused_classes", "Some classes are often confused", message, evidence,
-                 SUGGESTION)  # fmt: skip
+    return _hint(
+        "confused_classes", "Some classes are often confused", message, evidence, SUGGESTION
+    )
 
 
 def diagnose(

@@ -61,8 +61,9 @@ class ProgressPoint:
         for name, (low, high) in _MEASURES.items():
             value = getattr(self, name)
             if value is not None and not _in_range(value, low, high):
-                raise ProgressInvalid(f"{name} must be a number from {low:g} to {high:g}, not "
-                                      f"{_shown(value)}.")  # fmt: skip
+                raise ProgressInvalid(
+                    f"{name} must be a number from {low:g} to {high:g}, not {_shown(value)}."
+                )
 
     @property
     def fraction_done(self) -> float:
@@ -119,8 +120,9 @@ def _shown(value: Any) -> str:
 
 def _check_count(name: str, value: Any, *, low: int, high: int = MAX_COUNT) -> None:
     if type(value) is not int or not low <= value <= high:
-        raise ProgressInvalid(f"{name} must be an integer from {low} to {high}, not "
-                              f"{_shown(value)}.")  # fmt: skip
+        raise ProgressInvalid(
+            f"{name} must be an integer from {low} to {high}, not {_shown(value)}."
+        )
 
 
 def _in_range(value: Any, low: float, high: float) -> bool:

@@ -62,9 +62,13 @@ def build_optimizer(spec, parameters) -> torch.optim.Optimizer:
     # fused=True: one kernel updates every parameter (CPU and CUDA), instead of a loop of ops.
     if spec.type == "sgd":
         return torch.optim.SGD(
-            parameters, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov,
-            weight_decay=spec.weight_decay, fused=True,
-        )  # fmt: skip
+            parameters,
+            lr=spec.lr,
+            momentum=spec.momentum,
+            nesterov=spec.nesterov,
+            weight_decay=spec.weight_decay,
+            fused=True,
+        )
     if spec.type == "adam":
         return torch.optim.Adam(
             parameters, lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay, fused=True
@@ -171,8 +175,9 @@ class _Progress:
     last point (throttled), at its end the whole epoch's means and the validation loss and
     accuracy, so the epoch history does not depend on timing."""
 
-    def __init__(self, callback, *, total_steps: int, epochs: int, started: float,
-                 deadline: float = math.inf):  # fmt: skip
+    def __init__(
+        self, callback, *, total_steps: int, epochs: int, started: float, deadline: float = math.inf
+    ):
         self.callback = callback
         self.total_steps = total_steps
         self.epochs = epochs
@@ -194,8 +199,17 @@ class _Progress:
         self.eta.step(step, now)
         return now - self.last_emit >= PROGRESS_INTERVAL_S
 
-    def point(self, *, epoch: int, step: int, lr: float, samples: int, now: float, val=None,
-              epoch_end: bool = False) -> dict:  # fmt: skip
+    def point(
+        self,
+        *,
+        epoch: int,
+        step: int,
+        lr: float,
+        samples: int,
+        now: float,
+        val=None,
+        epoch_end: bool = False,
+    ) -> dict:
         running = self.epoch if epoch_end else self.window
         mean_loss, accuracy = running.means()
         val_loss, val_accuracy = val if val is not None else (None, None)
@@ -203,13 +217,23 @@ class _Progress:
         rate = samples / elapsed if elapsed > 0 else None
         # from_untrusted: a non-finite mean (a loss diverging between the GPU path's checks)
         # becomes null instead of failing the point.
-        point = ProgressPoint.from_untrusted({
-            "epoch": epoch, "epochs": self.epochs, "step": step, "steps": self.total_steps,
-            "epoch_end": epoch_end, "loss": mean_loss, "train_accuracy": accuracy,
-            "val_accuracy": val_accuracy, "val_loss": val_loss, "lr": lr,
-            "samples_per_second": rate, "elapsed": elapsed,
-            "eta": self.eta.seconds_left(step, now),
-        }).as_payload()  # fmt: skip
+        point = ProgressPoint.from_untrusted(
+            {
+                "epoch": epoch,
+                "epochs": self.epochs,
+                "step": step,
+                "steps": self.total_steps,
+                "epoch_end": epoch_end,
+                "loss": mean_loss,
+                "train_accuracy": accuracy,
+                "val_accuracy": val_accuracy,
+                "val_loss": val_loss,
+                "lr": lr,
+                "samples_per_second": rate,
+                "elapsed": elapsed,
+                "eta": self.eta.seconds_left(step, now),
+            }
+        ).as_payload()
         self.window = _Running()
         if epoch_end:
             self.epoch = _Running()
@@ -266,8 +290,13 @@ def train(
     )
     started = time.monotonic()
     deadline = started + budget.max_seconds if budget.max_seconds else math.inf
-    tracker = _Progress(progress, total_steps=steps_per_epoch * epochs, epochs=epochs,
-                        started=started, deadline=deadline)  # fmt: skip
+    tracker = _Progress(
+        progress,
+        total_steps=steps_per_epoch * epochs,
+        epochs=epochs,
+        started=started,
+        deadline=deadline,
+    )
     outcome = TrainOutcome(status="completed", epochs_completed=0, steps=0, seconds=0.0)
     on_cpu = device.type == "cpu"
 
@@ -310,17 +339,24 @@ def train(
                     return finish("diverged", _divergence_diagnosis(outcome.steps, epoch, lr))
             now = time.monotonic()
             if tracker.due(outcome.steps, now) and start + batch < count:
-                tracker.point(epoch=epoch, step=outcome.steps, lr=lr,
-                              samples=outcome.steps * batch, now=now)  # fmt: skip
+                tracker.point(
+                    epoch=epoch, step=outcome.steps, lr=lr, samples=outcome.steps * batch, now=now
+                )
         if not torch.isfinite(step_loss):
             return finish("diverged", _divergence_diagnosis(outcome.steps, epoch, lr))
         schedule.epoch()
         measured = validation(model, val, info=info, training=training, device=device, loss=loss)
         model.train()
         outcome.epochs_completed = epoch
-        point = tracker.point(epoch=epoch, step=outcome.steps, lr=lr,
-                              samples=outcome.steps * batch, now=time.monotonic(),
-                              val=measured, epoch_end=True)  # fmt: skip
+        point = tracker.point(
+            epoch=epoch,
+            step=outcome.steps,
+            lr=lr,
+            samples=outcome.steps * batch,
+            now=time.monotonic(),
+            val=measured,
+            epoch_end=True,
+        )
         outcome.history.append(point)
     return finish("completed")
 

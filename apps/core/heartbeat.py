@@ -41,8 +41,11 @@ def worker_device() -> str:
     try:
         names = subprocess.run(  # noqa: S603 (a fixed command, found on PATH)
             [smi, "--query-gpu=name", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.split("\n")  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.split("\n")
     except (OSError, subprocess.SubprocessError):
         return "cpu"
     counts = Counter(name.strip() for name in names if name.strip())

@@ -139,9 +139,16 @@ class CourseOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Course
         fields = [
-            "id", "slug", "title", "summary", "is_published", "published_at", "teachers",
-            "created_at", "updated_at",
-        ]  # fmt: skip
+            "id",
+            "slug",
+            "title",
+            "summary",
+            "is_published",
+            "published_at",
+            "teachers",
+            "created_at",
+            "updated_at",
+        ]
 
 
 class LessonOutputSerializer(serializers.ModelSerializer):
@@ -154,10 +161,22 @@ class LessonOutputSerializer(serializers.ModelSerializer):
 
 
 EXERCISE_LEARNER_FIELDS = [
-    "title", "instructions", "dataset", "metric", "min_metric", "target_metric", "max_score",
-    "param_budget", "param_penalty", "max_seconds", "max_epochs", "allowed_kinds",
-    "starter_spec", "starter_code", "skills",
-]  # fmt: skip
+    "title",
+    "instructions",
+    "dataset",
+    "metric",
+    "min_metric",
+    "target_metric",
+    "max_score",
+    "param_budget",
+    "param_penalty",
+    "max_seconds",
+    "max_epochs",
+    "allowed_kinds",
+    "starter_spec",
+    "starter_code",
+    "skills",
+]
 
 
 class ExerciseOutputSerializer(serializers.ModelSerializer):
@@ -167,9 +186,15 @@ class ExerciseOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Exercise
         fields = [
-            "id", "course", *EXERCISE_LEARNER_FIELDS, "allow_spec", "allow_code",
-            "solution_code", "created_at", "updated_at",
-        ]  # fmt: skip
+            "id",
+            "course",
+            *EXERCISE_LEARNER_FIELDS,
+            "allow_spec",
+            "allow_code",
+            "solution_code",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields  # FKs then need no queryset (nor scope)
 
 
@@ -191,10 +216,22 @@ class AssignmentOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Assignment
         fields = [
-            "id", "course", "exercise", "exercise_title", "opens_at", "due_at", "closes_at",
-            "max_attempts", "late_policy", "late_penalty", "tutor_solutions_allowed",
-            "is_published", "published_at", "created_at", "updated_at",
-        ]  # fmt: skip
+            "id",
+            "course",
+            "exercise",
+            "exercise_title",
+            "opens_at",
+            "due_at",
+            "closes_at",
+            "max_attempts",
+            "late_policy",
+            "late_penalty",
+            "tutor_solutions_allowed",
+            "is_published",
+            "published_at",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields  # FKs then need no queryset (nor scope)
 
 

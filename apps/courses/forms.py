@@ -87,11 +87,24 @@ class ExerciseForm(ServiceForm):
     class Meta:
         model = Exercise
         fields = [
-            "title", "dataset", "metric", "min_metric", "target_metric", "max_score",
-            "param_budget", "param_penalty", "max_seconds", "max_epochs", "allow_spec",
-            "allow_code", "instructions", "starter_code", "solution_code", "skills",
+            "title",
+            "dataset",
+            "metric",
+            "min_metric",
+            "target_metric",
+            "max_score",
+            "param_budget",
+            "param_penalty",
+            "max_seconds",
+            "max_epochs",
+            "allow_spec",
+            "allow_code",
+            "instructions",
+            "starter_code",
+            "solution_code",
+            "skills",
             "starter_spec",
-        ]  # fmt: skip
+        ]
         widgets = {
             "instructions": forms.Textarea(attrs={"rows": 10}),
             "starter_code": forms.Textarea(
@@ -140,8 +153,16 @@ class AssignmentForm(ServiceForm):
 
     class Meta:
         model = Assignment
-        fields = ["exercise", "opens_at", "due_at", "closes_at", "max_attempts", "late_policy",
-                  "late_penalty", "tutor_solutions_allowed"]  # fmt: skip
+        fields = [
+            "exercise",
+            "opens_at",
+            "due_at",
+            "closes_at",
+            "max_attempts",
+            "late_policy",
+            "late_penalty",
+            "tutor_solutions_allowed",
+        ]
         widgets = {"opens_at": DATETIME, "due_at": DATETIME, "closes_at": DATETIME}
         labels = {"tutor_solutions_allowed": "The tutor may give full solutions"}
         help_texts = {
@@ -168,9 +189,11 @@ class AssignmentForm(ServiceForm):
 
 class JoinCourseForm(forms.Form):
     code = forms.CharField(
-        label=gettext_lazy("Join code"), max_length=40, strip=True,
+        label=gettext_lazy("Join code"),
+        max_length=40,
+        strip=True,
         help_text=gettext_lazy("The 8 letters and digits your teacher gave you."),
-    )  # fmt: skip
+    )
 
 
 class EnrollForm(forms.Form):

@@ -61,10 +61,11 @@ class Course(TimeStampedModel):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "slug"], name="course_slug_unique"),
             models.UniqueConstraint(
-                fields=["tenant", "join_code"], condition=~Q(join_code=""),
+                fields=["tenant", "join_code"],
+                condition=~Q(join_code=""),
                 name="course_join_code_unique",
             ),
-        ]  # fmt: skip
+        ]
 
     def __str__(self) -> str:
         return self.title

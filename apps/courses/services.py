@@ -512,12 +512,17 @@ def course_join(*, tenant: Tenant, user, code: str) -> Enrollment:
             else None
         )
         if course is None:
-            raise ValidationError({"code": [
-                gettext(
-                    "No course here has the join code “%(code)s”: check it with your teacher "
-                    "(codes are 8 letters and digits)."
-                ) % {"code": code.strip()[:20]}
-            ]})  # fmt: skip
+            raise ValidationError(
+                {
+                    "code": [
+                        gettext(
+                            "No course here has the join code “%(code)s”: check it with your "
+                            "teacher (codes are 8 letters and digits)."
+                        )
+                        % {"code": code.strip()[:20]}
+                    ]
+                }
+            )
         if Enrollment.objects.filter(course=course, user=user).exists():
             already = gettext("You are already enrolled in %(course)s.") % {"course": course.title}
             raise ValidationError({"code": [already]})

@@ -70,8 +70,11 @@ def courses_page(request, tenant_slug):
         for course in course_list_for(user=request.user, access=request.tenant_access)
         if course_teaches(access=request.tenant_access, user=request.user, course=course)
     ]
-    return render(request, "courses/teach/courses.html",
-                  {"tenant": request.tenant, "courses": courses, "form": form})  # fmt: skip
+    return render(
+        request,
+        "courses/teach/courses.html",
+        {"tenant": request.tenant, "courses": courses, "form": form},
+    )
 
 
 def course_page(request, tenant_slug, course_id):
@@ -259,6 +262,10 @@ def skills_page(request, tenant_slug, skill_id=None):
         messages.success(request, f"The skill {form.cleaned_data['name']} is saved.")
         return redirect("teach-skills", tenant_slug=tenant_slug)
     skills = Skill.objects.filter(tenant=request.tenant).prefetch_related("prerequisites")
-    context = {"tenant": request.tenant, "skill": skill, "form": form,
-               "skills": skills.order_by("name")}  # fmt: skip
+    context = {
+        "tenant": request.tenant,
+        "skill": skill,
+        "form": form,
+        "skills": skills.order_by("name"),
+    }
     return render(request, "courses/teach/skills.html", context)

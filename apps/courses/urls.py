@@ -25,4 +25,4 @@ urlpatterns = [
     path(f"{C}exercises/<uuid:exercise_id>/", teach.exercise_page, name="teach-exercise"),
     path(f"{C}assignments/new/", teach.assignment_page, name="teach-assignment-new"),
     path(f"{C}assignments/<uuid:assignment_id>/", teach.assignment_page, name="teach-assignment"),
-]  # fmt: skip
+]

@@ -93,8 +93,12 @@ def _first_runs_seed(tenant: Tenant) -> bool:
             course__tenant=tenant, course__slug=demo.COURSE_SLUG, exercise__title=title
         )
         if not Submission.objects.filter(assignment=assignment, learner=learner).exists():
-            submission_create(assignment=assignment, learner=learner, kind="spec",
-                              spec=assignment.exercise.starter_spec)  # fmt: skip
+            submission_create(
+                assignment=assignment,
+                learner=learner,
+                kind="spec",
+                spec=assignment.exercise.starter_spec,
+            )
             created = True
     return created
 

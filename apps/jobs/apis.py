@@ -49,15 +49,24 @@ class GradeRevisionOutputSerializer(serializers.Serializer):
 
 
 class GradeOutputSerializer(serializers.ModelSerializer):
-    overridden_by = serializers.EmailField(source="overridden_by.email", allow_null=True,
-                                           default=None)  # fmt: skip
+    overridden_by = serializers.EmailField(
+        source="overridden_by.email", allow_null=True, default=None
+    )
 
     class Meta:
         model = Grade
         fields = [
-            "score", "max_score", "metrics", "feedback", "source", "automatic_score",
-            "override_reason", "overridden_by", "overridden_at", "created_at",
-        ]  # fmt: skip
+            "score",
+            "max_score",
+            "metrics",
+            "feedback",
+            "source",
+            "automatic_score",
+            "override_reason",
+            "overridden_by",
+            "overridden_at",
+            "created_at",
+        ]
 
 
 class GradeWithHistoryOutputSerializer(GradeOutputSerializer):
@@ -74,10 +83,21 @@ class JobOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
         fields = [
-            "id", "submission", "state", "attempt", "workers_lost", "last_seq", "created_at",
-            "started_at", "finished_at", "cancel_requested", "failure_kind", "message",
-            "outcome", "device",
-        ]  # fmt: skip
+            "id",
+            "submission",
+            "state",
+            "attempt",
+            "workers_lost",
+            "last_seq",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "cancel_requested",
+            "failure_kind",
+            "message",
+            "outcome",
+            "device",
+        ]
 
     def get_cancel_requested(self, job) -> bool:
         return job.cancel_requested_at is not None
@@ -91,8 +111,17 @@ class SubmissionOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Submission
-        fields = ["id", "assignment", "learner", "kind", "attempt", "is_late", "created_at",
-                  "job", "grade"]  # fmt: skip
+        fields = [
+            "id",
+            "assignment",
+            "learner",
+            "kind",
+            "attempt",
+            "is_late",
+            "created_at",
+            "job",
+            "grade",
+        ]
 
     @extend_schema(responses=GradeOutputSerializer(allow_null=True))
     def get_grade(self, submission) -> dict | None:
@@ -162,8 +191,9 @@ def _submission(request, submission_id) -> Submission:
 
 def _job(request, job_id) -> Job:
     job = selectors.job_get(job_id=job_id)
-    if job is None or not selectors.job_visible(access=request.tenant_access, user=request.user,
-                                                job=job):  # fmt: skip
+    if job is None or not selectors.job_visible(
+        access=request.tenant_access, user=request.user, job=job
+    ):
         raise exceptions.NotFound()
     return job
 
@@ -436,8 +466,11 @@ class JobSocketTicketApi(ApiView):
     def post(self, request, tenant_slug, job_id):
         job = _job(request, job_id)
         ticket = tickets.socket_ticket_issue(job=job, user=request.user)
-        body = {"ticket": ticket, "expires_in": tickets.TICKET_SECONDS,
-                "url": f"/ws/jobs/{job.id}/?ticket={ticket}"}  # fmt: skip
+        body = {
+            "ticket": ticket,
+            "expires_in": tickets.TICKET_SECONDS,
+            "url": f"/ws/jobs/{job.id}/?ticket={ticket}",
+        }
         return Response(
             self.JobSocketTicketOutputSerializer(body).data, status=status.HTTP_201_CREATED
         )

@@ -41,10 +41,20 @@ class LearnerAssignmentOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Assignment
         fields = [
-            "id", "course", "exercise", "opens_at", "due_at", "closes_at", "max_attempts",
-            "late_policy", "late_penalty", "status", "attempts_used", "attempts_left",
+            "id",
+            "course",
+            "exercise",
+            "opens_at",
+            "due_at",
+            "closes_at",
+            "max_attempts",
+            "late_policy",
+            "late_penalty",
+            "status",
+            "attempts_used",
+            "attempts_left",
             "best_score",
-        ]  # fmt: skip
+        ]
 
 
 class LearnerAssignmentDetailOutputSerializer(LearnerAssignmentOutputSerializer):

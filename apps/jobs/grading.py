@@ -110,9 +110,12 @@ def run_diagnosis(*, job: Job, metrics: dict | None = None) -> list[Hint]:
     if job.failure_kind == "diverged":
         outcome["status"] = "diverged"
     return diagnose(
-        points, outcome=outcome or None, metrics=metrics, target=exercise.target_metric,
+        points,
+        outcome=outcome or None,
+        metrics=metrics,
+        target=exercise.target_metric,
         model_kind=model_kind(submission=job.submission, exercise=exercise),
-    )  # fmt: skip
+    )
 
 
 def grade_write_automatic(*, job: Job, metrics: dict) -> Grade:

@@ -190,9 +190,16 @@ def _run(job: Job, claim: Claim, watch: LeaseWatch) -> str:
         model = seeded(training.seed, lambda: build_model(submission.spec, info))
         first_step = FirstStep(watch.should_stop)
         outcome = train(
-            model, training=training, train=data.train, val=data.val, info=info, device=device,
-            budget=_budget(job, exercise), progress=progress, should_cancel=first_step,
-        )  # fmt: skip
+            model,
+            training=training,
+            train=data.train,
+            val=data.val,
+            info=info,
+            device=device,
+            budget=_budget(job, exercise),
+            progress=progress,
+            should_cancel=first_step,
+        )
         if watch.lost.is_set():
             raise LeaseLost
         summary = first_step.stamped(outcome)
@@ -204,18 +211,24 @@ def _run(job: Job, claim: Claim, watch: LeaseWatch) -> str:
     else:
         limits = SandboxLimits(wall_seconds=_budget(job, exercise).max_seconds + CODE_WALL_MARGIN_S)
         result = run_code_submission(
-            code=submission.code, data=data, training=training, budget=_budget(job, exercise),
-            limits=limits, allow_limits_only=settings.SANDBOX_ALLOW_LIMITS_ONLY,
-            progress=progress, should_cancel=watch.should_stop,
-        )  # fmt: skip
+            code=submission.code,
+            data=data,
+            training=training,
+            budget=_budget(job, exercise),
+            limits=limits,
+            allow_limits_only=settings.SANDBOX_ALLOW_LIMITS_ONLY,
+            progress=progress,
+            should_cancel=watch.should_stop,
+        )
         if watch.lost.is_set():
             raise LeaseLost
         # What the sandbox's parent measured and counted, never what the learner's code said:
         # the charge (apps/quotas) and the progress it did not pass on.
         measured = _sandbox_fields(result)
         if result.status == "cancelled":
-            return _end(claim, JobState.CANCELLED, {"message": "Cancelled."}, result.outcome,
-                        **measured)  # fmt: skip
+            return _end(
+                claim, JobState.CANCELLED, {"message": "Cancelled."}, result.outcome, **measured
+            )
         if result.status == "timed_out":
             return _end(
                 claim,
@@ -227,8 +240,14 @@ def _run(job: Job, claim: Claim, watch: LeaseWatch) -> str:
                 **measured,
             )
         if not result.succeeded:
-            return _fail(claim, kind=result.kind or "failed", message=result.message,
-                         output=result.output, outcome=result.outcome, **measured)  # fmt: skip
+            return _fail(
+                claim,
+                kind=result.kind or "failed",
+                message=result.message,
+                output=result.output,
+                outcome=result.outcome,
+                **measured,
+            )
         metrics = metrics_from_predictions(
             data.test.y, result.predictions, class_names=data.info.class_names
         )
@@ -274,5 +293,6 @@ def _fail(claim, *, kind: str, message: str, output: str = "", outcome=None, **f
     payload = {"message": message, "kind": kind}
     if output:
         payload["output"] = output
-    return _end(claim, JobState.FAILED, payload, outcome, failure_kind=kind, message=message,
-                **fields)  # fmt: skip
+    return _end(
+        claim, JobState.FAILED, payload, outcome, failure_kind=kind, message=message, **fields
+    )

@@ -165,11 +165,13 @@ def gradebook_get(*, course) -> dict:
     rows = []
     for learner in learners:
         grades = [cells.get((learner.pk, assignment.pk)) for assignment in assignments]
-        rows.append({
-            "learner": learner,
-            "grades": grades,
-            "total": sum((g.score for g in grades if g is not None), start=0),
-        })  # fmt: skip
+        rows.append(
+            {
+                "learner": learner,
+                "grades": grades,
+                "total": sum((g.score for g in grades if g is not None), start=0),
+            }
+        )
     return {"assignments": assignments, "rows": rows}
 
 

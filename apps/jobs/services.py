@@ -171,9 +171,14 @@ def submission_create(
         submission_made.send(sender=Submission, submission=submission)
         if pool:
             transaction.on_commit(
-                partial(job_publish, tenant_id=job.tenant_id, job_id=job.id, queue=pool,
-                        released_at=job.dispatched_at)
-            )  # fmt: skip
+                partial(
+                    job_publish,
+                    tenant_id=job.tenant_id,
+                    job_id=job.id,
+                    queue=pool,
+                    released_at=job.dispatched_at,
+                )
+            )
         else:
             dispatch_round_on_commit()
     return submission

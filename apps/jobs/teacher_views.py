@@ -30,10 +30,12 @@ def _sorted_rows(book: dict, sort: str, descending: bool) -> list[dict]:
         return graded + ungraded
     return sorted(
         rows,
-        key=lambda row: ((row["learner"].full_name or row["learner"].email).lower(),
-                         row["learner"].email),
+        key=lambda row: (
+            (row["learner"].full_name or row["learner"].email).lower(),
+            row["learner"].email,
+        ),
         reverse=descending,
-    )  # fmt: skip
+    )
 
 
 def gradebook_page(request, tenant_slug, course_id):
@@ -45,16 +47,28 @@ def gradebook_page(request, tenant_slug, course_id):
         request.GET.get("page")
     )
     keep = f"&sort={sort}" + ("&dir=desc" if descending else "")
-    context = {"tenant": request.tenant, "course": course, "book": book, "rows": rows,
-               "sort": sort, "descending": descending, "keep": keep}  # fmt: skip
+    context = {
+        "tenant": request.tenant,
+        "course": course,
+        "book": book,
+        "rows": rows,
+        "sort": sort,
+        "descending": descending,
+        "keep": keep,
+    }
     return render(request, "courses/teach/gradebook.html", context)
 
 
 def gradebook_csv(request, tenant_slug, course_id):
     course = course_taught_or_404(request, course_id)
     book = gradebook_get(course=course)
-    header = ["email", "name", *(a.exercise.title for a in book["assignments"]), "total",
-              "overrides"]  # fmt: skip
+    header = [
+        "email",
+        "name",
+        *(a.exercise.title for a in book["assignments"]),
+        "total",
+        "overrides",
+    ]
     rows = []
     for row in book["rows"]:
         grades = row["grades"]
@@ -63,10 +77,15 @@ def gradebook_csv(request, tenant_slug, course_id):
             for a, g in zip(book["assignments"], grades, strict=True)
             if g is not None and g.source == "teacher"
         )
-        rows.append([
-            row["learner"].email, row["learner"].full_name,
-            *(None if g is None else g.score for g in grades), row["total"], overrides,
-        ])  # fmt: skip
+        rows.append(
+            [
+                row["learner"].email,
+                row["learner"].full_name,
+                *(None if g is None else g.score for g in grades),
+                row["total"],
+                overrides,
+            ]
+        )
     return csv_response(filename=f"gradebook-{course.slug}.csv", header=header, rows=rows)
 
 
@@ -78,6 +97,10 @@ def leaderboard_page(request, tenant_slug, course_id, assignment_id):
     grades = Paginator(leaderboard_get(assignment=assignment), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    context = {"tenant": request.tenant, "course": course, "assignment": assignment,
-               "grades": grades}  # fmt: skip
+    context = {
+        "tenant": request.tenant,
+        "course": course,
+        "assignment": assignment,
+        "grades": grades,
+    }
     return render(request, "courses/teach/leaderboard.html", context)

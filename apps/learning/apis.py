@@ -189,9 +189,12 @@ class TutorSettingsInputSerializer(InputSerializer):
     endpoint_url = serializers.URLField(allow_blank=True, max_length=500)
     model = serializers.CharField(allow_blank=True, max_length=200)
     api_key = serializers.CharField(
-        allow_blank=True, max_length=500, required=False, write_only=True,
+        allow_blank=True,
+        max_length=500,
+        required=False,
+        write_only=True,
         help_text="Omit to keep the stored key; empty to remove it.",
-    )  # fmt: skip
+    )
     tokens_per_month = serializers.IntegerField(min_value=0, max_value=10**9)
 
 

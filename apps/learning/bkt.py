@@ -37,8 +37,17 @@ class BKTParams:
     guess: torch.Tensor
 
     @classmethod
-    def uniform(cls, n_skills: int, *, prior=0.3, learn=0.1, slip=0.1, guess=0.2,
-                dtype=torch.float64, device=None) -> "BKTParams":  # fmt: skip
+    def uniform(
+        cls,
+        n_skills: int,
+        *,
+        prior=0.3,
+        learn=0.1,
+        slip=0.1,
+        guess=0.2,
+        dtype=torch.float64,
+        device=None,
+    ) -> "BKTParams":
         def full(value):
             return torch.full((n_skills,), value, dtype=dtype, device=device)
 
@@ -108,9 +117,13 @@ class _Counts(NamedTuple):
 def _counts_by_forward_backward(correct, mask, skill, params: BKTParams) -> _Counts:
     """The M step's sums from `_forward_backward`: any answers in [0, 1], [N, T, 2] arrays."""
     gamma, learned, log_likelihood = _forward_backward(
-        correct, mask, params.prior[skill], params.learn[skill], params.slip[skill],
+        correct,
+        mask,
+        params.prior[skill],
+        params.learn[skill],
+        params.slip[skill],
         params.guess[skill],
-    )  # fmt: skip
+    )
     m = mask.to(gamma.dtype)
     unknown, known = gamma[..., 0] * m, gamma[..., 1] * m
     # Transitions only between two real observations.
@@ -151,8 +164,9 @@ class _TimeMajor:
     CHUNK = 32_768  # ATen's grain size: an element-wise operation below it is not shared out
     LOG_EVERY = 16  # opportunities: c' lies within [1e-6, 1e6] (EPS), 16 multiply in float64
 
-    def __init__(self, correct: torch.Tensor, mask: torch.Tensor, skill: torch.Tensor,
-                 dtype: torch.dtype):  # fmt: skip
+    def __init__(
+        self, correct: torch.Tensor, mask: torch.Tensor, skill: torch.Tensor, dtype: torch.dtype
+    ):
         observed = mask.T.contiguous()
         c = correct.to(dtype).T.contiguous()
         zero = torch.zeros((), dtype=dtype, device=c.device)
@@ -170,8 +184,9 @@ class _TimeMajor:
         self.inverse = torch.empty_like(self.right)  # 1 / c'
         self.a0 = torch.empty_like(self.right)  # scaled alpha of "unknown"
         # Running products of c', one row per log_every opportunities.
-        self.products = torch.empty((t_len - 1) // self.log_every + 1, n, dtype=dtype,
-                                    device=c.device)  # fmt: skip
+        self.products = torch.empty(
+            (t_len - 1) // self.log_every + 1, n, dtype=dtype, device=c.device
+        )
         width = self.CHUNK if c.device.type == "cpu" else max(n, 1)
         self.parts = [slice(start, min(start + width, n)) for start in range(0, n, width)]
         # Opportunities that every sequence of a block has (wrong = 1 - right, off = 0 there):
@@ -189,10 +204,18 @@ class _TimeMajor:
         log guess, log (1 - guess)."""
         prior, learn, slip, guess = params.prior, params.learn, params.slip, params.guess
         ratio_right, ratio_wrong = (1 - slip) / guess, slip / (1 - guess)
-        return torch.stack([
-            1 - prior, ratio_wrong, ratio_right, ratio_right - ratio_wrong, 1 - learn, learn,
-            guess.log(), torch.log1p(-guess),
-        ])  # fmt: skip
+        return torch.stack(
+            [
+                1 - prior,
+                ratio_wrong,
+                ratio_right,
+                ratio_right - ratio_wrong,
+                1 - learn,
+                learn,
+                guess.log(),
+                torch.log1p(-guess),
+            ]
+        )
 
     def _per_sequence(self, per_skill: torch.Tensor, part: slice) -> list[torch.Tensor]:
         """Each sequence's skill's values, for a block, row by row (small operations)."""
@@ -214,9 +237,15 @@ class _TimeMajor:
                 self._per_sequence(per_skill, part)
             )
             ratio, inverse, a0, right, wrong, off, products = self._rows(
-                part, self.ratio, self.inverse, self.a0, self.right, self.wrong, self.off,
+                part,
+                self.ratio,
+                self.inverse,
+                self.a0,
+                self.right,
+                self.wrong,
+                self.off,
                 self.products,
-            )  # fmt: skip
+            )
             m0, c = (s[part] for s in self.scratch[:2])
             m0.copy_(unknown0)
             for t in range(len(ratio)):
@@ -305,9 +334,16 @@ def _total(values: torch.Tensor) -> float:
     return sum(float(values[i : i + step].sum()) for i in range(0, len(values), step))
 
 
-def fit(correct: torch.Tensor, mask: torch.Tensor, skill: torch.Tensor, n_skills: int, *,
-        init: BKTParams | None = None, max_iterations: int = 200,
-        tolerance: float = 1e-7) -> FitResult:  # fmt: skip
+def fit(
+    correct: torch.Tensor,
+    mask: torch.Tensor,
+    skill: torch.Tensor,
+    n_skills: int,
+    *,
+    init: BKTParams | None = None,
+    max_iterations: int = 200,
+    tolerance: float = 1e-7,
+) -> FitResult:
     """EM until the mean log-likelihood per observation improves by less than `tolerance`."""
     dtype = init.prior.dtype if init is not None else torch.float64
     correct = correct.to(dtype)
@@ -366,8 +402,9 @@ def update(mastery: float, correct: bool, *, learn: float, slip: float, guess: f
     return posterior + (1 - posterior) * learn
 
 
-def log_likelihood(params: BKTParams, correct: torch.Tensor, mask: torch.Tensor,
-                   skill: torch.Tensor) -> float:  # fmt: skip
+def log_likelihood(
+    params: BKTParams, correct: torch.Tensor, mask: torch.Tensor, skill: torch.Tensor
+) -> float:
     """log P(every sequence | params), as `fit` computes it, for any parameters (to compare
     parameters fitted elsewhere on the same data)."""
     dtype = params.prior.dtype
@@ -395,8 +432,9 @@ def _one_step_ahead(params, correct, mask, skill) -> tuple[torch.Tensor, torch.T
     return torch.where(mask, out, torch.zeros_like(out)), known
 
 
-def predict(params: BKTParams, correct: torch.Tensor, mask: torch.Tensor,
-            skill: torch.Tensor) -> torch.Tensor:  # fmt: skip
+def predict(
+    params: BKTParams, correct: torch.Tensor, mask: torch.Tensor, skill: torch.Tensor
+) -> torch.Tensor:
     """One step ahead: P(right) at each opportunity [N, T] given the sequence's earlier
     observations only, p_known · (1 - slip) + (1 - p_known) · guess, with p_known the prior at
     the first opportunity and then `update`'s after each observation (Bayes on the answer, then
@@ -405,8 +443,9 @@ def predict(params: BKTParams, correct: torch.Tensor, mask: torch.Tensor,
     return _one_step_ahead(params, correct, mask, skill)[0]
 
 
-def mastery_after(params: BKTParams, correct: torch.Tensor, mask: torch.Tensor,
-                  skill: torch.Tensor) -> torch.Tensor:  # fmt: skip
+def mastery_after(
+    params: BKTParams, correct: torch.Tensor, mask: torch.Tensor, skill: torch.Tensor
+) -> torch.Tensor:
     """Each sequence's P(known) after its last observation (and its chance to learn) [N]: the
     same numbers as `update` applied observation by observation."""
     return _one_step_ahead(params, correct, mask, skill)[1]

@@ -84,13 +84,15 @@ class TutorConsumer(AsyncJsonWebsocketConsumer):
             if isinstance(event, tutoring.FellBack):
                 await self.send_json({"type": "notice", "message": event.message})
             elif isinstance(event, tutoring.Answered):
-                await self._finish(prepared, event.text, event.citations, backend=event.backend,
-                                   usage=event.usage)  # fmt: skip
+                await self._finish(
+                    prepared, event.text, event.citations, backend=event.backend, usage=event.usage
+                )
             else:
                 await self.send_json({"type": "chunk", "text": event.text})
 
-    async def _finish(self, prepared, text, citations, *, refused="", backend=None,
-                      usage=(0, 0)) -> None:  # fmt: skip
+    async def _finish(
+        self, prepared, text, citations, *, refused="", backend=None, usage=(0, 0)
+    ) -> None:
         await database_sync_to_async(tutoring.exchange_record)(
             tenant=self.tenant,
             user=self.scope["user"],

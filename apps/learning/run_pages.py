@@ -133,14 +133,20 @@ def _confusion_rows(metrics: dict) -> list[dict]:
     rows = []
     for index, counts in enumerate(matrix):
         total = sum(counts) or 1
-        rows.append({
-            "name": names[index] if index < len(names) else str(index),
-            "cells": [
-                {"count": n, "share": round(n / total, 3), "percent": round(100 * n / total),
-                 "correct": column == index}
-                for column, n in enumerate(counts)
-            ],
-        })  # fmt: skip
+        rows.append(
+            {
+                "name": names[index] if index < len(names) else str(index),
+                "cells": [
+                    {
+                        "count": n,
+                        "share": round(n / total, 3),
+                        "percent": round(100 * n / total),
+                        "correct": column == index,
+                    }
+                    for column, n in enumerate(counts)
+                ],
+            }
+        )
     return rows
 
 

@@ -273,15 +273,25 @@ def mastery_observe(*, tenant_id, user_id, skill_id, submission_id, correct: boo
         mastery = locked.first()
         if mastery is None:  # the first observation: start from the prior (two at once: one row)
             Mastery.objects.bulk_create(
-                [Mastery(tenant_id=tenant_id, user_id=user_id, skill_id=skill_id,
-                         probability=params["prior"], observations=0)],
+                [
+                    Mastery(
+                        tenant_id=tenant_id,
+                        user_id=user_id,
+                        skill_id=skill_id,
+                        probability=params["prior"],
+                        observations=0,
+                    )
+                ],
                 ignore_conflicts=True,
-            )  # fmt: skip
+            )
             mastery = locked.get()
         mastery.probability = bkt.update(
-            mastery.probability, correct,
-            learn=params["learn"], slip=params["slip"], guess=params["guess"],
-        )  # fmt: skip
+            mastery.probability,
+            correct,
+            learn=params["learn"],
+            slip=params["slip"],
+            guess=params["guess"],
+        )
         mastery.observations += 1
         mastery.save(update_fields=["probability", "observations", "updated_at"])
         return mastery

@@ -97,16 +97,21 @@ def bkt_fit_tenant(tenant_id) -> FitSummary:
             # One upsert: a learner's row is replaced, or made if a grade has not made it yet.
             Mastery.objects.bulk_create(
                 [
-                    Mastery(tenant_id=tenant_id, user_id=user_id, skill_id=skill_id,
-                            probability=float(known[n]), observations=int(counts[n]),
-                            updated_at=now)
+                    Mastery(
+                        tenant_id=tenant_id,
+                        user_id=user_id,
+                        skill_id=skill_id,
+                        probability=float(known[n]),
+                        observations=int(counts[n]),
+                        updated_at=now,
+                    )
                     for n, (user_id, skill_id) in enumerate(seqs.keys)
                 ],
                 batch_size=500,
                 update_conflicts=True,
                 unique_fields=["user", "skill"],
                 update_fields=["probability", "observations", "updated_at"],
-            )  # fmt: skip
+            )
         return FitSummary(
             skills=n_skills,
             learners=len({user_id for user_id, _ in seqs.keys}),

@@ -189,9 +189,12 @@ def _backend(tenant) -> tuple[TutorBackend, str]:
             "it renews on the 1st.",
         )
     backend = OpenAICompatibleTutor(
-        row.endpoint_url, row.model, key, timeout=settings.TUTOR_ENDPOINT_TIMEOUT,
+        row.endpoint_url,
+        row.model,
+        key,
+        timeout=settings.TUTOR_ENDPOINT_TIMEOUT,
         allowed_hosts=settings.TUTOR_ENDPOINT_ALLOWED_HOSTS,
-    )  # fmt: skip
+    )
     return backend, "endpoint"
 
 
@@ -229,9 +232,11 @@ def prepare(*, tenant, user, question: str, assignment_id=None) -> Prepared:
         exercise = None
         if assignment is not None:
             exercise = Citation(
-                "", assignment.exercise.title,
-                reverse("assignment", args=[tenant.slug, assignment.pk]), "exercise",
-            )  # fmt: skip
+                "",
+                assignment.exercise.title,
+                reverse("assignment", args=[tenant.slug, assignment.pk]),
+                "exercise",
+            )
         request = TutorRequest(
             question=question,
             lessons=_lessons(tenant, user, assignment),
@@ -303,18 +308,23 @@ async def answer_stream(
     backend, name = prepared.backend, prepared.backend_name
     while True:
         try:
-            stream = guard_stream(backend.answer(prepared.request), prepared.policy,
-                                  prepared.forbidden)  # fmt: skip
+            stream = guard_stream(
+                backend.answer(prepared.request), prepared.policy, prepared.forbidden
+            )
             async for event in stream:
                 if isinstance(event, TutorChunk):
                     parts.append(event.text)
                     yield event
                 elif isinstance(event, TutorDone):
                     citations = [
-                        {"kind": c.kind, "lesson_id": c.lesson_id or None,
-                         "title": c.lesson_title, "url": c.url}
+                        {
+                            "kind": c.kind,
+                            "lesson_id": c.lesson_id or None,
+                            "title": c.lesson_title,
+                            "url": c.url,
+                        }
                         for c in event.citations
-                    ]  # fmt: skip
+                    ]
                     usage = (event.prompt_tokens, event.completion_tokens)
                     yield Answered("".join(parts), citations, usage, name)
                     return

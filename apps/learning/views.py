@@ -127,9 +127,11 @@ def tutor_settings_page(request, tenant_slug):
             }
             try:
                 services.tutor_settings_set(
-                    tenant=request.tenant, actor=request.user, api_key=form.api_key_change(),
+                    tenant=request.tenant,
+                    actor=request.user,
+                    api_key=form.api_key_change(),
                     **values,
-                )  # fmt: skip
+                )
             except ValidationError as exc:
                 service_errors_to_form(form, exc)
             else:
@@ -137,9 +139,12 @@ def tutor_settings_page(request, tenant_slug):
                 return redirect("tutor-settings", tenant_slug=tenant_slug)
     else:
         form = TutorSettingsForm(
-            initial={"endpoint_url": row.endpoint_url, "model": row.model,
-                     "tokens_per_month": row.tokens_per_month}
-        )  # fmt: skip
+            initial={
+                "endpoint_url": row.endpoint_url,
+                "model": row.model,
+                "tokens_per_month": row.tokens_per_month,
+            }
+        )
     context = {
         "tenant": request.tenant,
         "form": form,

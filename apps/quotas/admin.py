@@ -26,8 +26,15 @@ class TenantQuotaForm(forms.ModelForm):
 @admin.register(TenantQuota)
 class TenantQuotaAdmin(admin.ModelAdmin):
     form = TenantQuotaForm
-    list_display = ["tenant", "period", "gpu_seconds", "max_running_jobs", "max_queued_jobs",
-                    "max_seconds_per_job", "period_started_at"]  # fmt: skip
+    list_display = [
+        "tenant",
+        "period",
+        "gpu_seconds",
+        "max_running_jobs",
+        "max_queued_jobs",
+        "max_seconds_per_job",
+        "period_started_at",
+    ]
     list_filter = ["period"]
     search_fields = ["tenant__slug", "tenant__name"]
     list_select_related = ["tenant"]
@@ -48,8 +55,17 @@ class TenantQuotaAdmin(admin.ModelAdmin):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ["id", "tenant", "kind", "job", "learner", "reserved", "used",
-                    "period_started_at", "created_at"]  # fmt: skip
+    list_display = [
+        "id",
+        "tenant",
+        "kind",
+        "job",
+        "learner",
+        "reserved",
+        "used",
+        "period_started_at",
+        "created_at",
+    ]
     list_filter = ["kind", "tenant"]
     search_fields = ["learner__email", "job__id"]
     list_select_related = ["tenant", "learner"]

@@ -25,8 +25,9 @@ def default_pools() -> list[str]:
 
 
 class TenantQuota(models.Model):
-    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, primary_key=True,
-                                  related_name="quota")  # fmt: skip
+    tenant = models.OneToOneField(
+        Tenant, on_delete=models.CASCADE, primary_key=True, related_name="quota"
+    )
     period = models.CharField(max_length=8, choices=Period.choices, default=Period.MONTH)
     # The start of the current period; the reset task moves it on.
     period_started_at = models.DateTimeField()
@@ -67,8 +68,9 @@ class LedgerEntry(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     period_started_at = models.DateTimeField()
     job = models.ForeignKey("jobs.Job", on_delete=models.PROTECT, related_name="ledger_entries")
-    learner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
-                                related_name="+")  # fmt: skip
+    learner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
     kind = models.CharField(max_length=16, choices=LedgerKind.choices)
     reserved = models.DecimalField(max_digits=14, decimal_places=3)
     used = models.DecimalField(max_digits=14, decimal_places=3)

@@ -306,8 +306,14 @@ def quota_set(*, tenant, actor, **values) -> TenantQuota:
         quota.save()
         after = {name: getattr(quota, name) for name in QUOTA_FIELDS}
         if after != before:
-            audit_record(actor=actor, action="quota.update", target=quota, before=before,
-                         after=after, tenant=tenant)  # fmt: skip
+            audit_record(
+                actor=actor,
+                action="quota.update",
+                target=quota,
+                before=before,
+                after=after,
+                tenant=tenant,
+            )
     return quota
 
 

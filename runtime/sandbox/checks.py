@@ -65,8 +65,13 @@ def _signature_problems(node: ast.FunctionDef | ast.AsyncFunctionDef, names) -> 
     call = f"{node.name}({', '.join(names)})"
     path = f"code:{node.lineno}"
     if isinstance(node, ast.AsyncFunctionDef):
-        return [Problem(path, f"{node.name} on line {node.lineno} must be a plain function "
-                              f"(def, not async def): {call}.")]  # fmt: skip
+        return [
+            Problem(
+                path,
+                f"{node.name} on line {node.lineno} must be a plain function "
+                f"(def, not async def): {call}.",
+            )
+        ]
     arguments = node.args
     positional = len(arguments.posonlyargs) + len(arguments.args)
     required_keywords = [
@@ -74,10 +79,20 @@ def _signature_problems(node: ast.FunctionDef | ast.AsyncFunctionDef, names) -> 
     ]
     if (positional < len(names) and arguments.vararg is None) or required_keywords:
         plural = "s" if len(names) > 1 else ""
-        return [Problem(path, f"{node.name} on line {node.lineno} must accept "
-                              f"{len(names)} argument{plural}: {call}.")]  # fmt: skip
+        return [
+            Problem(
+                path,
+                f"{node.name} on line {node.lineno} must accept "
+                f"{len(names)} argument{plural}: {call}.",
+            )
+        ]
     required = positional - len(arguments.defaults)
     if required > len(names):
-        return [Problem(path, f"{node.name} on line {node.lineno} takes {required} required "
-                              f"arguments; it is called as {call}.")]  # fmt: skip
+        return [
+            Problem(
+                path,
+                f"{node.name} on line {node.lineno} takes {required} required "
+                f"arguments; it is called as {call}.",
+            )
+        ]
     return []

@@ -135,8 +135,11 @@ def _run(job: dict, tensors: dict, trainer, objects: dict) -> dict:
     module.__file__ = SUBMISSION_FILENAME
     sys.modules["submission"] = module
     linecache.cache[SUBMISSION_FILENAME] = (
-        len(code), None, code.splitlines(keepends=True), SUBMISSION_FILENAME
-    )  # fmt: skip
+        len(code),
+        None,
+        code.splitlines(keepends=True),
+        SUBMISSION_FILENAME,
+    )
     exec(compile(code, SUBMISSION_FILENAME, "exec"), module.__dict__)  # noqa: S102 (the point)
 
     info = objects["info"]
@@ -145,19 +148,24 @@ def _run(job: dict, tensors: dict, trainer, objects: dict) -> dict:
     torch.manual_seed(objects["training"].seed)
     model = module.build_model(tuple(info.input_shape), info.num_classes)
     if not isinstance(model, torch.nn.Module):
-        raise _Invalid("invalid_model", "build_model must return a torch.nn.Module; it returned "
-                                        f"{_describe(model)}.")  # fmt: skip
+        raise _Invalid(
+            "invalid_model",
+            f"build_model must return a torch.nn.Module; it returned {_describe(model)}.",
+        )
     optimizer = None
     configure = getattr(module, "configure_optimizer", None)
     if configure is not None:
         optimizer = configure(model)
         if not isinstance(optimizer, torch.optim.Optimizer):
             returned = _describe(optimizer)
-            raise _Invalid("invalid_optimizer", "configure_optimizer must return a "
-                           f"torch.optim.Optimizer; it returned {returned}.")  # fmt: skip
+            raise _Invalid(
+                "invalid_optimizer",
+                f"configure_optimizer must return a torch.optim.Optimizer; it returned {returned}.",
+            )
     # Inputs as the trainer gives them to the model (images: normalised floats, not uint8).
-    prepare = BatchPreparer.for_inference(info=info, training=objects["training"],
-                                          device=torch.device("cpu"))  # fmt: skip
+    prepare = BatchPreparer.for_inference(
+        info=info, training=objects["training"], device=torch.device("cpu")
+    )
     _dry_run(model, prepare.batch(tensors["train_x"][:DRY_RUN_BATCH]), info.num_classes)
     extra = {} if objects["budget"] is None else {"budget": objects["budget"]}
     outcome = trainer.train(
@@ -231,9 +239,12 @@ def _dry_run(model, sample, num_classes: int) -> None:
     allowed = {want} | ({(len(sample), 1), (len(sample),)} if num_classes == 2 else set())
     if not isinstance(output, torch.Tensor) or tuple(output.shape) not in allowed:
         got = tuple(output.shape) if isinstance(output, torch.Tensor) else _describe(output)
-        raise _Invalid("invalid_model", f"For a batch of {want[0]} inputs your model returned "
-                       f"{_shape(got)}; it must return a tensor of shape {_shape(want)}: one "
-                       f"score per class for each input.")  # fmt: skip
+        raise _Invalid(
+            "invalid_model",
+            f"For a batch of {want[0]} inputs your model returned "
+            f"{_shape(got)}; it must return a tensor of shape {_shape(want)}: one "
+            f"score per class for each input.",
+        )
 
 
 def _shape(shape) -> str:
@@ -242,9 +253,12 @@ def _shape(shape) -> str:
 
 def _expects(module) -> str:
     """What a layer expects of its input, in words, for the common layers."""
-    for attribute, words in (("in_features", "input features"), ("in_channels", "input channels"),
-                             ("num_features", "features (channels)"),
-                             ("input_size", "input features")):  # fmt: skip
+    for attribute, words in (
+        ("in_features", "input features"),
+        ("in_channels", "input channels"),
+        ("num_features", "features (channels)"),
+        ("input_size", "input features"),
+    ):
         value = getattr(module, attribute, None)
         if isinstance(value, int):
             return f", which expects {value} {words}"
@@ -259,8 +273,10 @@ def _shape_words(entered, finished: set[int], error: RuntimeError) -> str:
         where = f"After {layer} your forward failed"
     else:
         where = f"The {layer} got an input of shape {_shape(shape)}"
-    return (f"Shape error, found on a test batch of {DRY_RUN_BATCH} training inputs before "
-            f"training: {where}. PyTorch says: {torch_says}")  # fmt: skip
+    return (
+        f"Shape error, found on a test batch of {DRY_RUN_BATCH} training inputs before "
+        f"training: {where}. PyTorch says: {torch_says}"
+    )
 
 
 @dataclasses.dataclass

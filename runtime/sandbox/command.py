@@ -170,9 +170,20 @@ def bubblewrap_launch(bwrap: str, job: Path, ids, limits: SandboxLimits) -> Laun
         # loopback down).
         # As root, bwrap keeps every capability unless told otherwise, and never empties the
         # bounding set: the bootstrap drops that (CAP_SETPCAP), then changes uid (SETUID, SETGID).
-        args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-                 "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
-                 "--cap-add", "CAP_SETPCAP"]  # fmt: skip
+        args += [
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            "CAP_SETUID",
+            "--cap-add",
+            "CAP_SETGID",
+            "--cap-add",
+            "CAP_SETPCAP",
+        ]
     else:
         args += ["--unshare-all", "--unshare-user", "--disable-userns"]
     args += ["--hostname", "sandbox", "--clearenv"]
@@ -236,8 +247,19 @@ def bubblewrap_launch(bwrap: str, job: Path, ids, limits: SandboxLimits) -> Laun
 
     result_r, result_w = os.pipe()
     drop = (str(uid), str(gid)) if as_root else ("-1", "-1")
-    args += ["--", sys.executable, "-I", "-B", "-u", "-c", BOOTSTRAP, *drop,
-             SOURCE_ROOT_IN_SANDBOX, JOB_IN_SANDBOX, str(result_w)]  # fmt: skip
+    args += [
+        "--",
+        sys.executable,
+        "-I",
+        "-B",
+        "-u",
+        "-c",
+        BOOTSTRAP,
+        *drop,
+        SOURCE_ROOT_IN_SANDBOX,
+        JOB_IN_SANDBOX,
+        str(result_w),
+    ]
     preexec = _make_preexec(
         _rlimits(limits, _process_limit(limits, ids)), new_netns=as_root, drop_to=None
     )
@@ -258,8 +280,11 @@ def hidden_paths(bound: list[str]) -> list[str]:
                     hidden.append(str(site))
     for entry in sys.path:
         if entry.endswith("-packages"):
-            hidden += [os.path.join(entry, d) for d in PACKAGE_DATA_HIDDEN
-                       if os.path.isdir(os.path.join(entry, d))]  # fmt: skip
+            hidden += [
+                os.path.join(entry, d)
+                for d in PACKAGE_DATA_HIDDEN
+                if os.path.isdir(os.path.join(entry, d))
+            ]
     return list(dict.fromkeys(hidden))
 
 
@@ -279,8 +304,19 @@ def python_paths() -> list[str]:
 def limits_only_launch(job: Path, ids, limits: SandboxLimits) -> Launch:
     scratch = str(job / "tmp")
     result_r, result_w = os.pipe()
-    argv = [sys.executable, "-I", "-B", "-u", "-c", BOOTSTRAP, "-1", "-1",
-            str(job / "src"), str(job / "in"), str(result_w)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-I",
+        "-B",
+        "-u",
+        "-c",
+        BOOTSTRAP,
+        "-1",
+        "-1",
+        str(job / "src"),
+        str(job / "in"),
+        str(result_w),
+    ]
     preexec = _make_preexec(
         _rlimits(limits, _process_limit(limits, ids)), new_netns=ids is not None, drop_to=ids
     )
@@ -289,8 +325,13 @@ def limits_only_launch(job: Path, ids, limits: SandboxLimits) -> Launch:
 
 def limits_only_refusal() -> str | None:
     """As root, limits-only runs under a leased uid, which must be able to read Python."""
-    paths = {sys.executable, os.path.realpath(sys.executable), sys.prefix, sys.base_prefix,
-             str(RUNTIME_DIR)}  # fmt: skip
+    paths = {
+        sys.executable,
+        os.path.realpath(sys.executable),
+        sys.prefix,
+        sys.base_prefix,
+        str(RUNTIME_DIR),
+    }
     unreadable = sorted(p for p in paths if not _readable_by_others(p))
     if not unreadable:
         return None

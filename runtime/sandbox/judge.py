@@ -45,9 +45,10 @@ def judge(
         return CodeRunResult("failed", f"The code sandbox could not start: {detail}", "sandbox")
     if sig == signal.SIGKILL:  # the CPU limit's hard end, or the kernel out of memory
         return CodeRunResult(
-            "failed", "Your code was killed by the system (it used too much CPU time or memory).",
+            "failed",
+            "Your code was killed by the system (it used too much CPU time or memory).",
             "crash",
-        )  # fmt: skip
+        )
     if sig is not None:
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
         return CodeRunResult("failed", f"Your code crashed (signal {name}).", "crash")

@@ -37,9 +37,16 @@ MAX_ERROR_MESSAGE_CHARS = 4000
 
 # The kinds of error the harness reports (child.py); "sandbox" only before "ready".
 ERROR_KINDS = (
-    "sandbox", "exception", "invalid_model", "invalid_optimizer", "memory", "processes",
-    "file_size", "disk", "cpu_time",
-)  # fmt: skip
+    "sandbox",
+    "exception",
+    "invalid_model",
+    "invalid_optimizer",
+    "memory",
+    "processes",
+    "file_size",
+    "disk",
+    "cpu_time",
+)
 OUTCOME_FIELDS = ("status", "epochs_completed", "steps", "seconds", "diagnosis")
 
 Count = Annotated[StrictInt, Field(ge=0)]

@@ -77,8 +77,9 @@ def run_code_submission(
             if refusal:
                 return CodeRunResult("failed", refusal, "refused")
         with job.job_directory(ids, isolation) as directory:
-            order = job.write_inputs(directory, code=code, data=data, training=training,
-                                     budget=budget, limits=limits)  # fmt: skip
+            order = job.write_inputs(
+                directory, code=code, data=data, training=training, budget=budget, limits=limits
+            )
             if isolation == "bubblewrap":
                 launch = command.bubblewrap_launch(bwrap, directory, ids, limits)
             else:

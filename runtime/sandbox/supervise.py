@@ -196,12 +196,12 @@ def progress_point(point) -> dict | None:
         return None
 
 
-def supervise(launch: Launch, *, limits, ids, order, num_classes, epochs, progress,
-               should_cancel):  # fmt: skip
+def supervise(launch: Launch, *, limits, ids, order, num_classes, epochs, progress, should_cancel):
     started = time.monotonic()
     output = Output()
-    channel = Channel(progress=progress, test_count=len(order), num_classes=num_classes,
-                       epochs=epochs)  # fmt: skip
+    channel = Channel(
+        progress=progress, test_count=len(order), num_classes=num_classes, epochs=epochs
+    )
     process = None
     stopped: str | None = None  # why the parent stopped it
     try:

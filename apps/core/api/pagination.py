@@ -16,9 +16,12 @@ class PageNumberPagination(pagination.PageNumberPagination):
 
     def get_page_size(self, request):
         return whole_number_param(
-            request, self.page_size_query_param, default=self.page_size,
-            minimum=1, maximum=self.max_page_size,
-        )  # fmt: skip
+            request,
+            self.page_size_query_param,
+            default=self.page_size,
+            minimum=1,
+            maximum=self.max_page_size,
+        )
 
     def get_page_number(self, request, paginator):
         return whole_number_param(

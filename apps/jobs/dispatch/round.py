@@ -103,11 +103,19 @@ def _policy_for(waiting: list[tuple], now, limits: dict) -> FairShare:
         tenant_usage[tenant_id] += seconds
     for tenant_id in tenants:
         limit = limits.get(tenant_id, default_limit)
-        policy.tenant_set(tenant_id, limit=limit, in_flight=tenant_flight[tenant_id],
-                          usage=tenant_usage[tenant_id])  # fmt: skip
+        policy.tenant_set(
+            tenant_id,
+            limit=limit,
+            in_flight=tenant_flight[tenant_id],
+            usage=tenant_usage[tenant_id],
+        )
     for tenant_id, learner_id in set(flight) | set(usage):
-        policy.learner_set(tenant_id, learner_id, in_flight=flight[tenant_id, learner_id],
-                           usage=usage[tenant_id, learner_id])  # fmt: skip
+        policy.learner_set(
+            tenant_id,
+            learner_id,
+            in_flight=flight[tenant_id, learner_id],
+            usage=usage[tenant_id, learner_id],
+        )
     return policy
 
 

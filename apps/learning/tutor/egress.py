@@ -114,10 +114,12 @@ class GuardedNetworkBackend(httpcore2.AsyncNetworkBackend):
         self.allowed_hosts = tuple(allowed_hosts)
         self._backend = httpcore2.AnyIOBackend()
 
-    async def connect_tcp(self, host, port, timeout=None, local_address=None,
-                          socket_options=None):  # fmt: skip
-        connect = {"timeout": timeout, "local_address": local_address,
-                   "socket_options": socket_options}  # fmt: skip
+    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        connect = {
+            "timeout": timeout,
+            "local_address": local_address,
+            "socket_options": socket_options,
+        }
         if host_allowed(host, self.allowed_hosts):
             return await self._backend.connect_tcp(host, port, **connect)
         try:

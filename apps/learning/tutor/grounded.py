@@ -51,9 +51,25 @@ WEAK_MASTERY = 0.6
 # Words that make a question about the learner's own work, so their latest run's diagnosis
 # applies.
 OWN_WORK_WORDS = frozenset(
-    ["my", "mine", "run", "runs", "training", "trained", "submission", "submitted", "grade",
-     "score", "scored", "scores", "accuracy", "result", "results", "attempt"]
-)  # fmt: skip
+    [
+        "my",
+        "mine",
+        "run",
+        "runs",
+        "training",
+        "trained",
+        "submission",
+        "submitted",
+        "grade",
+        "score",
+        "scored",
+        "scores",
+        "accuracy",
+        "result",
+        "results",
+        "attempt",
+    ]
+)
 
 NO_ANSWER = (
     "I couldn't find anything about this in your course's lessons, so I won't guess. "
@@ -142,8 +158,9 @@ class GroundedTutor:
         blocks.append(" ".join(f"(see lesson: {c.lesson_title})" for c in citations))
         return "\n\n".join(blocks), run_citations + citations
 
-    def _quotes(self, found: Sequence[ScoredPassage], words: set[str],
-                index: PassageIndex) -> list[tuple[ScoredPassage, str]]:  # fmt: skip
+    def _quotes(
+        self, found: Sequence[ScoredPassage], words: set[str], index: PassageIndex
+    ) -> list[tuple[ScoredPassage, str]]:
         """The best sentences as (their passage, sentence), grouped by lesson, each lesson's in
         the order the lesson has them."""
         candidates = []  # (score, passage rank, position, sentence)
@@ -165,8 +182,13 @@ class GroundedTutor:
         for _, rank, _, _ in sorted(chosen, key=lambda c: c[1]):
             lesson_rank.setdefault(found[rank].passage.lesson_id, len(lesson_rank))
         order = {id(p): i for i, p in enumerate(index.passages)}
-        chosen.sort(key=lambda c: (lesson_rank[found[c[1]].passage.lesson_id],
-                                   order[id(found[c[1]].passage)], c[2]))  # fmt: skip
+        chosen.sort(
+            key=lambda c: (
+                lesson_rank[found[c[1]].passage.lesson_id],
+                order[id(found[c[1]].passage)],
+                c[2],
+            )
+        )
         return [(found[rank], sentence) for _, rank, _, sentence in chosen]
 
 
@@ -181,8 +203,9 @@ def _relevant_notes(question: str, diagnosis: Sequence[DiagnosisNote]) -> list[D
     ]
 
 
-def _run_blocks(request: TutorRequest, notes: Sequence[DiagnosisNote]
-                ) -> tuple[list[str], list[Citation]]:  # fmt: skip
+def _run_blocks(
+    request: TutorRequest, notes: Sequence[DiagnosisNote]
+) -> tuple[list[str], list[Citation]]:
     """The diagnosis notes in words, and what they cite: the run, and the exercise whose goal
     the run is measured against."""
     if not notes:

@@ -76,10 +76,11 @@ def build_messages(request: TutorRequest, passages: Sequence[Passage]) -> list[d
         context.append(f"The exercise's goal: {request.exercise_goal}")
     if passages:
         material = [
-            f"[{i}] Lesson “{p.lesson_title}”" + (f", section “{p.heading}”" if p.heading else "")
+            f"[{i}] Lesson “{p.lesson_title}”"
+            + (f", section “{p.heading}”" if p.heading else "")
             + f":\n{p.text}"
             for i, p in enumerate(passages, start=1)
-        ]  # fmt: skip
+        ]
         context.append("Course material:\n\n" + "\n\n".join(material))
     else:
         context.append("Course material: none of the lessons matches this question.")
@@ -96,8 +97,11 @@ def build_messages(request: TutorRequest, passages: Sequence[Passage]) -> list[d
         )
         context.append(f"Estimated mastery of the learner's skills:\n{skills}")
     messages = [{"role": "system", "content": "\n\n".join(context)}]
-    messages += [{"role": t.role, "content": t.content} for t in request.history
-                 if t.role in ("user", "assistant")]  # fmt: skip
+    messages += [
+        {"role": t.role, "content": t.content}
+        for t in request.history
+        if t.role in ("user", "assistant")
+    ]
     messages.append({"role": "user", "content": request.question})
     return messages
 
@@ -117,10 +121,18 @@ def cited_lessons(answer: str, passages: Sequence[Passage]) -> list[Citation]:
 
 
 class OpenAICompatibleTutor:
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, *,
-                 timeout: float = 30.0, max_tokens: int = 800, temperature: float | None = 0.3,
-                 context_passages: int = CONTEXT_PASSAGES,
-                 allowed_hosts: Collection[str] = ()):  # fmt: skip
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_tokens: int = 800,
+        temperature: float | None = 0.3,
+        context_passages: int = CONTEXT_PASSAGES,
+        allowed_hosts: Collection[str] = (),
+    ):
         self.base_url = base_url
         self.model = model
         self._api_key = api_key or NO_KEY
@@ -136,8 +148,9 @@ class OpenAICompatibleTutor:
 
     async def answer(self, request: TutorRequest) -> AsyncIterator[TutorEvent]:
         index = PassageIndex.from_lessons(request.lessons)
-        found = index.search(request.question, self.context_passages,
-                             context=request.last_user_turn())  # fmt: skip
+        found = index.search(
+            request.question, self.context_passages, context=request.last_user_turn()
+        )
         passages = [s.passage for s in found]
         messages = build_messages(request, passages)
         answer: list[str] = []
@@ -203,8 +216,11 @@ class OpenAICompatibleTutor:
             if status == 429:
                 return f"{where} is rate-limiting or out of quota (HTTP 429).", "rate_limit", 429
             if status == 404:
-                return (f"{where} has no model {self.model!r} or no chat-completions API "
-                        "(HTTP 404).", "request", status)  # fmt: skip
+                return (
+                    f"{where} has no model {self.model!r} or no chat-completions API (HTTP 404).",
+                    "request",
+                    status,
+                )
             if status >= 500:
                 return f"{where} failed with a server error (HTTP {status}).", "server", status
             return f"{where} rejected the request (HTTP {status}).", "request", status
@@ -212,10 +228,16 @@ class OpenAICompatibleTutor:
             return f"{where} did not answer within {self.timeout:g} s.", "timeout", None
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc
-            return (f"{where} could not be reached ({type(cause).__name__}: {cause}).",
-                    "connection", None)  # fmt: skip
-        return (f"{where} sent an answer that could not be read ({type(exc).__name__}).",
-                "protocol", None)  # fmt: skip
+            return (
+                f"{where} could not be reached ({type(cause).__name__}: {cause}).",
+                "connection",
+                None,
+            )
+        return (
+            f"{where} sent an answer that could not be read ({type(exc).__name__}).",
+            "protocol",
+            None,
+        )
 
 
 def _public_address(url: str) -> str:

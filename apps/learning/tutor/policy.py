@@ -214,8 +214,9 @@ class AnswerGuard:
         return rest
 
 
-async def guard_stream(events: AsyncIterable[TutorEvent], policy: TutorPolicy,
-                       forbidden: Sequence[str]) -> AsyncIterator[TutorEvent]:  # fmt: skip
+async def guard_stream(
+    events: AsyncIterable[TutorEvent], policy: TutorPolicy, forbidden: Sequence[str]
+) -> AsyncIterator[TutorEvent]:
     """A backend's stream with the guard applied (unchanged when the policy allows solutions).
     Chunks held back are sent with the next chunk; TutorDone passes through, last."""
     guard = AnswerGuard(() if policy.solutions_allowed else forbidden)

@@ -35,23 +35,19 @@ B = 0.75
 MIN_PASSAGE_CHARS = 280
 DEFAULT_TOP_K = 3
 
-# fmt: off
-STOP_WORDS = frozenset([
-    "a", "about", "above", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as",
-    "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by",
-    "can", "could", "did", "do", "does", "doing", "done", "down", "during", "each", "few", "for",
-    "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "him", "his",
-    "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most",
-    "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other",
-    "our", "ours", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than",
-    "that", "the", "their", "theirs", "them", "then", "there", "these", "they", "this", "those",
-    "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when",
-    "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your",
-    "yours", "yourself", "s", "t", "d", "ll", "m", "re", "ve", "don", "doesn", "didn", "isn",
-    "aren", "wasn", "won", "shouldn", "please", "tell", "explain", "thanks", "thank", "hi",
-    "hello",
-])
-# fmt: on
+# One string, split: the list kept as compact as a paragraph.
+_STOP_WORDS = (
+    "a about above after again all also am an and any are as at be because been before "
+    "being below between both but by can could did do does doing done down during each few "
+    "for from further had has have having he her here hers him his how i if in into is it "
+    "its itself just me more most my myself no nor not now of off on once only or other "
+    "our ours out over own same she should so some such than that the their theirs them "
+    "then there these they this those through to too under until up very was we were what "
+    "when where which while who whom why will with would you your yours yourself s t d ll "
+    "m re ve don doesn didn isn aren wasn won shouldn please tell explain thanks thank hi "
+    "hello"
+)
+STOP_WORDS = frozenset(_STOP_WORDS.split())
 # Words that, alone, make a question a follow-up of the previous one ("why?", "can you explain
 # more?", "give an example"): such a question is searched together with its context.
 FOLLOW_UP_WORDS = frozenset(
@@ -61,8 +57,15 @@ FOLLOW_UP_WORDS = frozenset(
 _WORD = re.compile(r"[^\W_]+")
 _markdown = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
 # Blocks that belong to the paragraph before them rather than starting a passage of their own.
-_ATTACHED = {"fence", "code_block", "table_open", "bullet_list_open", "ordered_list_open",
-             "blockquote_open", "html_block"}  # fmt: skip
+_ATTACHED = {
+    "fence",
+    "code_block",
+    "table_open",
+    "bullet_list_open",
+    "ordered_list_open",
+    "blockquote_open",
+    "html_block",
+}
 
 
 def stem(word: str) -> str:
@@ -165,8 +168,9 @@ class PassageIndex:
             return np.zeros(len(self.passages))
         return np.asarray(self._bm25.get_scores(words), dtype=float)
 
-    def search(self, query: str, k: int = DEFAULT_TOP_K, *, context: str = "",
-               context_weight: float = 0.5) -> list[ScoredPassage]:  # fmt: skip
+    def search(
+        self, query: str, k: int = DEFAULT_TOP_K, *, context: str = "", context_weight: float = 0.5
+    ) -> list[ScoredPassage]:
         """The (at most) k best passages for the query, best first, all with a score > 0.
 
         `context` (the conversation's previous question) only re-ranks: score = BM25(query) +
