@@ -17,6 +17,7 @@ from apps.core.api.views import ApiView
 from apps.courses.access import course_teaches
 from apps.courses.selectors import course_get
 from apps.learning import selectors, services
+from apps.learning.links import recommendation_url
 from apps.learning.models import TutorSettings, Verb
 from apps.learning.xapi import statement_json
 from apps.tenants.models import Membership, Role
@@ -75,7 +76,7 @@ class StatementsApi(ApiView):
             else:
                 learner = user  # a learner (or a teacher without a course) reads their own
         rows = list(
-            selectors.statements(
+            selectors.statement_list(
                 tenant=request.tenant,
                 learner=learner,
                 course=course,
@@ -112,7 +113,10 @@ class RecommendationSerializer(serializers.Serializer):
     skill = serializers.UUIDField(source="skill.pk", allow_null=True, default=None)
     kind = serializers.CharField(allow_null=True)
     title = serializers.CharField(source="target_title", allow_null=True)
-    url = serializers.CharField(allow_null=True)
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, step) -> str | None:
+        return recommendation_url(step, tenant_slug=self.context["tenant_slug"])
 
 
 class MyMasterySerializer(serializers.Serializer):
@@ -125,9 +129,13 @@ class MyMasteryApi(ApiView):
 
     @extend_schema(responses=MyMasterySerializer)
     def get(self, request, tenant_slug):
-        mastery = selectors.mastery_of(tenant=request.tenant, user=request.user)
-        step = selectors.recommendation(tenant=request.tenant, user=request.user, mastery=mastery)
-        return Response(MyMasterySerializer({"skills": mastery, "recommendation": step}).data)
+        mastery = selectors.mastery_list(tenant=request.tenant, user=request.user)
+        step = selectors.recommendation_get(
+            tenant=request.tenant, user=request.user, mastery=mastery
+        )
+        data = {"skills": mastery, "recommendation": step}
+        context = {"tenant_slug": request.tenant.slug}
+        return Response(MyMasterySerializer(data, context=context).data)
 
 
 class MasteryGridSerializer(serializers.Serializer):
@@ -147,7 +155,7 @@ class CourseMasteryApi(ApiView):
             access=request.tenant_access, user=request.user, course=course
         ):
             raise NotFound()
-        grid = selectors.course_mastery_grid(course=course)
+        grid = selectors.mastery_grid_get(course=course)
         return Response(
             {
                 "skills": [{"id": str(s.pk), "slug": s.slug, "name": s.name} for s in grid.skills],

@@ -20,7 +20,7 @@ from apps.courses.forms import GradeOverrideForm
 from apps.jobs import selectors, services
 from apps.jobs.grading import grade_override as grade_override_write
 from apps.jobs.states import FINAL_STATES
-from apps.learning.selectors import run_hints
+from apps.learning.selectors import run_hint_list
 
 
 def _visible_submission(request, submission_id):
@@ -46,7 +46,7 @@ def _result_context(submission) -> dict:
         "grade": grade,
         "metrics": metrics,
         "confusion": _confusion_rows(metrics),
-        "hints": run_hints(job=job, course=assignment.course, tenant_slug=submission.tenant.slug),
+        "hints": run_hint_list(job=job, course=assignment.course),
     }
 
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
-from django.urls import reverse
 
 from apps.courses.models import Enrollment, Lesson, Skill
 from apps.courses.selectors import AssignmentStatus, course_list_for_learner
@@ -16,7 +15,7 @@ from apps.learning.bkt import mastery_percent
 from apps.learning.models import Mastery, RunDiagnosis, SkillParams, Statement
 
 
-def statements(*, tenant, learner=None, course=None, verb=None, after_id=None) -> QuerySet:
+def statement_list(*, tenant, learner=None, course=None, verb=None, after_id=None) -> QuerySet:
     rows = Statement.objects.filter(tenant=tenant).select_related("actor")
     if learner is not None:
         rows = rows.filter(actor=learner)
@@ -49,11 +48,11 @@ def _priors(skill_ids) -> dict:
     return {s: fitted.get(s, SkillParams.DEFAULTS["prior"]) for s in skill_ids}
 
 
-def learner_courses(*, tenant, user) -> QuerySet:
+def course_list_taken(*, tenant, user) -> QuerySet:
     return course_list_for_learner(tenant=tenant, user=user)
 
 
-def course_skills(courses) -> QuerySet:
+def skill_list_of_courses(courses) -> QuerySet:
     """The skills the courses' lessons teach or exercises practise."""
     return (
         Skill.objects.filter(Q(lessons__course__in=courses) | Q(exercises__course__in=courses))
@@ -62,11 +61,11 @@ def course_skills(courses) -> QuerySet:
     )
 
 
-def mastery_of(*, tenant, user, skills=None) -> list[SkillMastery]:
+def mastery_list(*, tenant, user, skills=None) -> list[SkillMastery]:
     """The learner's mastery of each skill of their courses (the skill's prior when they have
     no observation of it yet), by skill name."""
     if skills is None:
-        skills = list(course_skills(learner_courses(tenant=tenant, user=user)))
+        skills = list(skill_list_of_courses(course_list_taken(tenant=tenant, user=user)))
     ids = [s.pk for s in skills]
     rows = {m.skill_id: m for m in Mastery.objects.filter(user=user, skill_id__in=ids).order_by()}
     priors = _priors(ids)
@@ -88,9 +87,9 @@ class MasteryGrid:
     cells: list[list[float | None]]
 
 
-def course_mastery_grid(*, course) -> MasteryGrid:
+def mastery_grid_get(*, course) -> MasteryGrid:
     """Learners of the course by its skills (the teacher's heat map): two queries."""
-    skills = list(course_skills([course]))
+    skills = list(skill_list_of_courses([course]))
     learners = [
         e.user
         for e in Enrollment.objects.filter(course=course)
@@ -111,12 +110,12 @@ def course_mastery_grid(*, course) -> MasteryGrid:
 class Recommendation:
     sentence: str
     skill: Skill | None = None
-    url: str | None = None
+    target_id: object = None  # the assignment's or the lesson's (its URL: apps/learning/links.py)
     target_title: str | None = None
     kind: str | None = None  # "assignment" | "lesson"
 
 
-def _open_assignment_for(skill, *, tenant, user) -> tuple[str, str] | None:
+def _open_assignment_for(skill, *, tenant, user):
     """The learner's assignment that practises the skill and takes a submission now (the
     window and attempts rule of the submission service, as the dashboard shows it)."""
     assignment = (
@@ -130,17 +129,16 @@ def _open_assignment_for(skill, *, tenant, user) -> tuple[str, str] | None:
     )
     if assignment is None:
         return None
-    url = reverse("assignment", args=[tenant.slug, assignment.pk])
-    return url, assignment.exercise.title
+    return assignment.pk, assignment.exercise.title
 
 
-def _lesson_for(skill, courses, tenant_slug) -> tuple[str, str] | None:
+def _lesson_for(skill, courses):
     lesson = (
         Lesson.objects.filter(course__in=courses, skills=skill).order_by("course", "position")
     ).first()
     if lesson is None:
         return None
-    return reverse("lesson", args=[tenant_slug, lesson.pk]), lesson.title
+    return lesson.pk, lesson.title
 
 
 def _perfect_latest(*, user, skill_ids) -> set:
@@ -161,15 +159,19 @@ def _perfect_latest(*, user, skill_ids) -> set:
     return {skill_id for skill_id, perfect in latest.items() if perfect}
 
 
-def recommendation(*, tenant, user, mastery: list[SkillMastery] | None = None) -> Recommendation:
+def recommendation_get(
+    *, tenant, user, mastery: list[SkillMastery] | None = None
+) -> Recommendation:
     """The next step: for the lowest-mastery skill whose prerequisites are all mastered, the open
     assignment that practises it (soonest due), else the lesson that teaches it. A skill whose
     latest graded work is at full marks counts as mastered here, whatever its probability says
     (one perfect score does not move BKT's estimate past the threshold): it is never the one
     to practise, and it opens the skills that need it."""
-    courses = list(learner_courses(tenant=tenant, user=user))
+    courses = list(course_list_taken(tenant=tenant, user=user))
     if mastery is None:
-        mastery = mastery_of(tenant=tenant, user=user, skills=list(course_skills(courses)))
+        mastery = mastery_list(
+            tenant=tenant, user=user, skills=list(skill_list_of_courses(courses))
+        )
     if not mastery:
         return Recommendation("Your courses have no skills to practise yet.")
     known = {m.skill.pk: m for m in mastery}
@@ -181,7 +183,7 @@ def recommendation(*, tenant, user, mastery: list[SkillMastery] | None = None) -
     # Prerequisites outside the learner's courses count too: their mastery is read as well.
     outside = {p for ps in needs.values() for p in ps} - known.keys()
     if outside:
-        others = mastery_of(
+        others = mastery_list(
             tenant=tenant, user=user, skills=list(Skill.objects.filter(pk__in=outside))
         )
         known |= {m.skill.pk: m for m in others}
@@ -203,7 +205,7 @@ def recommendation(*, tenant, user, mastery: list[SkillMastery] | None = None) -
     found = _open_assignment_for(chosen.skill, tenant=tenant, user=user)
     kind = "assignment"
     if found is None:
-        found, kind = _lesson_for(chosen.skill, courses, tenant.slug), "lesson"
+        found, kind = _lesson_for(chosen.skill, courses), "lesson"
     prerequisites = [known[p].skill.name for p in needs.get(chosen.skill.pk, ())]
     because = (
         f"you have mastered its prerequisites ({', '.join(sorted(prerequisites))})"
@@ -217,13 +219,13 @@ def recommendation(*, tenant, user, mastery: list[SkillMastery] | None = None) -
             "but your courses have nothing open for it yet.",
             skill=chosen.skill,
         )
-    url, title = found
+    target_id, title = found
     verb = "Practise it with" if kind == "assignment" else "Read"
     return Recommendation(
         f"{verb} “{title}”: {chosen.skill.name} is your weakest skill ({percent} mastered) "
         f"and {because}.",
         skill=chosen.skill,
-        url=url,
+        target_id=target_id,
         target_title=title,
         kind=kind,
     )
@@ -247,9 +249,9 @@ def _hint_lesson(hint_skills, lessons, own: set[str]):
     return best
 
 
-def run_hints(*, job, course, tenant_slug: str) -> list[dict]:
-    """The run's diagnosis hints, each with `lesson` ({"title", "url"} of the course's lesson
-    for it, `_hint_lesson`) or None."""
+def run_hint_list(*, job, course) -> list[dict]:
+    """The run's diagnosis hints, each with `lesson` (the course's Lesson for it,
+    `_hint_lesson`) or None."""
     diagnosis = RunDiagnosis.objects.filter(job=job).first()
     if diagnosis is None or not diagnosis.hints:
         return []
@@ -263,9 +265,5 @@ def run_hints(*, job, course, tenant_slug: str) -> list[dict]:
     )
     hints = []
     for hint in diagnosis.hints:
-        lesson = _hint_lesson(hint["skills"], lessons, own)
-        link = None
-        if lesson is not None:
-            link = {"title": lesson.title, "url": reverse("lesson", args=[tenant_slug, lesson.pk])}
-        hints.append({**hint, "lesson": link})
+        hints.append({**hint, "lesson": _hint_lesson(hint["skills"], lessons, own)})
     return hints

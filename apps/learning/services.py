@@ -89,7 +89,7 @@ def bkt_fit_on_commit(tenant_id) -> None:
     """Queue a fit of the tenant's knowledge tracing once the current transaction commits
     (a teacher's refit, on the page or through the API)."""
     tenant_id = str(tenant_id)
-    transaction.on_commit(lambda: current_app.send_task(BKT_FIT_TASK, args=[tenant_id]))
+    transaction.on_commit(lambda: current_app.send_task(BKT_FIT_TASK, args=(tenant_id,)))
 
 
 def _forward_queued() -> bool:

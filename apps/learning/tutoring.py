@@ -106,7 +106,7 @@ def _lessons(tenant, user, assignment=None) -> list[TutorLesson]:
     """The lessons of the learner's courses; asked about an assignment, those of its course
     that teach the exercise's own skills (when there are any), so that a CNN exercise's
     question is not answered from the XOR lesson."""
-    courses = selectors.learner_courses(tenant=tenant, user=user)
+    courses = selectors.course_list_taken(tenant=tenant, user=user)
     lessons = Lesson.objects.filter(course__in=courses)
     if assignment is not None:
         own = lessons.filter(
@@ -218,7 +218,7 @@ def prepare(*, tenant, user, question: str, assignment_id=None) -> Prepared:
                 raise TutorRefused("invalid", "No assignment of yours has this id.")
         rate_limit_take(user_id=user.pk)
         backend, name = _backend(tenant)
-        mastery = selectors.mastery_of(tenant=tenant, user=user)
+        mastery = selectors.mastery_list(tenant=tenant, user=user)
         policy = TutorPolicy()
         forbidden: list[str] = []
         if assignment is not None:

@@ -23,6 +23,7 @@ from apps.learning import selectors as learning_selectors
 from apps.learning import services
 from apps.learning.bkt import mastery_percent
 from apps.learning.forms import TutorSettingsForm
+from apps.learning.links import recommendation_url
 from apps.learning.models import SkillParams
 from apps.learning.tutoring import tokens_used_this_month
 from apps.tenants.models import Role
@@ -45,15 +46,17 @@ def tenant_home(request, tenant_slug):
             assignment.status_label = AssignmentStatus(assignment.status).label
         context["assignments"] = assignments
         context["runs"] = submission_list_recent(learner=request.user)
-        context["has_courses"] = learning_selectors.learner_courses(
+        context["has_courses"] = learning_selectors.course_list_taken(
             tenant=request.tenant, user=request.user
         ).exists()
-        mastery = learning_selectors.mastery_of(tenant=request.tenant, user=request.user)
+        mastery = learning_selectors.mastery_list(tenant=request.tenant, user=request.user)
         context["mastery"] = mastery
         context["mastery_threshold"] = round(settings.MASTERY_THRESHOLD * 100)
-        context["next_step"] = learning_selectors.recommendation(
+        step = learning_selectors.recommendation_get(
             tenant=request.tenant, user=request.user, mastery=mastery
         )
+        context["next_step"] = step
+        context["next_step_url"] = recommendation_url(step, tenant_slug=request.tenant.slug)
     return render(request, "tenants/home.html", context)
 
 
@@ -84,7 +87,7 @@ def lesson_page(request, tenant_slug, lesson_id):
 def mastery_page(request, tenant_slug, course_id):
     """The course's learners by its skills as a heat map of mastery, paginated by learner."""
     course = course_taught_or_404(request, course_id)
-    grid = learning_selectors.course_mastery_grid(course=course)
+    grid = learning_selectors.mastery_grid_get(course=course)
     rows = [
         {
             "learner": learner,
