@@ -10,7 +10,9 @@ from apps.jobs.states import (
     transition_check,
 )
 
-ALLOWED = [(current, target) for current, targets in TRANSITIONS.items() for target in targets]
+ALLOWED = [
+    (current, target) for current, targets in TRANSITIONS.items() for target in sorted(targets)
+]
 FORBIDDEN = [
     (current, target)
     for current in JobState.values
