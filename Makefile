@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+TEST_PROCESSES ?= 2
 
 .PHONY: install run test lint format bench check-compose clean
 
@@ -18,13 +19,14 @@ install: $(STAMP)
 run: install
 	$(BIN)/python -m config.launcher
 
-## Lint, format check and the whole test suite against PostgreSQL and Redis.
+## Lint, format check and the whole test suite against PostgreSQL and Redis, in TEST_PROCESSES
+## pytest-xdist processes taking whole files (each with its own test database and Redis database).
 test: install
 	scripts/ensure-test-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile
 
 ## Performance measurements (numbers and machines in benchmarks/README.md).
 bench: install

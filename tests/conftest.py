@@ -1,11 +1,16 @@
-"""Shared fixtures: two tenants with people in every role, API clients with real tokens, a real
-Celery worker process, and a clean Redis for throttles."""
+"""Shared fixtures: two tenants with people in every role, API clients with real tokens, the
+session's real Celery worker process (lent to one module at a time) and uvicorn server, a clean
+Redis for throttles, and under pytest-xdist a Redis database per worker."""
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -36,6 +41,7 @@ from tests.factories import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+WORKER_QUEUES = ("default", "gpu")
 
 
 def pytest_report_header(config) -> str:
@@ -43,9 +49,37 @@ def pytest_report_header(config) -> str:
     return f"today: {date.today().isoformat()}"
 
 
+def _redis_url_of_xdist_worker(index: int) -> str:
+    base, _, db = os.environ["REDIS_URL"].rpartition("/")
+    return f"{base}/{int(db or 0) + index}"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config, specs):
+    """Under pytest-xdist each worker gets a Redis database of its own, REDIS_URL's and the
+    ones after it (gw0 REDIS_URL's, gw1 the next), as pytest-django gives each its own
+    PostgreSQL database. Set in the worker's environment before it starts, since Django reads
+    REDIS_URL when pytest-django loads the settings (a URL cannot travel in --tx: no "//")."""
+    for index, spec in enumerate(specs):
+        spec.env["REDIS_URL"] = _redis_url_of_xdist_worker(index)
+        # xdist remakes a spec without this execution model from its text, dropping `env`.
+        spec.execmodel = "main_thread_only"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    # Checked by the worker (_clean_test_redis): two workers on one Redis would break each other.
+    index = int(node.workerinput["workerid"].removeprefix("gw"))
+    node.workerinput["aula_redis_url"] = _redis_url_of_xdist_worker(index)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _clean_test_redis():
+def _clean_test_redis(request):
     """The suite owns its Redis database (REDIS_URL); start from an empty one."""
+    meant = getattr(request.config, "workerinput", {}).get("aula_redis_url")
+    assert meant in (None, settings.REDIS_URL), (
+        f"this xdist worker runs on Redis {settings.REDIS_URL}, not its own {meant}"
+    )
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 
@@ -158,19 +192,20 @@ def wait_for(condition, *, timeout: float, interval: float = 0.1, message=""):
         time.sleep(interval)
 
 
-@pytest.fixture(scope="module")
-def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
-    """A real Celery worker (a separate process) on the test database and the test Redis.
+@dataclass
+class _SessionWorker:
+    hostname: str
+    process: subprocess.Popen
+    log: Path
 
-    One per test module that asks for it, stopped after that module: a worker left running
-    would take the jobs that later modules submit without wanting them run (and its writes
-    would race their database flush). It starts from empty queues for the same reason.
-    """
+
+def _worker_queues_purge() -> None:
+    redis.Redis.from_url(settings.REDIS_URL).delete(*WORKER_QUEUES)
+
+
+def _worker_start(log_path: Path) -> _SessionWorker:
     from apps.core.heartbeat import heartbeats_read
 
-    redis.Redis.from_url(settings.REDIS_URL).delete("gpu", "default")
-
-    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
     env = {
         **os.environ,
         "DATABASE_URL": database_url_of_test_db(),
@@ -178,16 +213,19 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
         "DATABASE_POOL": "true",  # as production runs (the test process itself does not)
         "WORKER_HEARTBEAT_INTERVAL": "1",
     }
-    hostname = f"test-{os.getpid()}-{log_path.parent.name}@localhost"  # one name per module
-    with open(log_path, "wb") as log:
+    hostname = f"test-{os.getpid()}-{log_path.parent.name}@localhost"
+    with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [
                 sys.executable, "-m", "celery", "-A", "config", "worker",
-                "-Q", "default,gpu", "--concurrency", "1", "--pool", "solo",
+                "-Q", ",".join(WORKER_QUEUES), "--concurrency", "1", "--pool", "solo",
                 "-n", hostname, "--loglevel", "INFO",
+                # No peers to sync with or gossip to: the worker starts faster.
+                "--without-mingle", "--without-gossip",
             ],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
+    worker = _SessionWorker(hostname=hostname, process=process, log=log_path)
     try:
         wait_for(
             lambda: hostname in heartbeats_read() or process.poll() is not None,
@@ -196,7 +234,144 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
         )
         if process.poll() is not None:
             raise AssertionError(f"worker exited: {log_path.read_text()[-4000:]}")
-        yield {"hostname": hostname, "process": process, "log": log_path}
+    except BaseException:
+        stop_process(process)
+        raise
+    return worker
+
+
+def _worker_control(command: str, worker: _SessionWorker) -> bool:
+    """add_consumer / cancel_consumer for each queue; True when the worker answered each. The
+    solo pool reads control messages between tasks, so an answer means no task is running."""
+    from config.celery import app
+
+    for queue in WORKER_QUEUES:
+        replies = getattr(app.control, command)(
+            queue, destination=[worker.hostname], reply=True, timeout=30
+        )
+        if not any(worker.hostname in reply for reply in replies or []):
+            return False
+    return True
+
+
+def _worker_pause(worker: _SessionWorker) -> bool:
+    """Stops the worker taking jobs, then stops the process itself (SIGSTOP: no heartbeat, no
+    database or Redis traffic) until the next module asks for it. False if it did not answer."""
+    from apps.core.heartbeat import heartbeat_remove
+
+    if worker.process.poll() is not None or not _worker_control("cancel_consumer", worker):
+        return False
+    worker.process.send_signal(signal.SIGSTOP)
+    wait_for(lambda: _process_state(worker.process.pid) in {"T", "t"}, timeout=10,
+             message="the paused worker to stop")  # fmt: skip
+    heartbeat_remove(hostname=worker.hostname)
+    return True
+
+
+def _worker_resume(worker: _SessionWorker) -> bool:
+    from apps.core.heartbeat import heartbeats_read
+
+    worker.process.send_signal(signal.SIGCONT)
+    if worker.process.poll() is not None or not _worker_control("add_consumer", worker):
+        return False
+    # Its heartbeat is back (the pause removed it), so /readyz sees it again.
+    wait_for(lambda: worker.hostname in heartbeats_read(), timeout=30,
+             message="the resumed worker's heartbeat")  # fmt: skip
+    return True
+
+
+def _process_state(pid: int) -> str:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rpartition(")")[2].split()[0]
+
+
+def _worker_stop(worker: _SessionWorker) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        worker.process.send_signal(signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+    stop_process(worker.process)
+
+
+@pytest.fixture(scope="session")
+def _session_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """The session's one Celery worker process, started on first use and lent to one test module
+    at a time (`celery_worker_process`); stopped before the test database is dropped."""
+    slot: dict[str, _SessionWorker | None] = {"worker": None}
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+
+    def lend() -> _SessionWorker:
+        worker = slot["worker"]
+        if worker is not None and not _worker_resume(worker):
+            _worker_stop(worker)
+            worker = None
+        if worker is None:
+            worker = slot["worker"] = _worker_start(log_path)
+        return worker
+
+    def take_back(worker: _SessionWorker) -> None:
+        if not _worker_pause(worker):
+            _worker_stop(worker)
+            slot["worker"] = None
+
+    try:
+        yield lend, take_back
+    finally:
+        if slot["worker"] is not None:
+            _worker_stop(slot["worker"])
+
+
+@pytest.fixture(scope="module")
+def celery_worker_process(_session_worker):
+    """A real Celery worker (a separate process) on the test database and the test Redis.
+
+    Lent to one test module at a time and paused after it: a worker taking jobs between modules
+    would take the jobs that later modules submit without wanting them run (and its writes
+    would race their database flush). Each module gets it with empty queues for the same
+    reason. Starting a worker imports torch (seconds), so the session starts it once.
+    """
+    lend, take_back = _session_worker
+    _worker_queues_purge()
+    worker = lend()
+    try:
+        yield {"hostname": worker.hostname, "process": worker.process, "log": worker.log}
+    finally:
+        take_back(worker)
+        _worker_queues_purge()
+
+
+@pytest.fixture(scope="session")
+def asgi_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[str]:
+    """uvicorn on config.asgi (HTTP and websockets, as production runs it) in a separate
+    process, on the test database and Redis; its URL. Tests using it need committed data
+    (transactional_db, which the browser tests' `new_page` brings). One for the session: it only
+    answers requests, so the modules that use it can share it (each start imports the app)."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("uvicorn") / "uvicorn.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_of_test_db(),
+        "STATIC_FROM_SOURCE": "true",
+        "DATABASE_POOL": "true",  # as production runs (the test process itself does not)
+    }
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+             "--port", str(port), "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"uvicorn exited: {log_path.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for(answers, timeout=60, message="uvicorn answering /healthz")
+        yield url
     finally:
         stop_process(process)
 

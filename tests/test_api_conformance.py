@@ -18,7 +18,6 @@ import sys
 import pytest
 from knox.models import AuthToken
 
-from tests.browser.conftest import asgi_server  # noqa: F401 (a fixture: uvicorn on config.asgi)
 from tests.conftest import ROOT, api_client_for
 from tests.factories import EnrollmentFactory, InvitationFactory, LessonFactory, MembershipFactory
 from tests.snapshots import db_snapshot
@@ -98,7 +97,7 @@ def _readable(result) -> str:
 @pytest.mark.parametrize("role", list(RUNS))
 def test_every_operation_keeps_to_the_schema(
     role,
-    asgi_server,  # noqa: F811 (the fixture imported above)
+    asgi_server,
     transactional_db,
     tenant_a,
     platform_admin,

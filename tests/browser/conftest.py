@@ -9,9 +9,6 @@ test-artifacts/screenshots/.
 
 import os
 import re
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -94,47 +91,8 @@ def expected_console_errors() -> list[re.Pattern]:
 @pytest.fixture
 def server_url(live_server) -> str:
     """The server pages are opened on: pytest-django's live server (WSGI, in a thread). Modules
-    that need websockets override this with `asgi_server`."""
+    that need websockets override this with `asgi_server` (tests/conftest.py)."""
     return live_server.url
-
-
-@pytest.fixture(scope="module")
-def asgi_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[str]:
-    """uvicorn on config.asgi (HTTP and websockets, as production runs it) in a separate
-    process, on the test database and Redis; its URL. Tests using it need committed data
-    (transactional_db, which `new_page` brings)."""
-    from tests.conftest import ROOT, database_url_of_test_db, free_port, stop_process, wait_for
-
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("uvicorn") / "uvicorn.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url_of_test_db(),
-        "STATIC_FROM_SOURCE": "true",
-        "DATABASE_POOL": "true",  # as production runs (the test process itself does not)
-    }
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"uvicorn exited: {log_path.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    try:
-        wait_for(answers, timeout=60, message="uvicorn answering /healthz")
-        yield url
-    finally:
-        stop_process(process)
 
 
 @pytest.fixture
