@@ -262,10 +262,13 @@ def _worker_pause(worker: _SessionWorker) -> bool:
     if worker.process.poll() is not None or not _worker_control("cancel_consumer", worker):
         return False
     worker.process.send_signal(signal.SIGSTOP)
-    wait_for(lambda: _process_state(worker.process.pid) in {"T", "t"}, timeout=10,
-             message="the paused worker to stop")  # fmt: skip
+    wait_for(
+        lambda: worker.process.poll() is not None or _process_state(worker.process.pid) == "T",
+        timeout=10,
+        message="the paused worker to stop",
+    )
     heartbeat_remove(hostname=worker.hostname)
-    return True
+    return worker.process.poll() is None
 
 
 def _worker_resume(worker: _SessionWorker) -> bool:
@@ -281,7 +284,11 @@ def _worker_resume(worker: _SessionWorker) -> bool:
 
 
 def _process_state(pid: int) -> str:
-    stat = Path(f"/proc/{pid}/stat").read_text()
+    """Linux's one-letter state of a process ("T": stopped by a signal); "" once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return ""
     return stat.rpartition(")")[2].split()[0]
 
 
