@@ -217,14 +217,31 @@ def _worker_start(log_path: Path) -> _SessionWorker:
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "config", "worker",
-                "-Q", ",".join(WORKER_QUEUES), "--concurrency", "1", "--pool", "solo",
-                "-n", hostname, "--loglevel", "INFO",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                ",".join(WORKER_QUEUES),
+                "--concurrency",
+                "1",
+                "--pool",
+                "solo",
+                "-n",
+                hostname,
+                "--loglevel",
+                "INFO",
                 # No peers to sync with or gossip to: the worker starts faster.
-                "--without-mingle", "--without-gossip",
+                "--without-mingle",
+                "--without-gossip",
             ],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     worker = _SessionWorker(hostname=hostname, process=process, log=log_path)
     try:
         wait_for(
@@ -278,8 +295,11 @@ def _worker_resume(worker: _SessionWorker) -> bool:
     if worker.process.poll() is not None or not _worker_control("add_consumer", worker):
         return False
     # Its heartbeat is back (the pause removed it), so /readyz sees it again.
-    wait_for(lambda: worker.hostname in heartbeats_read(), timeout=30,
-             message="the resumed worker's heartbeat")  # fmt: skip
+    wait_for(
+        lambda: worker.hostname in heartbeats_read(),
+        timeout=30,
+        message="the resumed worker's heartbeat",
+    )
     return True
 
 
@@ -361,10 +381,23 @@ def asgi_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterato
     }
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
 
     def answers() -> bool:

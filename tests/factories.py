@@ -205,10 +205,17 @@ def graded_submission(*, assignment, learner, attempt: int, score=80, accuracy=0
     submission = SubmissionFactory(assignment=assignment, learner=learner, attempt=attempt)
     now = timezone.now()
     job = JobFactory(
-        submission=submission, state="succeeded", attempt=1, lease_token=1, last_seq=3,
-        dispatched_at=now, started_at=now, finished_at=now, run_started_at=now,
+        submission=submission,
+        state="succeeded",
+        attempt=1,
+        lease_token=1,
+        last_seq=3,
+        dispatched_at=now,
+        started_at=now,
+        finished_at=now,
+        run_started_at=now,
         budget_seconds=60,
-    )  # fmt: skip
+    )
     for seq, kind in enumerate(("queued", "started", "succeeded"), start=1):
         JobEventFactory(job=job, seq=seq, type=kind, attempt=0 if seq == 1 else 1)
     grade = GradeFactory(submission=submission, score=score, metrics={"accuracy": accuracy})
@@ -218,9 +225,14 @@ def graded_submission(*, assignment, learner, attempt: int, score=80, accuracy=0
         period = TenantQuota.objects.get(tenant=submission.tenant).period_started_at
         for kind, reserved, used in (("reserve", 60, 0), ("settle", -60, Decimal("2.5"))):
             LedgerEntry.objects.create(
-                tenant=submission.tenant, period_started_at=period, job=job, learner=learner,
-                kind=kind, reserved=reserved, used=used,
-            )  # fmt: skip
+                tenant=submission.tenant,
+                period_started_at=period,
+                job=job,
+                learner=learner,
+                kind=kind,
+                reserved=reserved,
+                used=used,
+            )
     return submission
 
 

@@ -97,8 +97,18 @@ def test_the_date_sensitive_tests_pass_with_the_clock_a_year_ahead(tmp_path):
         "PYTHONPATH": os.pathsep.join(python_path),
         "AULA_TEST_CLOCK_SHIFT_DAYS": str(SHIFT_DAYS),
     }
-    command = [sys.executable, "-m", "pytest", "-m", "calendar", "-p", "no:cacheprovider",
-               "--create-db", f"--basetemp={tmp_path / 'run'}", "tests"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-m",
+        "calendar",
+        "-p",
+        "no:cacheprovider",
+        "--create-db",
+        f"--basetemp={tmp_path / 'run'}",
+        "tests",
+    ]
     inner = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     out = inner.stdout + inner.stderr
     assert inner.returncode == 0, f"a year ahead, the calendar tests failed:\n{out[-6000:]}"

@@ -70,11 +70,29 @@ def _schemathesis(url: str, token: str, role: str, env: dict, folder) -> tuple:
     )
     report = folder / "report.json"
     result = subprocess.run(
-        [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run",
-         f"{url}/api/schema/", "--header", f"Authorization: Token {token}", "--phases", phases,
-         "--report", "json", "--report-json-path", str(report)],
-        cwd=folder, env={**os.environ, **env}, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "--config-file",
+            str(config),
+            "run",
+            f"{url}/api/schema/",
+            "--header",
+            f"Authorization: Token {token}",
+            "--phases",
+            phases,
+            "--report",
+            "json",
+            "--report-json-path",
+            str(report),
+        ],
+        cwd=folder,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return result, json.loads(report.read_text()) if report.exists() else None
 
 
@@ -159,18 +177,38 @@ def test_a_page_size_in_range_is_kept(tenant_a):
     [
         ("courses/", {"slug": "new", "title": "New", "summary": 0}, "summary", "Must be a string."),
         ("skills/", {"slug": 7, "name": "Seven"}, "slug", "Must be a string."),
-        ("skills/", {"slug": "s", "name": "S", "prerequisites": [12]}, "prerequisites",
-         "Must be a string."),
-        ("tutor/settings/", {"endpoint_url": "", "model": 0, "tokens_per_month": 1}, "model",
-         "Must be a string."),
-        ("courses/{course}/lessons/", {"title": "L", "position": "2"}, "position",
-         "Must be a whole number."),
-        ("courses/{course}/lessons/", {"title": "L", "position": True}, "position",
-         "Must be a whole number."),
-        ("submissions/{submission}/grade/", {"score": 50, "reason": "Fair."}, "score",
-         'Must be a decimal number written as a string, e.g. "12.50".'),
+        (
+            "skills/",
+            {"slug": "s", "name": "S", "prerequisites": [12]},
+            "prerequisites",
+            "Must be a string.",
+        ),
+        (
+            "tutor/settings/",
+            {"endpoint_url": "", "model": 0, "tokens_per_month": 1},
+            "model",
+            "Must be a string.",
+        ),
+        (
+            "courses/{course}/lessons/",
+            {"title": "L", "position": "2"},
+            "position",
+            "Must be a whole number.",
+        ),
+        (
+            "courses/{course}/lessons/",
+            {"title": "L", "position": True},
+            "position",
+            "Must be a whole number.",
+        ),
+        (
+            "submissions/{submission}/grade/",
+            {"score": 50, "reason": "Fair."},
+            "score",
+            'Must be a decimal number written as a string, e.g. "12.50".',
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_value_of_another_json_type_is_refused_not_converted(
     tenant_a, path, payload, field, message
 ):

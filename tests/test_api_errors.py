@@ -33,14 +33,18 @@ def _answer(error: Exception):
 def test_a_services_validation_error_is_a_400_naming_its_fields(error, fields):
     message = "The request has invalid fields; see error.fields."
     assert _answer(error) == (
-        400, {"error": {"code": "invalid", "message": message, "fields": fields}}, None
-    )  # fmt: skip
+        400,
+        {"error": {"code": "invalid", "message": message, "fields": fields}},
+        None,
+    )
 
 
 def test_a_conflict_is_a_409_with_its_message():
     assert _answer(Conflict("It has ended.")) == (
-        409, {"error": {"code": "conflict", "message": "It has ended.", "fields": {}}}, None
-    )  # fmt: skip
+        409,
+        {"error": {"code": "conflict", "message": "It has ended.", "fields": {}}},
+        None,
+    )
 
 
 def test_a_failed_login_is_a_401_that_names_the_view_s_scheme():
@@ -57,8 +61,15 @@ def test_a_failed_login_is_a_401_that_names_the_view_s_scheme():
             raise LoginFailed("Wrong email or password.")
 
     response = TokenView.as_view()(APIRequestFactory().get("/api/v1/raising/"))
-    body = {"error": {"code": "authentication_failed", "message": "Wrong email or password.",
-                      "fields": {}}}  # fmt: skip
+    body = {
+        "error": {
+            "code": "authentication_failed",
+            "message": "Wrong email or password.",
+            "fields": {},
+        }
+    }
     assert (response.status_code, response.data, response["WWW-Authenticate"]) == (
-        401, body, "Token"
-    )  # fmt: skip
+        401,
+        body,
+        "Token",
+    )

@@ -16,9 +16,11 @@ LOCKED = "Too many failed login attempts. Try again in 15 minutes."
 
 def _token(email, password, ip="10.1.0.1"):
     return APIClient().post(
-        "/api/v1/auth/token/", {"email": email, "password": password}, format="json",
+        "/api/v1/auth/token/",
+        {"email": email, "password": password},
+        format="json",
         REMOTE_ADDR=ip,
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.django_db
@@ -124,9 +126,12 @@ def test_the_forwarded_address_counts_only_behind_configured_proxies(tenant_a, s
 
     def fail(**headers):
         APIClient().post(
-            "/api/v1/auth/token/", {"email": email, "password": "wrong"}, format="json",
-            REMOTE_ADDR="10.6.0.1", **headers,
-        )  # fmt: skip
+            "/api/v1/auth/token/",
+            {"email": email, "password": "wrong"},
+            format="json",
+            REMOTE_ADDR="10.6.0.1",
+            **headers,
+        )
         return sorted(AccessAttempt.objects.values_list("ip_address", flat=True))
 
     # Not configured: the header is the client's own words and is ignored.
@@ -136,8 +141,10 @@ def test_the_forwarded_address_counts_only_behind_configured_proxies(tenant_a, s
     assert fail(HTTP_X_FORWARDED_FOR="10.7.7.7, 10.8.0.9") == ["10.6.0.1", "10.8.0.9"]
     settings.TRUSTED_PROXY_COUNT = 2
     assert fail(HTTP_X_FORWARDED_FOR="10.7.7.7, 10.9.0.1, 10.8.0.9") == [
-        "10.6.0.1", "10.8.0.9", "10.9.0.1",
-    ]  # fmt: skip
+        "10.6.0.1",
+        "10.8.0.9",
+        "10.9.0.1",
+    ]
 
 
 @pytest.mark.django_db
@@ -174,9 +181,8 @@ def test_with_the_cache_down_the_login_page_still_works_and_axes_still_locks(ten
     """The per-address throttle counts in Redis; without it logins go on (the lockout of an
     account is in the database)."""
     settings.CACHES = {
-        "default": {**settings.CACHES["default"],
-                    "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}
-    }  # fmt: skip
+        "default": {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}
+    }
     client = Client(REMOTE_ADDR="10.10.0.1")
     client.raise_request_exception = False
     email = tenant_a.teacher.user.email

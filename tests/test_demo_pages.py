@@ -41,9 +41,15 @@ def test_every_main_page_has_demo_data(celery_worker_process):
         timeout=180,
         message=lambda: f"the demo's first runs succeeded\n{log.read_text()[-3000:]}",
     )
-    users = {email: User.objects.get(email=email) for email in (
-        "ada@demo.aula.localhost", "teacher@demo.aula.localhost", "admin@demo.aula.localhost",
-        "root@aula.localhost")}  # fmt: skip
+    users = {
+        email: User.objects.get(email=email)
+        for email in (
+            "ada@demo.aula.localhost",
+            "teacher@demo.aula.localhost",
+            "admin@demo.aula.localhost",
+            "root@aula.localhost",
+        )
+    }
     with scopes_disabled():
         course = Course.objects.get(slug="building-neural-networks")
         ada_runs = list(
@@ -65,7 +71,10 @@ def test_every_main_page_has_demo_data(celery_worker_process):
     assert len(re.findall(r'href="/t/demo/runs/[0-9a-f-]+/">[\d.]+</a>', book)) == 3
     page = teacher.get(f"/t/demo/teach/courses/{course.id}/").content.decode()
     assert (_rows(page, "assignments"), _items(page, "lessons"), _items(page, "exercises")) == (
-        4, 4, 4)  # fmt: skip
+        4,
+        4,
+        4,
+    )
     # Knowledge tracing: ada's graded runs moved her mastery; her next step and the teacher's
     # heat map show it.
     assert _rows(home, "mastery") == 5

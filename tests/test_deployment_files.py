@@ -18,8 +18,12 @@ def _compose_config(*args: str, env_extra: dict | None = None) -> subprocess.Com
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **(env_extra or {})}
     return subprocess.run(
         [str(COMPOSE), "-f", "docker-compose.yml", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 SECRETS = {"SECRET_KEY": "s" * 50, "POSTGRES_PASSWORD": "pw"}
@@ -30,8 +34,14 @@ def test_compose_accepts_the_file_and_lists_every_service():
     assert result.returncode == 0, result.stderr
     config = json.loads(result.stdout)
     assert set(config["services"]) == {
-        "postgres", "redis", "migrate", "web", "worker-gpu", "worker-cpu", "beat",
-    }  # fmt: skip
+        "postgres",
+        "redis",
+        "migrate",
+        "web",
+        "worker-gpu",
+        "worker-cpu",
+        "beat",
+    }
     devices = config["services"]["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
     assert "-Q" in config["services"]["worker-gpu"]["command"]

@@ -73,9 +73,10 @@ def test_a_weak_password_is_refused_and_nothing_is_created(tenant_a):
 @pytest.mark.django_db
 def test_unknown_and_expired_links_answer_404_and_change_nothing(tenant_a):
     expired = InvitationFactory(
-        tenant=tenant_a.tenant, raw_token="expired-token-0123456789",
+        tenant=tenant_a.tenant,
+        raw_token="expired-token-0123456789",
         expires_at=timezone.now() - timedelta(seconds=1),
-    )  # fmt: skip
+    )
     assert expired.pk
     before = db_snapshot()
     for token in ("no-such-token", "expired-token-0123456789"):
@@ -83,9 +84,10 @@ def test_unknown_and_expired_links_answer_404_and_change_nothing(tenant_a):
         assert response.status_code == 404
         assert b"This invitation link is invalid, used or expired." in response.content
         api = api_client_for(None).post(
-            "/api/v1/invitations/accept/", {"token": token, "password": NEW_PASSWORD},
+            "/api/v1/invitations/accept/",
+            {"token": token, "password": NEW_PASSWORD},
             format="json",
-        )  # fmt: skip
+        )
         assert api.status_code == 400
         assert api.json()["error"]["fields"] == {
             "token": ["This invitation link is invalid, used or expired."]
@@ -102,9 +104,10 @@ def test_an_existing_account_must_log_in_to_accept(tenant_a, tenant_b):
     someone_else = api_client_for(tenant_b.admin.user)
     before = db_snapshot()
     response = api_client_for(None).post(
-        "/api/v1/invitations/accept/", {"token": "existing-0123456789", "password": "whatever1"},
+        "/api/v1/invitations/accept/",
+        {"token": "existing-0123456789", "password": "whatever1"},
         format="json",
-    )  # fmt: skip
+    )
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {
         "password": ["An account with this email exists; log in first, then accept."]
@@ -144,8 +147,9 @@ def test_the_invitation_api_lists_reissues_and_revokes(
         ("x@example.org", "teacher"),
         (tenant_a.invitation.email, "learner"),
     }
-    member = client.post(url, {"email": tenant_a.learner.user.email, "role": "learner"},
-                         format="json")  # fmt: skip
+    member = client.post(
+        url, {"email": tenant_a.learner.user.email, "role": "learner"}, format="json"
+    )
     assert member.status_code == 400
     assert member.json()["error"]["fields"] == {
         "email": [f"{tenant_a.learner.user.email} is already a member of School ALPHA."]

@@ -125,8 +125,11 @@ class Launches:
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "config.launcher", "--port", str(port)],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.runs.append(LauncherRun(process=process, port=port, log_path=log_path))
         return self.runs[-1]
 
@@ -294,8 +297,12 @@ def test_launcher_refuses_a_port_already_in_use(launches):
         port = taken.getsockname()[1]
         process = subprocess.run(
             [sys.executable, "-m", "config.launcher", "--port", str(port)],
-            cwd=ROOT, env=launches.env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=launches.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert process.returncode == 1, process.stdout + process.stderr
     assert f"127.0.0.1:{port} is already in use" in process.stderr, process.stderr
     assert not (launches.var_dir / "launcher.pids").exists()

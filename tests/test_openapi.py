@@ -43,8 +43,10 @@ def test_every_operation_documents_its_errors_in_the_error_shape():
     schema = _generated()
     assert schema["components"]["schemas"]["Error"]["required"] == ["error"]
     assert schema["components"]["schemas"]["Error"]["properties"]["error"]["required"] == [
-        "code", "message", "fields",
-    ]  # fmt: skip
+        "code",
+        "message",
+        "fields",
+    ]
     for path, method, operation in _operations(schema):
         responses = operation["responses"]
         errors = {code for code in responses if code >= "400"}
@@ -64,8 +66,10 @@ def test_what_only_some_operations_answer_is_documented_there():
     submit = paths["/api/v1/t/{tenant_slug}/assignments/{assignment_id}/submissions/"]
     assert "409" in submit["post"]["responses"] and "409" not in submit["get"]["responses"]
     assert "GPU quota" in submit["post"]["responses"]["409"]["description"]
-    for cancel in ("/api/v1/t/{tenant_slug}/jobs/{job_id}/cancel/",
-                   "/api/v1/platform/jobs/{job_id}/cancel/"):  # fmt: skip
+    for cancel in (
+        "/api/v1/t/{tenant_slug}/jobs/{job_id}/cancel/",
+        "/api/v1/platform/jobs/{job_id}/cancel/",
+    ):
         assert "409" in paths[cancel]["post"]["responses"]
     assert "429" in paths["/api/v1/auth/token/"]["post"]["responses"]
     assert "403" not in paths["/api/v1/auth/token/"]["post"]["responses"]

@@ -62,8 +62,10 @@ def test_accepting_an_invitation_answers_201_and_the_member_is_kept(tenant_a, la
         {"token": tenant_a.invitation_token, "password": "a long passphrase 1234"},
         format="json",
     )
-    assert (response.status_code, response.json()) == (201, {"tenant_slug": "alpha",
-                                                             "role": "learner"})  # fmt: skip
+    assert (response.status_code, response.json()) == (
+        201,
+        {"tenant_slug": "alpha", "role": "learner"},
+    )
     with scopes_disabled():
         member = Membership.objects.get(
             tenant=tenant_a.tenant, user__email=tenant_a.invitation.email
@@ -78,8 +80,9 @@ def test_cancelling_a_job_answers_200_and_the_job_is_cancelled(tenant_a, layer_d
     learner = MembershipFactory(tenant=tenant_a.tenant).user
     EnrollmentFactory(course=tenant_a.course, user=learner)
     with scope(tenant=tenant_a.tenant.id):
-        job = submission_create(assignment=tenant_a.assignment, learner=learner, kind="spec",
-                                spec=TEMPLATES["xor"].spec).job  # fmt: skip
+        job = submission_create(
+            assignment=tenant_a.assignment, learner=learner, kind="spec", spec=TEMPLATES["xor"].spec
+        ).job
     caplog.clear()
     response = _client(learner).post(f"/api/v1/t/alpha/jobs/{job.id}/cancel/")
     assert (response.status_code, response.json()["state"]) == (200, "cancelled")

@@ -36,22 +36,34 @@ def _learning_rows(world):
     learner = world.learner.user
     services.lesson_viewed(user=learner, lesson=world.lesson)  # a statement
     services.run_diagnose(job=world.job)
-    services.mastery_observe(tenant_id=world.tenant.id, user_id=learner.id,
-                             skill_id=world.skill.id, submission_id=world.submission.id,
-                             correct=True)  # fmt: skip
+    services.mastery_observe(
+        tenant_id=world.tenant.id,
+        user_id=learner.id,
+        skill_id=world.skill.id,
+        submission_id=world.submission.id,
+        correct=True,
+    )
     bkt_fit_tenant(world.tenant.id)  # skill parameters
-    services.tutor_settings_set(tenant=world.tenant, actor=world.admin.user, endpoint_url="",
-                                model="", tokens_per_month=10)  # fmt: skip
-    tutoring.exchange_record(tenant=world.tenant, user=learner, question="q", answer="a",
-                             citations=[])  # fmt: skip
+    services.tutor_settings_set(
+        tenant=world.tenant, actor=world.admin.user, endpoint_url="", model="", tokens_per_month=10
+    )
+    tutoring.exchange_record(
+        tenant=world.tenant, user=learner, question="q", answer="a", citations=[]
+    )
 
 
 @pytest.mark.django_db
 def test_a_scope_shows_only_its_tenants_rows(tenant_a, tenant_b):
     for world in (tenant_a, tenant_b):  # the worlds hold no audit rows: record an action in each
         with transaction.atomic():
-            audit_record(actor=world.admin.user, action="test", target=world.tenant,
-                         before=None, after=None, tenant=world.tenant)  # fmt: skip
+            audit_record(
+                actor=world.admin.user,
+                action="test",
+                target=world.tenant,
+                before=None,
+                after=None,
+                tenant=world.tenant,
+            )
         _learning_rows(world)
     for model in _tenant_owned_models():
         with scope(tenant=tenant_a.tenant):

@@ -34,11 +34,16 @@ def test_a_teacher_in_shanghai_enters_nine_oclock_and_it_is_stored_as_one_utc(te
     response = client.post(
         url,
         {
-            "exercise": tenant_a.exercise.id, "opens_at": f"{opens_day:%Y-%m-%d}T09:00",
-            "due_at": f"{due_day:%Y-%m-%d}T09:00", "closes_at": "", "max_attempts": "3",
-            "late_policy": "refuse", "late_penalty": "0", "publish": "on",
+            "exercise": tenant_a.exercise.id,
+            "opens_at": f"{opens_day:%Y-%m-%d}T09:00",
+            "due_at": f"{due_day:%Y-%m-%d}T09:00",
+            "closes_at": "",
+            "max_attempts": "3",
+            "late_policy": "refuse",
+            "late_penalty": "0",
+            "publish": "on",
         },
-    )  # fmt: skip
+    )
     assert response.status_code == 302
     with scopes_disabled():
         assignment = Assignment.objects.exclude(pk=tenant_a.assignment.pk).get()
@@ -97,7 +102,9 @@ def test_an_unknown_time_zone_is_refused_on_its_field_and_nothing_changes(tenant
 def test_anonymous_visitors_are_sent_to_log_in_from_the_preferences():
     response = page_client_for(None).get("/accounts/preferences/")
     assert (response.status_code, response["Location"]) == (
-        302, "/accounts/login/?next=/accounts/preferences/")  # fmt: skip
+        302,
+        "/accounts/login/?next=/accounts/preferences/",
+    )
 
 
 def test_the_api_answers_in_utc_whatever_the_callers_time_zone(tenant_a):

@@ -72,9 +72,14 @@ def test_the_builder_labels_settings_in_words_not_runtime_names(tenant_a):
     assert config["words"] == builder_words()
     fields, choices = config["words"]["fields"], config["words"]["choices"]
     assert (fields["lr"], fields["optimizer.type"], fields["p"]) == (
-        "Learning rate", "Optimizer", "Drop probability")  # fmt: skip
-    assert (choices["sgd"], choices["mse"]) == ("SGD (stochastic gradient descent)",
-                                                "Mean squared error")  # fmt: skip
+        "Learning rate",
+        "Optimizer",
+        "Drop probability",
+    )
+    assert (choices["sgd"], choices["mse"]) == (
+        "SGD (stochastic gradient descent)",
+        "Mean squared error",
+    )
     # Every setting of the optimizer and of every layer has a label.
     schema = config["schema"]["$defs"]
     names = {

@@ -242,8 +242,13 @@ def test_setting_a_tenants_quota_is_recorded_in_that_tenant(platform_admin, tena
         format="json",
     )
     assert response.status_code == 200, response.content
-    unchanged = {"period": "month", "max_queued_jobs": 100, "max_seconds_per_job": 600,
-                 "learner_gpu_seconds_per_day": None, "pools": ["gpu"]}  # fmt: skip
+    unchanged = {
+        "period": "month",
+        "max_queued_jobs": 100,
+        "max_seconds_per_job": 600,
+        "learner_gpu_seconds_per_day": None,
+        "pools": ["gpu"],
+    }
     assert _only_entry() == {
         "tenant": "alpha",
         "actor": platform_admin.email,

@@ -26,9 +26,11 @@ def server_url(asgi_server) -> str:
 @pytest.fixture
 def cnn_assignment(tenant_a):
     exercise = ExerciseFactory(
-        course=tenant_a.course, title="Shapes CNN", dataset="shapes",
+        course=tenant_a.course,
+        title="Shapes CNN",
+        dataset="shapes",
         starter_spec=TEMPLATES["cifar-cnn"].spec,
-    )  # fmt: skip
+    )
     return AssignmentFactory(exercise=exercise)
 
 

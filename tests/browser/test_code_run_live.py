@@ -19,9 +19,13 @@ EPOCHS = 12  # 38 steps each: long enough to be watched while it trains
 DIGITS_TRAINING = {
     "version": 1,
     "layers": [{"type": "linear", "out_features": 10}],
-    "training": {"optimizer": {"type": "adam", "lr": 0.01}, "epochs": EPOCHS,
-                 "batch_size": 32, "seed": 0},
-}  # fmt: skip
+    "training": {
+        "optimizer": {"type": "adam", "lr": 0.01},
+        "epochs": EPOCHS,
+        "batch_size": 32,
+        "seed": 0,
+    },
+}
 DIGITS_CODE = """\
 from torch import nn
 
@@ -60,9 +64,13 @@ def test_a_code_runs_page_shows_its_bar_and_both_curves_moving_and_epoch_n_of_n(
 ):
     with scopes_disabled():
         Exercise.objects.filter(pk=tenant_a.exercise.pk).update(
-            dataset="digits", allow_code=True, starter_code=DIGITS_CODE,
-            starter_spec=DIGITS_TRAINING, target_metric=0.9, max_seconds=600,
-        )  # fmt: skip
+            dataset="digits",
+            allow_code=True,
+            starter_code=DIGITS_CODE,
+            starter_spec=DIGITS_TRAINING,
+            target_metric=0.9,
+            max_seconds=600,
+        )
     _log_in(page, tenant_a.learner.user.email)
     page.goto(f"/t/alpha/assignments/{tenant_a.assignment.id}/")
     page.add_init_script(RECORDER)

@@ -75,7 +75,11 @@ def test_a_learner_builds_xor_by_clicking_submits_and_watches_it_train(
     with scopes_disabled():
         submission = Submission.objects.get(learner=tenant_a.learner.user, attempt=2)
     assert [layer["type"] for layer in submission.spec["layers"]] == [
-        "linear", "relu", "linear", "sigmoid"]  # fmt: skip
+        "linear",
+        "relu",
+        "linear",
+        "sigmoid",
+    ]
     assert submission.spec["layers"][2] == {"type": "linear", "out_features": 1}
 
     # The curve grows as progress events arrive, then the grade appears.

@@ -46,7 +46,11 @@ def test_a_teacher_sets_work_overrides_a_grade_and_exports_it(
         exercise = Exercise.objects.get(title="Two moons")
         assert exercise.dataset == "moons"
         assert [layer["type"] for layer in exercise.starter_spec["layers"]] == [
-            "linear", "relu", "linear", "sigmoid"]  # fmt: skip
+            "linear",
+            "relu",
+            "linear",
+            "sigmoid",
+        ]
 
     # Its assignment, published.
     page.get_by_role("link", name="New assignment").click()
@@ -87,5 +91,11 @@ def test_a_teacher_sets_work_overrides_a_grade_and_exports_it(
         rows = list(csv.reader(exported))
     assert rows[0] == ["email", "name", "XOR at alpha", "Two moons", "total", "overrides"]
     learner = tenant_a.learner.user
-    assert [learner.email, learner.full_name, "91.50", "", "91.50",
-            "XOR at alpha: Model is simpler than required"] in rows  # fmt: skip
+    assert [
+        learner.email,
+        learner.full_name,
+        "91.50",
+        "",
+        "91.50",
+        "XOR at alpha: Model is simpler than required",
+    ] in rows

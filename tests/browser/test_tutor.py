@@ -19,8 +19,9 @@ def server_url(asgi_server) -> str:
     return asgi_server
 
 
-def test_a_learner_asks_the_tutor_and_follows_its_citation(page: Page, server_url, tenant_a,
-                                                           screenshot):  # fmt: skip
+def test_a_learner_asks_the_tutor_and_follows_its_citation(
+    page: Page, server_url, tenant_a, screenshot
+):
     with scopes_disabled():
         tenant_a.lesson.title = "Multilayer perceptrons"
         tenant_a.lesson.body = LESSON_BODY

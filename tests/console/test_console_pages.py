@@ -193,10 +193,13 @@ def test_a_tenant_can_be_created_without_an_administrator(platform_admin):
         ({"name": "Again", "slug": "alpha"}, "slug", "Tenant with this Slug already exists."),
         ({"name": "Bad", "slug": "Not a slug!"}, "slug", "Enter a valid “slug”"),
         ({"name": "", "slug": "empty"}, "name", "This field is required."),
-        ({"name": "Mail", "slug": "mail", "admin_email": "nobody"}, "admin_email",
-         "Enter a valid email address."),
+        (
+            {"name": "Mail", "slug": "mail", "admin_email": "nobody"},
+            "admin_email",
+            "Enter a valid email address.",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_bad_tenant_form_names_the_field_and_creates_nothing(
     platform_admin, tenant_a, data, field, message
 ):

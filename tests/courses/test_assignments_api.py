@@ -244,9 +244,13 @@ def test_the_status_is_the_submission_services_window(tenant_a, policy, after_du
 
     second = timedelta(seconds=1)
     instants = [
-        a.opens_at - second, a.opens_at, a.due_at,
-        a.due_at + second, a.due_at + HOUR, a.due_at + HOUR + second,
-    ]  # fmt: skip
+        a.opens_at - second,
+        a.opens_at,
+        a.due_at,
+        a.due_at + second,
+        a.due_at + HOUR,
+        a.due_at + HOUR + second,
+    ]
     statuses = [status_at(now) for now in instants]
     assert statuses == ["upcoming", "open", "open", *after_due]
     assert statuses == [window_at(now) for now in instants]

@@ -55,9 +55,12 @@ def test_the_demo_course_is_seeded_once_and_open_to_its_learners():
             for skill in Skill.objects.filter(tenant=tenant)
         }
         assert prerequisites == {
-            "training": [], "mlp": ["training"], "generalisation": ["training"],
-            "cnn": ["mlp"], "rnn": ["mlp"],
-        }  # fmt: skip
+            "training": [],
+            "mlp": ["training"],
+            "generalisation": ["training"],
+            "cnn": ["mlp"],
+            "rnn": ["mlp"],
+        }
         assert all(lesson.body.startswith("# ") for lesson in course.lessons.all())
         exercises = {
             e.dataset: (e.min_metric, e.target_metric, e.allowed_kinds, e.max_seconds, e.max_epochs)
@@ -96,12 +99,13 @@ def test_the_demo_course_is_seeded_once_and_open_to_its_learners():
     ]
     with scope(tenant=tenant):
         queued = Submission.objects.order_by("learner__email", "assignment__exercise__dataset")
-        assert [(s.learner.email, s.assignment.exercise.dataset, s.attempt, s.job.state)
-                for s in queued] == [
+        assert [
+            (s.learner.email, s.assignment.exercise.dataset, s.attempt, s.job.state) for s in queued
+        ] == [
             ("ada@demo.aula.localhost", "digits", 1, "queued"),
             ("ada@demo.aula.localhost", "xor", 1, "queued"),
             ("alan@demo.aula.localhost", "xor", 1, "queued"),
-        ]  # fmt: skip
+        ]
 
     before = db_snapshot()
     assert _seed().startswith("Found demo tenant 'Aula Demo School'")

@@ -25,8 +25,11 @@ def _text(response) -> str:
 def _code(world) -> str:
     """The teacher turns joining on from the course page; the code it shows."""
     teacher = page_client_for(world.teacher.user)
-    response = teacher.post(f"/t/alpha/teach/courses/{world.course.id}/join-code/",
-                            {"action": "regenerate"}, follow=True)  # fmt: skip
+    response = teacher.post(
+        f"/t/alpha/teach/courses/{world.course.id}/join-code/",
+        {"action": "regenerate"},
+        follow=True,
+    )
     assert response.status_code == 200
     code = re.search(r'id="join-code">([A-Z0-9]+)<', response.content.decode()).group(1)
     assert len(code) == JOIN_CODE_LENGTH and set(code) <= set(JOIN_CODE_ALPHABET)

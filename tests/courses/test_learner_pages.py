@@ -90,10 +90,20 @@ def test_attempts_carry_their_curves_for_the_overlay_chart(tenant_a):
     with scopes_disabled():
         for seq, (step, loss) in enumerate([(5, 0.6), (10, 0.3)], start=4):
             JobEventFactory(
-                job=tenant_a.job, seq=seq, type="progress", attempt=1,
-                payload={"epoch": 1, "epochs": 2, "step": step, "steps": 10, "loss": loss,
-                         "train_accuracy": 0.5, "val_accuracy": None},
-            )  # fmt: skip
+                job=tenant_a.job,
+                seq=seq,
+                type="progress",
+                attempt=1,
+                payload={
+                    "epoch": 1,
+                    "epochs": 2,
+                    "step": step,
+                    "steps": 10,
+                    "loss": loss,
+                    "train_accuracy": 0.5,
+                    "val_accuracy": None,
+                },
+            )
     html = (
         page_client_for(tenant_a.learner.user)
         .get(f"/t/alpha/assignments/{tenant_a.assignment.id}/")
@@ -117,9 +127,11 @@ def test_the_run_page_shows_the_grade_metrics_and_confusion_matrix(tenant_a):
     with scopes_disabled():
         grade = tenant_a.submission.grade
         grade.metrics = {
-            "accuracy": 0.75, "confusion_matrix": [[3, 1], [0, 4]], "class_names": ["0", "1"],
+            "accuracy": 0.75,
+            "confusion_matrix": [[3, 1], [0, 4]],
+            "class_names": ["0", "1"],
             "test_samples": 8,
-        }  # fmt: skip
+        }
         grade.save()
     response = page_client_for(tenant_a.learner.user).get(
         f"/t/alpha/runs/{tenant_a.submission.id}/"
@@ -130,9 +142,11 @@ def test_the_run_page_shows_the_grade_metrics_and_confusion_matrix(tenant_a):
     assert "<dt>Accuracy</dt><dd>0.7500</dd>" in html
     cells = re.findall(r'<td class="([^"]*)" style="--share: ([0-9.]+)"[^>]*>(\d+)</td>', html)
     assert cells == [
-        ("diagonal dark", "0.75", "3"), ("", "0.25", "1"),
-        ("", "0.0", "0"), ("diagonal dark", "1.0", "4"),
-    ]  # fmt: skip
+        ("diagonal dark", "0.75", "3"),
+        ("", "0.25", "1"),
+        ("", "0.0", "0"),
+        ("diagonal dark", "1.0", "4"),
+    ]
     config = _embedded(html, "run-config")
     assert config == {
         "socket": f"/ws/jobs/{tenant_a.job.id}/",

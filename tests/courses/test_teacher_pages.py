@@ -86,12 +86,15 @@ def test_a_teacher_creates_an_exercise_with_a_starter_model(tenant_a):
     [
         ({"target_metric": "0.4"}, "target_metric", "The target (0.4) must be above the minimum"),
         ({"starter_spec": "{not json"}, "starter_spec", "The starter model is not valid JSON"),
-        ({"starter_spec": json.dumps({"version": 1, "layers": [], "training": {}})},
-         "starter_spec", ""),
+        (
+            {"starter_spec": json.dumps({"version": 1, "layers": [], "training": {}})},
+            "starter_spec",
+            "",
+        ),
         ({"allow_spec": ""}, "allow_spec", "Allow spec submissions, code submissions or both."),
         ({"dataset": "imagenet"}, "dataset", "Select a valid choice."),
     ],
-)  # fmt: skip
+)
 def test_a_bad_exercise_form_names_the_field_and_saves_nothing(tenant_a, change, field, message):
     client = page_client_for(tenant_a.teacher.user)
     before = db_snapshot()
@@ -109,12 +112,17 @@ def test_a_teacher_schedules_and_publishes_an_assignment(tenant_a):
     response = page_client_for(tenant_a.teacher.user).post(
         _course_url(tenant_a, "assignments/new/"),
         {
-            "exercise": tenant_a.exercise.id, "opens_at": opens.strftime("%Y-%m-%dT%H:%M"),
-            "due_at": due.strftime("%Y-%m-%dT%H:%M"), "closes_at": "", "max_attempts": "3",
-            "late_policy": "refuse", "late_penalty": "0", "publish": "on",
+            "exercise": tenant_a.exercise.id,
+            "opens_at": opens.strftime("%Y-%m-%dT%H:%M"),
+            "due_at": due.strftime("%Y-%m-%dT%H:%M"),
+            "closes_at": "",
+            "max_attempts": "3",
+            "late_policy": "refuse",
+            "late_penalty": "0",
+            "publish": "on",
             "tutor_solutions_allowed": "on",
         },
-    )  # fmt: skip
+    )
     assert response.status_code == 302
     with scopes_disabled():
         assignment = Assignment.objects.exclude(pk=tenant_a.assignment.pk).get()
@@ -130,11 +138,14 @@ def test_an_assignment_due_before_it_opens_is_refused_on_its_field(tenant_a):
     response = client.post(
         _course_url(tenant_a, "assignments/new/"),
         {
-            "exercise": tenant_a.exercise.id, "opens_at": now.strftime("%Y-%m-%dT%H:%M"),
-            "due_at": (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"), "max_attempts": "3",
-            "late_policy": "refuse", "late_penalty": "0",
+            "exercise": tenant_a.exercise.id,
+            "opens_at": now.strftime("%Y-%m-%dT%H:%M"),
+            "due_at": (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
+            "max_attempts": "3",
+            "late_policy": "refuse",
+            "late_penalty": "0",
         },
-    )  # fmt: skip
+    )
     assert response.status_code == 200
     assert response.context["form"].errors == {
         "due_at": ["The due date must be after the opening date."]
@@ -177,8 +188,13 @@ def test_the_gradebook_sorts_and_exports_with_overrides(tenant_a):
     assert rows[0] == ["email", "name", "XOR at alpha", "total", "overrides"]
     by_email = {row[0]: row for row in rows[1:]}
     learner = tenant_a.learner.user
-    assert by_email[learner.email] == [learner.email, learner.full_name, "97.00", "97.00",
-                                       "XOR at alpha: Clean model"]  # fmt: skip
+    assert by_email[learner.email] == [
+        learner.email,
+        learner.full_name,
+        "97.00",
+        "97.00",
+        "XOR at alpha: Clean model",
+    ]
     assert by_email[other.email][2:4] == ["95.00", "95.00"]
     with scopes_disabled():
         grade.refresh_from_db()
@@ -200,9 +216,11 @@ def test_the_gradebook_csv_neutralises_formulas_in_every_text_cell(tenant_a):
     learners = []
     for i, name in enumerate(FORMULA_NAMES):
         user = MembershipFactory(
-            tenant=tenant_a.tenant, role="learner", user__full_name=name,
+            tenant=tenant_a.tenant,
+            role="learner",
+            user__full_name=name,
             user__email=f"f{i}@example.org",
-        ).user  # fmt: skip
+        ).user
         with scopes_disabled():
             tenant_a.course.enrollments.create(tenant=tenant_a.tenant, user=user)
         graded_submission(assignment=tenant_a.assignment, learner=user, attempt=1, score=40 + i)
@@ -269,11 +287,16 @@ def test_learners_and_teachers_of_other_courses_get_404_and_nothing_changes(tena
     urls = [
         _course_url(tenant_a, rest)
         for rest in (
-            "", "gradebook/", "gradebook.csv", "exercises/new/",
-            f"exercises/{tenant_a.exercise.id}/", "assignments/new/",
-            f"lessons/{tenant_a.lesson.id}/", f"assignments/{tenant_a.assignment.id}/leaderboard/",
+            "",
+            "gradebook/",
+            "gradebook.csv",
+            "exercises/new/",
+            f"exercises/{tenant_a.exercise.id}/",
+            "assignments/new/",
+            f"lessons/{tenant_a.lesson.id}/",
+            f"assignments/{tenant_a.assignment.id}/leaderboard/",
         )
-    ]  # fmt: skip
+    ]
     before = db_snapshot()
     for client in clients:
         for url in urls:
@@ -322,9 +345,13 @@ def test_a_teacher_adds_skills_with_prerequisites_and_a_cycle_is_refused(tenant_
     assert "MLPs at alpha" in listing.content.decode()
     response = teacher.post(
         "/t/alpha/teach/skills/",
-        {"name": "Convolutions", "slug": "cnn", "description": "",
-         "prerequisites": [str(tenant_a.skill.id)]},
-    )  # fmt: skip
+        {
+            "name": "Convolutions",
+            "slug": "cnn",
+            "description": "",
+            "prerequisites": [str(tenant_a.skill.id)],
+        },
+    )
     assert response.status_code == 302
     with scopes_disabled():
         cnn = Skill.objects.get(tenant=tenant_a.tenant, slug="cnn")
@@ -332,9 +359,13 @@ def test_a_teacher_adds_skills_with_prerequisites_and_a_cycle_is_refused(tenant_
     before = db_snapshot()
     cycle = teacher.post(
         f"/t/alpha/teach/skills/{tenant_a.skill.id}/",
-        {"name": "MLPs at alpha", "slug": tenant_a.skill.slug, "description": "",
-         "prerequisites": [str(cnn.id)]},
-    )  # fmt: skip
+        {
+            "name": "MLPs at alpha",
+            "slug": tenant_a.skill.slug,
+            "description": "",
+            "prerequisites": [str(cnn.id)],
+        },
+    )
     assert cycle.status_code == 200
     assert cycle.context["form"].errors == {
         "prerequisites": ["'Convolutions' already requires 'MLPs at alpha': that would be a cycle."]

@@ -37,9 +37,14 @@ class Service:
         self.log_path = log_path
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(
-                argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, process_group=0,
-            )  # fmt: skip
+                argv,
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                process_group=0,
+            )
 
     @property
     def pid(self) -> int:
@@ -82,13 +87,24 @@ class RedisServer:
     def start(self) -> None:
         self.starts += 1
         argv = [
-            redis_executable(), "--bind", "127.0.0.1", "--port", str(self.port),
-            "--dir", str(self.workdir), "--save", "", "--appendonly", "no",
-            "--daemonize", "no",
-        ]  # fmt: skip
+            redis_executable(),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.workdir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+        ]
         log_path = self.workdir / f"redis-{self.starts}.log"
-        self.service = Service(f"redis #{self.starts}", argv, env=dict(os.environ),
-                               log_path=log_path)  # fmt: skip
+        self.service = Service(
+            f"redis #{self.starts}", argv, env=dict(os.environ), log_path=log_path
+        )
         wait_for(
             lambda: redis_answers(self.port) or not self.service.running(),
             timeout=30,
@@ -101,8 +117,11 @@ class RedisServer:
         if self.service is not None:
             self.service.stop()
             self.service = None
-        wait_for(lambda: not redis_answers(self.port), timeout=30,
-                 message=f"redis on port {self.port} to stop answering")  # fmt: skip
+        wait_for(
+            lambda: not redis_answers(self.port),
+            timeout=30,
+            message=f"redis on port {self.port} to stop answering",
+        )
 
 
 class CeleryStack:
@@ -130,13 +149,29 @@ class CeleryStack:
         queues; waits for its "ready" line unless told not to."""
         hostname = f"{name}-{os.getpid()}@faults"
         argv = [
-            sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,gpu",
-            "--pool", "solo", "--concurrency", "1", "-n", hostname, "--loglevel", "INFO",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            "default,gpu",
+            "--pool",
+            "solo",
+            "--concurrency",
+            "1",
+            "-n",
+            hostname,
+            "--loglevel",
+            "INFO",
             # No peers to sync with or gossip to: the workers start faster.
-            "--without-mingle", "--without-gossip",
-        ]  # fmt: skip
-        service = Service(name, argv, env=self._env(env), log_path=self.workdir / f"{name}.log",
-                          hostname=hostname)  # fmt: skip
+            "--without-mingle",
+            "--without-gossip",
+        ]
+        service = Service(
+            name, argv, env=self._env(env), log_path=self.workdir / f"{name}.log", hostname=hostname
+        )
         self.services.append(service)
         if ready:
             self.wait_ready(service)
@@ -154,10 +189,19 @@ class CeleryStack:
     def beat(self, **env) -> Service:
         """The real beat (the reaper's schedule comes from settings, read from `env`)."""
         argv = [
-            sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
-            "--schedule", str(self.workdir / "beat-schedule"),
-            "--pidfile", str(self.workdir / "beat.pid"),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(self.workdir / "beat-schedule"),
+            "--pidfile",
+            str(self.workdir / "beat.pid"),
+        ]
         service = Service("beat", argv, env=self._env(env), log_path=self.workdir / "beat.log")
         self.services.append(service)
         return service
@@ -197,8 +241,9 @@ def this_process_on_redis(url: str):
     layers["default"]["CONFIG"]["hosts"][0]["address"] = url
     caches = copy.deepcopy(settings.CACHES)
     caches["default"]["LOCATION"] = url
-    with override_settings(REDIS_URL=url, CELERY_BROKER_URL=url, CACHES=caches,
-                           CHANNEL_LAYERS=layers):  # fmt: skip
+    with override_settings(
+        REDIS_URL=url, CELERY_BROKER_URL=url, CACHES=caches, CHANNEL_LAYERS=layers
+    ):
         reset_producer(url)
         try:
             yield

@@ -62,19 +62,29 @@ def other_learner(tenant_a):
 def queued(tenant_a, other_learner) -> Submission:
     """The other learner's first attempt, just submitted: its job queued, with event 1."""
     with scope(tenant=tenant_a.tenant.id):
-        return submission_create(assignment=tenant_a.assignment, learner=other_learner,
-                                 kind="spec", spec=TEMPLATES["xor"].spec)  # fmt: skip
+        return submission_create(
+            assignment=tenant_a.assignment,
+            learner=other_learner,
+            kind="spec",
+            spec=TEMPLATES["xor"].spec,
+        )
 
 
 @pytest.fixture
 def running(tenant_a, other_learner) -> Job:
     """A job a worker holds: attempt 1, lease token 1, lease live; events queued, started."""
-    submission = SubmissionFactory(assignment=tenant_a.assignment, learner=other_learner,
-                                   attempt=2)  # fmt: skip
+    submission = SubmissionFactory(assignment=tenant_a.assignment, learner=other_learner, attempt=2)
     now = timezone.now()
-    job = JobFactory(submission=submission, state="running", attempt=1, lease_token=1,
-                     lease_owner="host-1:101", lease_expires_at=now + timedelta(minutes=5),
-                     started_at=now, last_seq=2)  # fmt: skip
+    job = JobFactory(
+        submission=submission,
+        state="running",
+        attempt=1,
+        lease_token=1,
+        lease_owner="host-1:101",
+        lease_expires_at=now + timedelta(minutes=5),
+        started_at=now,
+        last_seq=2,
+    )
     JobEventFactory(job=job, seq=1, attempt=0, type="queued")
     JobEventFactory(job=job, seq=2, attempt=1, type="started")
     return job
@@ -87,8 +97,9 @@ def _job_row(job_id) -> Job:
 
 def _event_types(job_id) -> list[tuple[int, str]]:
     with scopes_disabled():
-        return list(JobEvent.objects.filter(job_id=job_id).order_by("seq")
-                    .values_list("seq", "type"))  # fmt: skip
+        return list(
+            JobEvent.objects.filter(job_id=job_id).order_by("seq").values_list("seq", "type")
+        )
 
 
 def _listed_learners(response) -> list[str]:
@@ -104,8 +115,7 @@ def test_a_learner_cannot_see_nor_cancel_another_learners_work(tenant_a, queued)
     job = queued.job
     for path in (f"submissions/{queued.id}/", f"jobs/{job.id}/", f"jobs/{job.id}/events/"):
         _refused(client, "get", _api(tenant_a, path), status=404, body=NOT_FOUND)
-    _refused(client, "post", _api(tenant_a, f"jobs/{job.id}/cancel/"), status=404,
-             body=NOT_FOUND)  # fmt: skip
+    _refused(client, "post", _api(tenant_a, f"jobs/{job.id}/cancel/"), status=404, body=NOT_FOUND)
     assert _job_row(job.id).state == "queued"
 
 
@@ -122,7 +132,9 @@ def test_the_learner_sees_their_own_submission_job_and_events(tenant_a):
     submission = client.get(_api(tenant_a, f"submissions/{tenant_a.submission.id}/"))
     assert submission.status_code == 200
     assert (submission.json()["grade"]["score"], submission.json()["job"]["state"]) == (
-        "80.00", "succeeded")  # fmt: skip
+        "80.00",
+        "succeeded",
+    )
     assert client.get(_api(tenant_a, f"jobs/{tenant_a.job.id}/")).json()["state"] == "succeeded"
 
 
@@ -160,10 +172,9 @@ def test_a_tenant_teacher_who_does_not_teach_the_course_sees_none_of_it(tenant_a
     for path, payload in (
         (f"jobs/{job}/cancel/", None),
         (f"submissions/{tenant_a.submission.id}/grade/", {"score": "10", "reason": "Mine."}),
-        (f"assignments/{assignment}/submissions/", {"kind": "spec",
-                                                    "spec": TEMPLATES["xor"].spec}),
+        (f"assignments/{assignment}/submissions/", {"kind": "spec", "spec": TEMPLATES["xor"].spec}),
         (f"assignments/{assignment}/validate/", {"spec": TEMPLATES["xor"].spec}),
-    ):  # fmt: skip
+    ):
         _refused(client, "post", _api(tenant_a, path), payload, status=404, body=NOT_FOUND)
     response = client.get(_api(tenant_a, "submissions/"))
     assert (response.status_code, response.json()["count"]) == (200, 0)
@@ -173,17 +184,30 @@ def test_a_learner_who_sees_the_assignment_gets_403_on_its_leaderboard(tenant_a)
     """The rule: a teacher-only operation on an object the caller may see is a 403."""
     client = api_client_for(tenant_a.learner.user)
     url = _api(tenant_a, f"assignments/{tenant_a.assignment.id}/leaderboard/")
-    _refused(client, "get", url, status=403, body={"error": {
-        "code": "permission_denied", "message": "This needs a teacher of this course.",
-        "fields": {}}})  # fmt: skip
+    _refused(
+        client,
+        "get",
+        url,
+        status=403,
+        body={
+            "error": {
+                "code": "permission_denied",
+                "message": "This needs a teacher of this course.",
+                "fields": {},
+            }
+        },
+    )
 
 
 def _jobs_routes(world, queued_submission) -> list[tuple[str, str, dict | None]]:
     assignment, job = world.assignment.id, queued_submission.job.id
     return [
         ("get", f"assignments/{assignment}/submissions/", None),
-        ("post", f"assignments/{assignment}/submissions/",
-         {"kind": "spec", "spec": TEMPLATES["xor"].spec}),
+        (
+            "post",
+            f"assignments/{assignment}/submissions/",
+            {"kind": "spec", "spec": TEMPLATES["xor"].spec},
+        ),
         ("post", f"assignments/{assignment}/validate/", {"spec": TEMPLATES["xor"].spec}),
         ("get", f"assignments/{assignment}/leaderboard/", None),
         ("get", f"submissions/{queued_submission.id}/", None),
@@ -192,7 +216,7 @@ def _jobs_routes(world, queued_submission) -> list[tuple[str, str, dict | None]]
         ("get", f"jobs/{job}/", None),
         ("get", f"jobs/{job}/events/", None),
         ("post", f"jobs/{job}/cancel/", None),
-    ]  # fmt: skip
+    ]
 
 
 @pytest.mark.parametrize("role", ["admin", "teacher", "learner"])
@@ -206,8 +230,12 @@ def test_the_other_tenants_objects_under_my_tenant_are_404(tenant_a, tenant_b):
     """My slug, their ids: the tenant scope hides them, even from my admin."""
     client = api_client_for(tenant_a.admin.user)
     with scope(tenant=tenant_b.tenant.id):
-        their = submission_create(assignment=tenant_b.assignment, learner=tenant_b.learner.user,
-                                  kind="spec", spec=TEMPLATES["xor"].spec)  # fmt: skip
+        their = submission_create(
+            assignment=tenant_b.assignment,
+            learner=tenant_b.learner.user,
+            kind="spec",
+            spec=TEMPLATES["xor"].spec,
+        )
     for method, path, payload in _jobs_routes(tenant_b, their):
         _refused(client, method, _api(tenant_a, path), payload, status=404, body=NOT_FOUND)
 
@@ -222,9 +250,10 @@ def _grade_url(world, submission=None) -> str:
 def test_a_teacher_overrides_a_grade_and_the_history_is_kept(tenant_a):
     teacher = tenant_a.teacher.user
     response = api_client_for(teacher).post(
-        _grade_url(tenant_a), {"score": "65.5", "reason": "Trained on the test split."},
+        _grade_url(tenant_a),
+        {"score": "65.5", "reason": "Trained on the test split."},
         format="json",
-    )  # fmt: skip
+    )
 
     assert response.status_code == 200, response.content
     body = response.json()
@@ -247,24 +276,35 @@ def test_a_teacher_overrides_a_grade_and_the_history_is_kept(tenant_a):
         "overridden_by": teacher.email,
         "revisions": [
             {"score": "80.00", "source": "automatic", "reason": "", "author": None},
-            {"score": "65.50", "source": "teacher", "reason": "Trained on the test split.",
-             "author": teacher.email},
+            {
+                "score": "65.50",
+                "source": "teacher",
+                "reason": "Trained on the test split.",
+                "author": teacher.email,
+            },
         ],
-    }  # fmt: skip
+    }
     assert (str(grade.score), grade.source, str(grade.automatic_score)) == (
-        "65.50", "teacher", "80.00")  # fmt: skip
+        "65.50",
+        "teacher",
+        "80.00",
+    )
     assert grade.overridden_by == teacher
 
 
 def test_a_second_override_adds_a_third_revision(tenant_a):
     client = api_client_for(tenant_a.admin.user)
     for score, reason in (("70", "Late fix."), ("90", "Regraded.")):
-        response = client.post(_grade_url(tenant_a), {"score": score, "reason": reason},
-                               format="json")  # fmt: skip
+        response = client.post(
+            _grade_url(tenant_a), {"score": score, "reason": reason}, format="json"
+        )
         assert response.status_code == 200, response.content
     body = response.json()
     assert (body["score"], body["automatic_score"], body["override_reason"]) == (
-        "90.00", "80.00", "Regraded.")  # fmt: skip
+        "90.00",
+        "80.00",
+        "Regraded.",
+    )
     assert [(r["score"], r["source"], r["reason"], r["author"]) for r in body["revisions"]] == [
         ("80.00", "automatic", "", None),
         ("70.00", "teacher", "Late fix.", tenant_a.admin.user.email),
@@ -278,17 +318,30 @@ def test_a_second_override_adds_a_third_revision(tenant_a):
         ({"score": "50", "reason": ""}, {"reason": ["This field may not be blank."]}),
         ({"score": "50", "reason": "   "}, {"reason": ["This field may not be blank."]}),
         ({"score": "50"}, {"reason": ["This field is required."]}),
-        ({"score": "100.01", "reason": "Bonus."},
-         {"score": ["The score must be between 0 and 100.00."]}),
-        ({"score": "-1", "reason": "Cheated."},
-         {"score": ["Ensure this value is greater than or equal to 0."]}),
+        (
+            {"score": "100.01", "reason": "Bonus."},
+            {"score": ["The score must be between 0 and 100.00."]},
+        ),
+        (
+            {"score": "-1", "reason": "Cheated."},
+            {"score": ["Ensure this value is greater than or equal to 0."]},
+        ),
         ({"score": "ten", "reason": "Typo."}, {"score": ["A valid number is required."]}),
-        ({"score": "50", "reason": "Fine.", "source": "automatic"},
-         {"source": ["Unknown field; this endpoint does not accept it."]}),
+        (
+            {"score": "50", "reason": "Fine.", "source": "automatic"},
+            {"source": ["Unknown field; this endpoint does not accept it."]},
+        ),
     ],
-    ids=["reason-empty", "reason-blank", "reason-missing", "score-above-max", "score-negative",
-         "score-not-a-number", "unknown-field"],
-)  # fmt: skip
+    ids=[
+        "reason-empty",
+        "reason-blank",
+        "reason-missing",
+        "score-above-max",
+        "score-negative",
+        "score-not-a-number",
+        "unknown-field",
+    ],
+)
 def test_a_bad_override_is_a_400_and_changes_nothing(tenant_a, payload, fields):
     client = api_client_for(tenant_a.teacher.user)
     _refused(client, "post", _grade_url(tenant_a), payload, status=400, body=_invalid(fields))
@@ -296,17 +349,34 @@ def test_a_bad_override_is_a_400_and_changes_nothing(tenant_a, payload, fields):
 
 def test_a_learner_cannot_override_their_own_grade(tenant_a):
     client = api_client_for(tenant_a.learner.user)
-    _refused(client, "post", _grade_url(tenant_a), {"score": "100", "reason": "I deserve it."},
-             status=403, body={"error": {"code": "permission_denied",
-                                         "message": "This needs a teacher of this course.",
-                                         "fields": {}}})  # fmt: skip
+    _refused(
+        client,
+        "post",
+        _grade_url(tenant_a),
+        {"score": "100", "reason": "I deserve it."},
+        status=403,
+        body={
+            "error": {
+                "code": "permission_denied",
+                "message": "This needs a teacher of this course.",
+                "fields": {},
+            }
+        },
+    )
 
 
 def test_a_submission_without_a_grade_cannot_be_overridden(tenant_a, queued):
     client = api_client_for(tenant_a.teacher.user)
-    _refused(client, "post", _grade_url(tenant_a, queued), {"score": "50", "reason": "Early."},
-             status=400, body=_invalid({"non_field_errors": [
-                 "This submission has no grade yet (its job has not succeeded)."]}))  # fmt: skip
+    _refused(
+        client,
+        "post",
+        _grade_url(tenant_a, queued),
+        {"score": "50", "reason": "Early."},
+        status=400,
+        body=_invalid(
+            {"non_field_errors": ["This submission has no grade yet (its job has not succeeded)."]}
+        ),
+    )
 
 
 # --- Leaderboard ---------------------------------------------------------------------------------
@@ -320,12 +390,17 @@ def test_the_leaderboard_ranks_each_learners_best_with_ties_to_the_earlier(tenan
     for learner, attempt, score, hours in (
         # y ties x at 90, an hour earlier: y ranks first (its rows are made first, so that
         # the rows' creation order, which the queryset's default ordering follows, cannot help).
-        (y, 1, 90, 2), (y, 2, 40, 4),
-        (x, 1, 70, 1), (x, 2, 90, 3), (x, 3, 90, 5),  # x's own tie: attempt 2 counts
-        (z, 1, "95.5", 6), (z, 2, 50, 7),
-    ):  # fmt: skip
-        submission = graded_submission(assignment=assignment, learner=learner, attempt=attempt,
-                                       score=score)  # fmt: skip
+        (y, 1, 90, 2),
+        (y, 2, 40, 4),
+        (x, 1, 70, 1),
+        (x, 2, 90, 3),
+        (x, 3, 90, 5),  # x's own tie: attempt 2 counts
+        (z, 1, "95.5", 6),
+        (z, 2, 50, 7),
+    ):
+        submission = graded_submission(
+            assignment=assignment, learner=learner, attempt=attempt, score=score
+        )
         with scopes_disabled():
             Submission.objects.filter(id=submission.id).update(
                 created_at=base + timedelta(hours=hours)
@@ -385,9 +460,19 @@ def test_cancelling_a_queued_job_ends_it_at_once(tenant_a, queued):
 def test_cancelling_a_cancelled_job_again_is_a_409(tenant_a, queued):
     client = api_client_for(queued.learner)
     assert _cancel(client, tenant_a, queued.job.id).status_code == 200
-    _refused(client, "post", _api(tenant_a, f"jobs/{queued.job.id}/cancel/"), status=409,
-             body={"error": {"code": "conflict", "fields": {},
-                             "message": "This job has already ended (cancelled)."}})  # fmt: skip
+    _refused(
+        client,
+        "post",
+        _api(tenant_a, f"jobs/{queued.job.id}/cancel/"),
+        status=409,
+        body={
+            "error": {
+                "code": "conflict",
+                "fields": {},
+                "message": "This job has already ended (cancelled).",
+            }
+        },
+    )
     assert _event_types(queued.job.id) == [(1, "queued"), (2, "cancelled")]
 
 
@@ -417,16 +502,31 @@ def test_cancelling_a_running_job_twice_is_idempotent(tenant_a, running):
 
 def test_cancelling_a_finished_job_is_a_409_and_changes_nothing(tenant_a):
     client = api_client_for(tenant_a.learner.user)
-    _refused(client, "post", _api(tenant_a, f"jobs/{tenant_a.job.id}/cancel/"), status=409,
-             body={"error": {"code": "conflict", "fields": {},
-                             "message": "This job has already ended (succeeded)."}})  # fmt: skip
+    _refused(
+        client,
+        "post",
+        _api(tenant_a, f"jobs/{tenant_a.job.id}/cancel/"),
+        status=409,
+        body={
+            "error": {
+                "code": "conflict",
+                "fields": {},
+                "message": "This job has already ended (succeeded).",
+            }
+        },
+    )
 
 
 def test_cancel_takes_no_body(tenant_a, queued):
     client = api_client_for(queued.learner)
-    _refused(client, "post", _api(tenant_a, f"jobs/{queued.job.id}/cancel/"), {"now": True},
-             status=400, body=_invalid({"non_field_errors": [
-                 "This endpoint takes no request body."]}))  # fmt: skip
+    _refused(
+        client,
+        "post",
+        _api(tenant_a, f"jobs/{queued.job.id}/cancel/"),
+        {"now": True},
+        status=400,
+        body=_invalid({"non_field_errors": ["This endpoint takes no request body."]}),
+    )
 
 
 # --- Events --------------------------------------------------------------------------------------
@@ -461,5 +561,10 @@ def test_the_events_list_from_the_start_or_past_the_end(tenant_a, after, seqs):
 @pytest.mark.parametrize("after", ["x", "-1", "1.5", "", "%C2%B2", "1234567890"])
 def test_a_bad_after_is_a_400_naming_after(tenant_a, after):
     client = api_client_for(tenant_a.learner.user)
-    _refused(client, "get", _events_url(tenant_a, after), status=400,
-             body=_invalid({"after": ["A whole number from 0 to 999999999."]}))  # fmt: skip
+    _refused(
+        client,
+        "get",
+        _events_url(tenant_a, after),
+        status=400,
+        body=_invalid({"after": ["A whole number from 0 to 999999999."]}),
+    )

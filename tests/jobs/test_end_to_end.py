@@ -37,8 +37,9 @@ DIGITS_MLP = {
 def _logged_in(email: str) -> tuple[APIClient, str]:
     """A learner logs in: an API token from the token endpoint, and a browser session."""
     api = APIClient()
-    response = api.post("/api/v1/auth/token/", {"email": email, "password": PASSWORD},
-                        format="json")  # fmt: skip
+    response = api.post(
+        "/api/v1/auth/token/", {"email": email, "password": PASSWORD}, format="json"
+    )
     assert response.status_code == 201, response.content
     api.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
     browser = Client()
@@ -78,9 +79,13 @@ def test_a_submission_trains_on_the_worker_and_streams_to_its_grade(
 ):
     # A budget far above the run (seconds alone), so a loaded machine does not cut it short.
     exercise = ExerciseFactory(
-        course=tenant_a.course, dataset=dataset, min_metric=0.5, target_metric=target,
-        starter_spec=spec, max_seconds=600,
-    )  # fmt: skip
+        course=tenant_a.course,
+        dataset=dataset,
+        min_metric=0.5,
+        target_metric=target,
+        starter_spec=spec,
+        max_seconds=600,
+    )
     assignment = AssignmentFactory(exercise=exercise)
     api, cookie = _logged_in(tenant_a.learner.user.email)
 
@@ -102,8 +107,11 @@ def test_a_submission_trains_on_the_worker_and_streams_to_its_grade(
     assert types[:2] == ["queued", "started"]
     assert types[-1] == "succeeded"
     assert set(types[2:-1]) == {"progress"}
-    epoch_ends = [e["payload"] for e in events if e["type"] == "progress"
-                  and e["payload"]["val_accuracy"] is not None]  # fmt: skip
+    epoch_ends = [
+        e["payload"]
+        for e in events
+        if e["type"] == "progress" and e["payload"]["val_accuracy"] is not None
+    ]
     epochs = spec["training"]["epochs"]
     assert [p["epoch"] for p in epoch_ends] == list(range(1, epochs + 1))
     final = events[-1]["payload"]
@@ -118,7 +126,10 @@ def test_a_submission_trains_on_the_worker_and_streams_to_its_grade(
         assert JobEvent.objects.filter(job=job).count() == len(events)
         grade = Grade.objects.get(submission__job=job)
         assert (grade.score, grade.source, grade.metrics["accuracy"]) == (
-            Decimal("100.00"), "automatic", accuracy)  # fmt: skip
+            Decimal("100.00"),
+            "automatic",
+            accuracy,
+        )
         assert list(grade.revisions.values_list("score", "source")) == [
             (Decimal("100.00"), "automatic")
         ]
@@ -134,13 +145,21 @@ def test_a_running_job_cancelled_through_the_api_ends_cancelled_without_a_grade(
     celery_worker_process, tenant_a
 ):
     long_run = {**DIGITS_MLP, "training": {**DIGITS_MLP["training"], "epochs": 500}}
-    exercise = ExerciseFactory(course=tenant_a.course, dataset="digits", min_metric=0.5,
-                               target_metric=0.9, starter_spec=long_run)  # fmt: skip
+    exercise = ExerciseFactory(
+        course=tenant_a.course,
+        dataset="digits",
+        min_metric=0.5,
+        target_metric=0.9,
+        starter_spec=long_run,
+    )
     assignment = AssignmentFactory(exercise=exercise)
     api, cookie = _logged_in(tenant_a.learner.user.email)
     base = f"/api/v1/t/{tenant_a.tenant.slug}"
-    response = api.post(f"{base}/assignments/{assignment.id}/submissions/",
-                        {"kind": "spec", "spec": long_run}, format="json")  # fmt: skip
+    response = api.post(
+        f"{base}/assignments/{assignment.id}/submissions/",
+        {"kind": "spec", "spec": long_run},
+        format="json",
+    )
     assert response.status_code == 201, response.content
     job_id = response.json()["job"]["id"]
 
@@ -172,9 +191,16 @@ def test_a_code_submission_trains_in_the_sandbox_on_the_worker_and_is_graded(
     celery_worker_process, tenant_a
 ):
     template = TEMPLATES["xor"]
-    exercise = ExerciseFactory(course=tenant_a.course, dataset="xor", allow_code=True,
-                               min_metric=0.5, target_metric=0.95, max_seconds=90,
-                               starter_spec=template.spec, starter_code=template.code)  # fmt: skip
+    exercise = ExerciseFactory(
+        course=tenant_a.course,
+        dataset="xor",
+        allow_code=True,
+        min_metric=0.5,
+        target_metric=0.95,
+        max_seconds=90,
+        starter_spec=template.spec,
+        starter_code=template.code,
+    )
     assignment = AssignmentFactory(exercise=exercise)
     api, cookie = _logged_in(tenant_a.learner.user.email)
     response = api.post(

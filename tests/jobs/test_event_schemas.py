@@ -29,11 +29,18 @@ ROOT = Path(__file__).resolve().parents[2]
 XOR = TEMPLATES["xor"]
 LONG_DIGITS = {
     "version": 1,
-    "layers": [{"type": "linear", "out_features": 32}, {"type": "relu"},
-               {"type": "linear", "out_features": 10}],
-    "training": {"optimizer": {"type": "adam", "lr": 0.01}, "epochs": 500, "batch_size": 64,
-                 "seed": 0},
-}  # fmt: skip
+    "layers": [
+        {"type": "linear", "out_features": 32},
+        {"type": "relu"},
+        {"type": "linear", "out_features": 10},
+    ],
+    "training": {
+        "optimizer": {"type": "adam", "lr": 0.01},
+        "epochs": 500,
+        "batch_size": 64,
+        "seed": 0,
+    },
+}
 SLEEPS = "import time\n\ndef build_model(input_shape, num_classes):\n    time.sleep(120)\n"
 RAISES = "def build_model(input_shape, num_classes):\n    raise ValueError('no model yet')\n"
 
@@ -47,9 +54,17 @@ def test_every_event_type_the_code_appends_has_a_schema():
     # The final states are appended as `type=state` (lease.claim_finish, transitions).
     assert appended | set(FINAL_STATES) == set(EVENT_SCHEMAS)
     assert set(EVENT_SCHEMAS) == {
-        "queued", "started", "progress", "cancel_requested", "attempt_lost", "requeued",
-        "succeeded", "failed", "cancelled", "timed_out",
-    }  # fmt: skip
+        "queued",
+        "started",
+        "progress",
+        "cancel_requested",
+        "attempt_lost",
+        "requeued",
+        "succeeded",
+        "failed",
+        "cancelled",
+        "timed_out",
+    }
 
 
 def test_a_payload_off_its_schema_is_refused_saying_where_and_what():
@@ -87,7 +102,7 @@ def _exercise(world, **fields):
         "starter_code": XOR.code,
         **fields,
     }
-    return ExerciseFactory(course=world.course, **fields)  # fmt: skip
+    return ExerciseFactory(course=world.course, **fields)
 
 
 def _submit(world, exercise, **kind) -> Job:

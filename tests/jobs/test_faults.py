@@ -73,8 +73,9 @@ def stack(tmp_path, redis_server):
 
 def digits_assignment(world, *, epochs: int):
     spec = with_epochs(DIGITS_MLP, epochs)
-    exercise = ExerciseFactory(course=world.course, dataset="digits", min_metric=0.5,
-                               target_metric=0.9, starter_spec=spec)  # fmt: skip
+    exercise = ExerciseFactory(
+        course=world.course, dataset="digits", min_metric=0.5, target_metric=0.9, starter_spec=spec
+    )
     return AssignmentFactory(exercise=exercise), spec
 
 
@@ -120,8 +121,11 @@ def wait_until_final(stack, job_id, *, timeout: float) -> Job:
 
 
 def epoch_ends(events) -> list[int]:
-    return [e.payload["epoch"] for e in events
-            if e.type == "progress" and e.payload["val_accuracy"] is not None]  # fmt: skip
+    return [
+        e.payload["epoch"]
+        for e in events
+        if e.type == "progress" and e.payload["val_accuracy"] is not None
+    ]
 
 
 def test_a_job_whose_worker_is_killed_runs_again_on_another_and_succeeds_once(stack, tenant_a):
@@ -135,8 +139,12 @@ def test_a_job_whose_worker_is_killed_runs_again_on_another_and_succeeds_once(st
     def attempt_1_progressing() -> bool:
         return any(e.type == "progress" and e.attempt == 1 for e in events_of(job_id))
 
-    wait_for(attempt_1_progressing, timeout=120, interval=0.05,
-             message=lambda: f"a progress event of attempt 1\n{stack.tails()}")  # fmt: skip
+    wait_for(
+        attempt_1_progressing,
+        timeout=120,
+        interval=0.05,
+        message=lambda: f"a progress event of attempt 1\n{stack.tails()}",
+    )
     os.kill(first.pid, signal.SIGKILL)  # the solo pool trains in this very process
     assert first.process.wait(timeout=30) == -signal.SIGKILL
     # The reaper runs on the next worker (the solo pool runs its tasks one at a time).
@@ -173,8 +181,9 @@ def test_the_lease_watch_renews_the_lease_and_sees_a_cancel(tenant_a, settings):
     """The watch runs in its own thread, outside the task's tenant scope: it must still renew
     (or every job longer than a lease is reaped mid-run) and see the cancel flag."""
     settings.JOB_LEASE_SECONDS = 0.9  # renewed every 0.3 s
-    submission = SubmissionFactory(assignment=tenant_a.assignment, learner=tenant_a.learner.user,
-                                   attempt=2)  # fmt: skip
+    submission = SubmissionFactory(
+        assignment=tenant_a.assignment, learner=tenant_a.learner.user, attempt=2
+    )
     job = JobFactory(submission=submission)
     with scope(tenant=tenant_a.tenant.id):
         claim = job_claim(job_id=job.id, owner="test:1", device="cpu")
@@ -182,8 +191,11 @@ def test_the_lease_watch_renews_the_lease_and_sees_a_cancel(tenant_a, settings):
     watch = LeaseWatch(claim, deadline=60)
     watch.start()
     try:
-        wait_for(lambda: job_get(job.id).lease_expires_at > claimed_until, timeout=30,
-                 message="the lease renewed by the watch")  # fmt: skip
+        wait_for(
+            lambda: job_get(job.id).lease_expires_at > claimed_until,
+            timeout=30,
+            message="the lease renewed by the watch",
+        )
         with scope(tenant=tenant_a.tenant.id):
             job_cancel(job=job_get(job.id), by=tenant_a.learner.user)
         wait_for(watch.cancelled.is_set, timeout=30, message="the watch seeing the cancel")
@@ -231,7 +243,10 @@ class TestDuplicateDeliveries:
         types = [e.type for e in events_of(job_id)]
         assert types.count("started") == 1
         assert (types[:2], types[-1], set(types[2:-1])) == (
-            ["queued", "started"], "succeeded", {"progress"})  # fmt: skip
+            ["queued", "started"],
+            "succeeded",
+            {"progress"},
+        )
         assert grades_of(body["id"]) == (1, 1)
         # Two real consumers took one delivery each; the one that found the lease skipped.
         results = [list(task_results(left).values()), list(task_results(right).values())]

@@ -103,8 +103,9 @@ def test_a_code_submission_without_a_parameter_count_is_not_penalised():
 
 def test_a_late_submission_under_the_penalty_policy_loses_the_late_penalty():
     assignment = Assignment(late_policy="penalty", late_penalty=0.2)
-    result = _grade(_exercise(min_metric=0.5, target_metric=0.8), 0.7, is_late=True,
-                    assignment=assignment)  # fmt: skip
+    result = _grade(
+        _exercise(min_metric=0.5, target_metric=0.8), 0.7, is_late=True, assignment=assignment
+    )
     assert str(result.score) == "53.33"  # 66.666... x 0.8
     assert result.feedback == (
         "Test accuracy: 70.0% (0 points at 50.0%, full marks at 80.0%).\n"

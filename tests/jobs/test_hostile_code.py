@@ -40,9 +40,16 @@ SLEEPER = "import time\n\n\ndef build_model(input_shape, num_classes):\n    time
 
 def submit_code(world, code: str, *, max_seconds: int = 60) -> str:
     xor = TEMPLATES["xor"]
-    exercise = ExerciseFactory(course=world.course, dataset="xor", allow_code=True,
-                               min_metric=0.5, target_metric=0.95, max_seconds=max_seconds,
-                               starter_spec=xor.spec, starter_code=xor.code)  # fmt: skip
+    exercise = ExerciseFactory(
+        course=world.course,
+        dataset="xor",
+        allow_code=True,
+        min_metric=0.5,
+        target_metric=0.95,
+        max_seconds=max_seconds,
+        starter_spec=xor.spec,
+        starter_code=xor.code,
+    )
     assignment = AssignmentFactory(exercise=exercise)
     api = api_client_for(world.learner.user)
     response = api.post(
@@ -95,8 +102,10 @@ def test_a_submission_that_only_sleeps_is_charged_the_time_its_worker_measured(
     assert (job.state, job.failure_kind, job.outcome) == ("failed", "invalid_model", None)
     assert Decimal(4) < job.device_seconds < held_seconds(job)
     assert settlement(job) == (
-        Decimal(-60), job.device_seconds, "device time of the sandbox, measured by its worker"
-    )  # fmt: skip
+        Decimal(-60),
+        job.device_seconds,
+        "device time of the sandbox, measured by its worker",
+    )
 
 
 def test_a_submission_that_sleeps_past_its_time_is_charged_its_whole_budget(

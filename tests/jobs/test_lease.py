@@ -44,8 +44,9 @@ def job(tenant_a) -> Job:
 
 
 def _events(job) -> list[tuple[int, int, str]]:
-    return list(JobEvent.objects.filter(job=job).order_by("seq").values_list("seq", "attempt",
-                                                                             "type"))  # fmt: skip
+    return list(
+        JobEvent.objects.filter(job=job).order_by("seq").values_list("seq", "attempt", "type")
+    )
 
 
 def _payloads(job) -> list[dict]:
@@ -64,7 +65,12 @@ def test_a_claim_takes_a_queued_job_with_token_1(job):
     assert claim == Claim(job.tenant_id, job.id, token=1, attempt=1, owner="host-1:101")
     job.refresh_from_db()
     assert (job.state, job.lease_owner, job.lease_token, job.attempt, job.device) == (
-        "running", "host-1:101", 1, 1, "cpu")  # fmt: skip
+        "running",
+        "host-1:101",
+        1,
+        1,
+        "cpu",
+    )
     lease = timedelta(seconds=30)  # JOB_LEASE_SECONDS
     assert before + lease <= job.lease_expires_at <= after + lease
     assert before <= job.started_at <= after
@@ -133,11 +139,19 @@ def test_the_reaper_requeues_a_job_whose_lease_expired(job):
     assert jobs_reap() == {"requeued": 1, "failed": 0, "published": 0}
     job.refresh_from_db()
     assert (job.state, job.workers_lost, job.attempt, job.lease_owner, job.lease_token) == (
-        "queued", 1, 1, "", 1)  # fmt: skip
+        "queued",
+        1,
+        1,
+        "",
+        1,
+    )
     assert (job.dispatched_at, job.finished_at, job.last_seq) == (None, None, 4)
     assert _events(job) == [
-        (1, 0, "queued"), (2, 1, "started"), (3, 1, "attempt_lost"), (4, 1, "requeued"),
-    ]  # fmt: skip
+        (1, 0, "queued"),
+        (2, 1, "started"),
+        (3, 1, "attempt_lost"),
+        (4, 1, "requeued"),
+    ]
     assert _payloads(job)[2:] == [
         {"attempt": 1, "worker": "host-1:101", "message": LOST_MESSAGE.format(n=1)},
         {"after_attempt": 1},
@@ -159,9 +173,12 @@ def test_a_claim_that_finds_an_expired_lease_takes_the_job_over(job):
     job.refresh_from_db()
     assert (job.state, job.workers_lost, job.lease_owner) == ("running", 1, "host-2:202")
     assert _events(job) == [
-        (1, 0, "queued"), (2, 1, "started"), (3, 1, "attempt_lost"), (4, 1, "requeued"),
+        (1, 0, "queued"),
+        (2, 1, "started"),
+        (3, 1, "attempt_lost"),
+        (4, 1, "requeued"),
         (5, 2, "started"),
-    ]  # fmt: skip
+    ]
 
 
 def test_after_the_third_lost_worker_the_job_fails(job):
@@ -180,14 +197,24 @@ def test_after_the_third_lost_worker_the_job_fails(job):
     )
     assert (job.state, job.failure_kind, job.message) == ("failed", "workers_lost", message)
     assert (job.workers_lost, job.attempt, job.lease_owner, job.lease_expires_at) == (
-        3, 3, "", None)  # fmt: skip
+        3,
+        3,
+        "",
+        None,
+    )
     assert job.finished_at is not None
     assert _events(job) == [
         (1, 0, "queued"),
-        (2, 1, "started"), (3, 1, "attempt_lost"), (4, 1, "requeued"),
-        (5, 2, "started"), (6, 2, "attempt_lost"), (7, 2, "requeued"),
-        (8, 3, "started"), (9, 3, "attempt_lost"), (10, 3, "failed"),
-    ]  # fmt: skip
+        (2, 1, "started"),
+        (3, 1, "attempt_lost"),
+        (4, 1, "requeued"),
+        (5, 2, "started"),
+        (6, 2, "attempt_lost"),
+        (7, 2, "requeued"),
+        (8, 3, "started"),
+        (9, 3, "attempt_lost"),
+        (10, 3, "failed"),
+    ]
     assert _payloads(job)[-1] == {"message": message, "kind": "workers_lost"}
 
     before = db_snapshot()
@@ -203,11 +230,18 @@ def test_a_cancel_requested_before_the_worker_was_lost_ends_the_job_cancelled(jo
     assert result["requeued"] == 0
     job.refresh_from_db()
     assert (job.state, job.workers_lost, job.lease_owner, job.lease_expires_at) == (
-        "cancelled", 1, "", None)  # fmt: skip
+        "cancelled",
+        1,
+        "",
+        None,
+    )
     assert _events(job) == [
-        (1, 0, "queued"), (2, 1, "started"), (3, 1, "cancel_requested"), (4, 1, "attempt_lost"),
+        (1, 0, "queued"),
+        (2, 1, "started"),
+        (3, 1, "cancel_requested"),
+        (4, 1, "attempt_lost"),
         (5, 1, "cancelled"),
-    ]  # fmt: skip
+    ]
     assert _payloads(job)[-1] == {"message": "Cancelled."}
     assert job_claim(job_id=job.id, owner="host-2:202") is None
 
@@ -216,7 +250,10 @@ def test_the_holder_finishes_the_job_once(job):
     claim = job_claim(job_id=job.id, owner="host-1:101")
     finished = claim_finish(claim, state="succeeded", final_payload={"metrics": {"accuracy": 1}})
     assert (finished.state, finished.lease_owner, finished.lease_expires_at) == (
-        "succeeded", "", None)  # fmt: skip
+        "succeeded",
+        "",
+        None,
+    )
     assert _events(job)[-1] == (3, 1, "succeeded")
     before = db_snapshot()
     with pytest.raises(LeaseLost):

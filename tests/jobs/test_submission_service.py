@@ -109,10 +109,19 @@ def test_a_spec_submission_creates_its_queued_job_and_one_event(tenant_a):
     submission, job, events = _rows(body["id"])
     assert _counts() == (counts[0] + 1, counts[1] + 1, counts[2] + 1)
     assert (submission.learner, submission.assignment_id, submission.kind, submission.attempt) == (
-        learner, tenant_a.assignment.id, "spec", 2)  # fmt: skip
+        learner,
+        tenant_a.assignment.id,
+        "spec",
+        2,
+    )
     assert (submission.spec, submission.code, submission.is_late) == (XOR_SPEC, "", False)
     assert (job.state, job.attempt, job.last_seq, job.lease_token, job.lease_owner) == (
-        "queued", 0, 1, 0, "")  # fmt: skip
+        "queued",
+        0,
+        1,
+        0,
+        "",
+    )
     assert (job.queue, job.workers_lost, job.started_at, job.finished_at) == ("gpu", 0, None, None)
     assert events == [(1, 0, "queued", {"submission": str(submission.id), "attempt": 2})]
 
@@ -150,16 +159,25 @@ def test_a_code_submission_is_created_and_queued(tenant_a):
     assignment = _assignment(tenant_a, exercise=_code_exercise(tenant_a))
     client = api_client_for(tenant_a.learner.user)
 
-    response = client.post(_url(tenant_a, assignment), {"kind": "code", "code": XOR_CODE},
-                           format="json")  # fmt: skip
+    response = client.post(
+        _url(tenant_a, assignment), {"kind": "code", "code": XOR_CODE}, format="json"
+    )
 
     assert response.status_code == 201, response.content
     body = response.json()
     submission, job, events = _rows(body["id"])
     assert (submission.kind, submission.attempt, submission.spec, submission.code) == (
-        "code", 1, None, XOR_CODE)  # fmt: skip
-    assert (body["kind"], body["attempt"], body["spec"], body["code"]) == ("code", 1, None,
-                                                                          XOR_CODE)  # fmt: skip
+        "code",
+        1,
+        None,
+        XOR_CODE,
+    )
+    assert (body["kind"], body["attempt"], body["spec"], body["code"]) == (
+        "code",
+        1,
+        None,
+        XOR_CODE,
+    )
     assert (job.state, job.last_seq) == ("queued", 1)
     assert events == [(1, 0, "queued", {"submission": str(submission.id), "attempt": 1})]
 
@@ -202,12 +220,19 @@ def test_attempt_numbers_increase_and_the_sixth_of_five_is_refused(tenant_a):
         attempts.append(response.json()["attempt"])
     assert attempts == [2, 3, 4, 5]
 
-    _refused(client, _url(tenant_a), {"kind": "spec", "spec": XOR_SPEC}, status=400,
-             fields={"assignment": ["All 5 attempts are used."]})  # fmt: skip
+    _refused(
+        client,
+        _url(tenant_a),
+        {"kind": "spec", "spec": XOR_SPEC},
+        status=400,
+        fields={"assignment": ["All 5 attempts are used."]},
+    )
 
 
-@pytest.mark.parametrize("kind, free", [("workers_lost", True), ("internal", True),
-                                        ("setup", True), ("exception", False)])  # fmt: skip
+@pytest.mark.parametrize(
+    "kind, free",
+    [("workers_lost", True), ("internal", True), ("setup", True), ("exception", False)],
+)
 def test_a_run_the_platform_failed_costs_no_attempt(tenant_a, kind, free):
     """Attempts 2 to 5 are taken; attempt 4's run failed. A failure of the platform gives the
     attempt back (the next submission is attempt 6, and the dashboard says 4 of 5 used); the
@@ -227,15 +252,21 @@ def test_a_run_the_platform_failed_costs_no_attempt(tenant_a, kind, free):
         assert (response.status_code, response.json()["attempt"]) == (201, 6)
     else:
         assert response.json()["error"]["fields"] == {"assignment": ["All 5 attempts are used."]}
-    _refused(client, _url(tenant_a), {"kind": "spec", "spec": XOR_SPEC}, status=400,
-             fields={"assignment": ["All 5 attempts are used."]})  # fmt: skip
+    _refused(
+        client,
+        _url(tenant_a),
+        {"kind": "spec", "spec": XOR_SPEC},
+        status=400,
+        fields={"assignment": ["All 5 attempts are used."]},
+    )
 
 
 def test_attempts_are_counted_per_learner(tenant_a):
     other = MembershipFactory(tenant=tenant_a.tenant).user
     EnrollmentFactory(course=tenant_a.course, user=other)
-    response = api_client_for(other).post(_url(tenant_a), {"kind": "spec", "spec": XOR_SPEC},
-                                          format="json")  # fmt: skip
+    response = api_client_for(other).post(
+        _url(tenant_a), {"kind": "spec", "spec": XOR_SPEC}, format="json"
+    )
     assert (response.status_code, response.json()["attempt"]) == (201, 1)
 
 
@@ -255,23 +286,37 @@ def _days(n: int):
             "This assignment was due; it takes no more work.",
         ),
         (
-            {"opens_at": _days(-3), "due_at": _days(-2), "closes_at": _days(-1),
-             "late_policy": "penalty", "late_penalty": 0.2},
+            {
+                "opens_at": _days(-3),
+                "due_at": _days(-2),
+                "closes_at": _days(-1),
+                "late_policy": "penalty",
+                "late_penalty": 0.2,
+            },
             "This assignment is closed.",
         ),
         (
-            {"opens_at": _days(-3), "due_at": _days(-2), "closes_at": _days(-1),
-             "late_policy": "accept"},
+            {
+                "opens_at": _days(-3),
+                "due_at": _days(-2),
+                "closes_at": _days(-1),
+                "late_policy": "accept",
+            },
             "This assignment is closed.",
         ),
     ],
     ids=["not-open-yet", "due-refuse", "penalty-closed", "accept-closed"],
-)  # fmt: skip
+)
 def test_outside_its_window_an_assignment_refuses_work(tenant_a, dates, message):
     assignment = _assignment(tenant_a, **dates)
     client = api_client_for(tenant_a.learner.user)
-    _refused(client, _url(tenant_a, assignment), {"kind": "spec", "spec": XOR_SPEC}, status=400,
-             fields={"assignment": [message]})  # fmt: skip
+    _refused(
+        client,
+        _url(tenant_a, assignment),
+        {"kind": "spec", "spec": XOR_SPEC},
+        status=400,
+        fields={"assignment": [message]},
+    )
 
 
 @pytest.mark.parametrize(
@@ -279,11 +324,18 @@ def test_outside_its_window_an_assignment_refuses_work(tenant_a, dates, message)
 )
 def test_past_due_under_a_late_policy_the_submission_is_late(tenant_a, policy, closes_in_days):
     closes_at = None if closes_in_days is None else _days(closes_in_days)
-    assignment = _assignment(tenant_a, opens_at=_days(-2), due_at=_days(-1), closes_at=closes_at,
-                             late_policy=policy, late_penalty=0.1)  # fmt: skip
+    assignment = _assignment(
+        tenant_a,
+        opens_at=_days(-2),
+        due_at=_days(-1),
+        closes_at=closes_at,
+        late_policy=policy,
+        late_penalty=0.1,
+    )
     client = api_client_for(tenant_a.learner.user)
-    response = client.post(_url(tenant_a, assignment), {"kind": "spec", "spec": XOR_SPEC},
-                           format="json")  # fmt: skip
+    response = client.post(
+        _url(tenant_a, assignment), {"kind": "spec", "spec": XOR_SPEC}, format="json"
+    )
     assert response.status_code == 201, response.content
     assert (response.json()["is_late"], response.json()["attempt"]) == (True, 1)
     submission, _, _ = _rows(response.json()["id"])
@@ -293,8 +345,13 @@ def test_past_due_under_a_late_policy_the_submission_is_late(tenant_a, policy, c
 def test_a_learner_gets_404_for_an_unpublished_assignment(tenant_a):
     assignment = _assignment(tenant_a, published_at=None)
     client = api_client_for(tenant_a.learner.user)
-    _refused(client, _url(tenant_a, assignment), {"kind": "spec", "spec": XOR_SPEC}, status=404,
-             body=NOT_FOUND)  # fmt: skip
+    _refused(
+        client,
+        _url(tenant_a, assignment),
+        {"kind": "spec", "spec": XOR_SPEC},
+        status=404,
+        body=NOT_FOUND,
+    )
 
 
 def test_a_learner_gets_404_for_an_assignment_of_an_unpublished_course(tenant_a):
@@ -302,21 +359,30 @@ def test_a_learner_gets_404_for_an_assignment_of_an_unpublished_course(tenant_a)
     EnrollmentFactory(course=course, user=tenant_a.learner.user)
     assignment = AssignmentFactory(exercise=ExerciseFactory(course=course))
     client = api_client_for(tenant_a.learner.user)
-    _refused(client, _url(tenant_a, assignment), {"kind": "spec", "spec": XOR_SPEC}, status=404,
-             body=NOT_FOUND)  # fmt: skip
+    _refused(
+        client,
+        _url(tenant_a, assignment),
+        {"kind": "spec", "spec": XOR_SPEC},
+        status=404,
+        body=NOT_FOUND,
+    )
 
 
 def test_a_learner_not_enrolled_gets_404(tenant_a):
     stranger = MembershipFactory(tenant=tenant_a.tenant).user
     client = api_client_for(stranger)
-    _refused(client, _url(tenant_a), {"kind": "spec", "spec": XOR_SPEC}, status=404,
-             body=NOT_FOUND)  # fmt: skip
+    _refused(client, _url(tenant_a), {"kind": "spec", "spec": XOR_SPEC}, status=404, body=NOT_FOUND)
 
 
 def test_a_teacher_of_the_course_is_not_enrolled_and_cannot_submit(tenant_a):
     client = api_client_for(tenant_a.teacher.user)
-    _refused(client, _url(tenant_a), {"kind": "spec", "spec": XOR_SPEC}, status=400,
-             fields={"assignment": ["You are not enrolled in this course."]})  # fmt: skip
+    _refused(
+        client,
+        _url(tenant_a),
+        {"kind": "spec", "spec": XOR_SPEC},
+        status=400,
+        fields={"assignment": ["You are not enrolled in this course."]},
+    )
 
 
 @pytest.mark.parametrize(
@@ -351,10 +417,17 @@ def test_a_teacher_of_the_course_is_not_enrolled_and_cannot_submit(tenant_a):
         ),
     ],
     ids=[
-        "kind-not-allowed", "kind-unknown", "kind-missing", "spec-shape", "spec-document",
-        "spec-missing", "spec-not-an-object", "spec-with-code", "unknown-field",
+        "kind-not-allowed",
+        "kind-unknown",
+        "kind-missing",
+        "spec-shape",
+        "spec-document",
+        "spec-missing",
+        "spec-not-an-object",
+        "spec-with-code",
+        "unknown-field",
     ],
-)  # fmt: skip
+)
 def test_a_bad_spec_submission_is_a_400_naming_the_field(tenant_a, payload, fields):
     client = api_client_for(tenant_a.learner.user)
     _refused(client, _url(tenant_a), payload, status=400, fields=fields)
@@ -369,8 +442,12 @@ def test_a_bad_spec_submission_is_a_400_naming_the_field(tenant_a, payload, fiel
         ),
         (
             {"kind": "code", "code": "import torch\n"},
-            {"code": ["Your code must define a function build_model(input_shape, num_classes) "
-                      "that returns a torch.nn.Module."]},
+            {
+                "code": [
+                    "Your code must define a function build_model(input_shape, num_classes) "
+                    "that returns a torch.nn.Module."
+                ]
+            },
         ),
         ({"kind": "code", "code": ""}, {"code": ["This field may not be blank."]}),
         (
@@ -380,7 +457,7 @@ def test_a_bad_spec_submission_is_a_400_naming_the_field(tenant_a, payload, fiel
         ({"kind": "spec", "spec": XOR_SPEC}, {"kind": ["This exercise takes code submissions."]}),
     ],
     ids=["syntax-error", "no-build-model", "blank", "code-with-spec", "kind-not-allowed"],
-)  # fmt: skip
+)
 def test_a_bad_code_submission_is_a_400_naming_the_field(tenant_a, payload, fields):
     assignment = _assignment(tenant_a, exercise=_code_exercise(tenant_a, allow_spec=False))
     client = api_client_for(tenant_a.learner.user)
@@ -409,8 +486,14 @@ def _validated(world, spec, assignment=None) -> dict:
 
 
 def _layer(position, type, shape_in, shape_out, params, flops) -> dict:
-    return {"position": position, "type": type, "input_shape": shape_in,
-            "output_shape": shape_out, "params": params, "flops": flops}  # fmt: skip
+    return {
+        "position": position,
+        "type": type,
+        "input_shape": shape_in,
+        "output_shape": shape_out,
+        "params": params,
+        "flops": flops,
+    }
 
 
 XOR_LAYERS = [
@@ -466,9 +549,14 @@ def test_a_spec_that_does_not_parse_is_reported_invalid_with_every_problem(tenan
     spec = {"version": 1, "layers": [{"type": "transformer"}], "training": XOR_SPEC["training"]}
     report = _validated(tenant_a, spec)
     assert {key: report[key] for key in report if key != "problems"} == {
-        "valid": False, "input_shape": None, "output_shape": None, "layers": [],
-        "total_params": None, "total_flops": None, "memory_bytes": None,
-    }  # fmt: skip
+        "valid": False,
+        "input_shape": None,
+        "output_shape": None,
+        "layers": [],
+        "total_params": None,
+        "total_flops": None,
+        "memory_bytes": None,
+    }
     assert [(p["path"], p["layer"]) for p in report["problems"]] == [("layers[0].type", "1")]
     assert report["problems"][0]["message"].startswith(
         'layer 1 has an unknown type "transformer" (did you mean "transformer_encoder_layer"?)'
@@ -495,5 +583,6 @@ def test_a_malformed_validate_request_is_a_400(tenant_a, payload, fields):
 
 def test_validate_is_404_for_a_learner_not_enrolled(tenant_a):
     client = api_client_for(MembershipFactory(tenant=tenant_a.tenant).user)
-    _refused(client, _url(tenant_a, action="validate"), {"spec": XOR_SPEC}, status=404,
-             body=NOT_FOUND)  # fmt: skip
+    _refused(
+        client, _url(tenant_a, action="validate"), {"spec": XOR_SPEC}, status=404, body=NOT_FOUND
+    )

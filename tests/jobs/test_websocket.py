@@ -194,8 +194,9 @@ def _token(user) -> str:
 
 
 def _socket_with(job_id, *, headers=(), query="") -> WebsocketCommunicator:
-    return WebsocketCommunicator(application, f"/ws/jobs/{job_id}/?after=0{query}",
-                                 headers=list(headers))  # fmt: skip
+    return WebsocketCommunicator(
+        application, f"/ws/jobs/{job_id}/?after=0{query}", headers=list(headers)
+    )
 
 
 async def _watch_all(ws) -> tuple[tuple, list[str]]:
@@ -349,8 +350,9 @@ def test_a_finished_job_replays_the_events_after_the_given_seq_then_closes(
 
 def _running_job(world):
     """A second attempt of the learner, claimed by a test "worker": events 1 queued, 2 started."""
-    submission = SubmissionFactory(assignment=world.assignment, learner=world.learner.user,
-                                   attempt=2)  # fmt: skip
+    submission = SubmissionFactory(
+        assignment=world.assignment, learner=world.learner.user, attempt=2
+    )
     job = JobFactory(submission=submission, last_seq=1)
     JobEventFactory(job=job, seq=1, type="queued", attempt=0)
     with scope(tenant=world.tenant.id):
@@ -523,9 +525,14 @@ LONG_DIGITS = {**DIGITS_MLP, "training": {**DIGITS_MLP["training"], "epochs": 40
 def test_reconnecting_with_after_mid_run_loses_and_duplicates_nothing(
     celery_worker_process, tenant_a
 ):
-    exercise = ExerciseFactory(course=tenant_a.course, dataset="digits", min_metric=0.5,
-                               target_metric=0.9, max_seconds=600,
-                               starter_spec=LONG_DIGITS)  # fmt: skip
+    exercise = ExerciseFactory(
+        course=tenant_a.course,
+        dataset="digits",
+        min_metric=0.5,
+        target_metric=0.9,
+        max_seconds=600,
+        starter_spec=LONG_DIGITS,
+    )
     assignment = AssignmentFactory(exercise=exercise)
     learner = tenant_a.learner.user
     response = api_client_for(learner).post(

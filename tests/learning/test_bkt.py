@@ -53,9 +53,11 @@ def _truth(n_skills: int, generator: torch.Generator) -> BKTParams:
         return low + (high - low) * torch.rand(n_skills, generator=generator, dtype=torch.float64)
 
     return BKTParams(
-        prior=between(0.1, 0.5), learn=between(0.05, 0.3),
-        slip=between(0.05, 0.2), guess=between(0.1, 0.3),
-    )  # fmt: skip
+        prior=between(0.1, 0.5),
+        learn=between(0.05, 0.3),
+        slip=between(0.05, 0.2),
+        guess=between(0.1, 0.3),
+    )
 
 
 def test_em_recovers_known_parameters_within_0_05():
@@ -81,8 +83,14 @@ def test_padding_after_a_sequence_changes_nothing():
     # Garbage where the mask is off must not count.
     garbage = torch.where(mask, correct, torch.ones_like(correct) - correct)
     plain = fit(garbage, mask, skill, 3, max_iterations=30, tolerance=0)
-    longer = fit(torch.cat([garbage, padded[:, 20:]], 1), padded_mask, skill, 3,
-                 max_iterations=30, tolerance=0)  # fmt: skip
+    longer = fit(
+        torch.cat([garbage, padded[:, 20:]], 1),
+        padded_mask,
+        skill,
+        3,
+        max_iterations=30,
+        tolerance=0,
+    )
     for name in ("prior", "learn", "slip", "guess"):
         assert torch.allclose(getattr(plain.params, name), getattr(longer.params, name))
     assert plain.log_likelihood == pytest.approx(longer.log_likelihood)

@@ -85,7 +85,8 @@ def test_statements_are_forwarded_once_as_valid_xapi(tenant_a, lrs):
     _some_statements(tenant_a)
     assert statements_forward() == 2
     assert [d["verb"]["id"] for d in lrs.received] == [
-        "http://adlnet.gov/expapi/verbs/experienced"] * 2  # fmt: skip
+        "http://adlnet.gov/expapi/verbs/experienced"
+    ] * 2
     assert all(statement_problems(d) == [] for d in lrs.received)
     assert lrs.headers[0]["X-Experience-API-Version"] == "1.0.3"
     assert lrs.headers[0]["Authorization"] == "Basic YXVsYTpzM2NyZXQ="  # aula:s3cret
@@ -102,7 +103,9 @@ def test_a_failing_lrs_keeps_the_statements_for_the_retry(tenant_a, lrs):
         statements_forward()
     with scopes_disabled():
         assert list(Statement.objects.values_list("forward_attempts", "forwarded_at")) == [
-            (1, None), (1, None)]  # fmt: skip
+            (1, None),
+            (1, None),
+        ]
     lrs.status = 200
     assert statements_forward() == 2  # the retry
     assert len(lrs.received) == 2
@@ -121,8 +124,7 @@ def test_an_unreachable_lrs_is_a_retryable_failure(tenant_a, settings):
 def test_the_task_retries_with_backoff_forever():
     options = statements_forward
     assert options.autoretry_for == (ForwardFailed,)
-    assert (options.retry_backoff, options.retry_backoff_max, options.max_retries) == (
-        5, 600, None)  # fmt: skip
+    assert (options.retry_backoff, options.retry_backoff_max, options.max_retries) == (5, 600, None)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -30,9 +30,12 @@ def _observe(world, learner, skill, outcomes):
                 assignment=world.assignment, learner=learner, attempt=200 + n
             )
             Observation.objects.create(
-                tenant=world.tenant, user=learner, skill=skill, submission=submission,
+                tenant=world.tenant,
+                user=learner,
+                skill=skill,
+                submission=submission,
                 correct=correct,
-            )  # fmt: skip
+            )
 
 
 @pytest.mark.django_db
@@ -62,8 +65,9 @@ def test_the_fit_recovers_parameters_and_recomputes_mastery(tenant_a):
         for n, learner in enumerate(learners[:5]):
             expected = fitted.prior
             for value in correct[n, mask[n]]:
-                expected = bkt.update(expected, bool(value), learn=fitted.learn,
-                                      slip=fitted.slip, guess=fitted.guess)  # fmt: skip
+                expected = bkt.update(
+                    expected, bool(value), learn=fitted.learn, slip=fitted.slip, guess=fitted.guess
+                )
             row = Mastery.objects.get(user=learner, skill=tenant_a.skill)
             assert row.probability == pytest.approx(expected, abs=1e-9)
             assert row.observations == int(mask[n].sum())
@@ -80,12 +84,20 @@ def test_mastery_after_matches_the_update_step_by_step():
     )
     known = bkt.mastery_after(params, seqs.correct, seqs.mask, seqs.skill)
     assert seqs.keys == [("a", "s"), ("b", "s"), ("a", "t")]
-    step = bkt.update(bkt.update(0.3, True, learn=0.2, slip=0.1, guess=0.25), False,
-                      learn=0.2, slip=0.1, guess=0.25)  # fmt: skip
+    step = bkt.update(
+        bkt.update(0.3, True, learn=0.2, slip=0.1, guess=0.25),
+        False,
+        learn=0.2,
+        slip=0.1,
+        guess=0.25,
+    )
     assert known.tolist() == pytest.approx(
-        [step, bkt.update(0.3, True, learn=0.2, slip=0.1, guess=0.25),
-         bkt.update(0.1, True, learn=0.4, slip=0.05, guess=0.2)]
-    )  # fmt: skip
+        [
+            step,
+            bkt.update(0.3, True, learn=0.2, slip=0.1, guess=0.25),
+            bkt.update(0.1, True, learn=0.4, slip=0.05, guess=0.2),
+        ]
+    )
 
 
 @pytest.mark.django_db
@@ -117,9 +129,10 @@ def _skill_world(world):
 def _mastery(world, skill, probability):
     with scopes_disabled():
         Mastery.objects.update_or_create(
-            user=world.learner.user, skill=skill,
+            user=world.learner.user,
+            skill=skill,
             defaults={"tenant": world.tenant, "probability": probability, "observations": 3},
-        )  # fmt: skip
+        )
 
 
 @pytest.mark.django_db
@@ -129,7 +142,10 @@ def test_the_next_step_is_the_weakest_skill_whose_prerequisites_are_mastered(ten
     # Nothing mastered: only basics has no prerequisite.
     body = api.get("/api/v1/t/alpha/me/mastery/").json()
     assert [(s["slug"], s["probability"], s["mastered"]) for s in body["skills"]] == [
-        ("cnn", 0.2, False), (basics.slug, 0.2, False), ("training", 0.2, False)]  # fmt: skip
+        ("cnn", 0.2, False),
+        (basics.slug, 0.2, False),
+        ("training", 0.2, False),
+    ]
     assert body["recommendation"]["skill"] == str(basics.id)
     assert body["recommendation"]["kind"] == "assignment"
     assert body["recommendation"]["url"] == f"/t/alpha/assignments/{tenant_a.assignment.id}/"
@@ -150,7 +166,10 @@ def test_the_next_step_is_the_weakest_skill_whose_prerequisites_are_mastered(ten
     _mastery(tenant_a, training, 0.96)
     step = api.get("/api/v1/t/alpha/me/mastery/").json()["recommendation"]
     assert (step["kind"], step["title"], step["url"]) == (
-        "lesson", "Convolutions", f"/t/alpha/lessons/{cnn_lesson.id}/")  # fmt: skip
+        "lesson",
+        "Convolutions",
+        f"/t/alpha/lessons/{cnn_lesson.id}/",
+    )
     assert step["sentence"] == (
         "Read “Convolutions”: Convolutions is your weakest skill (20% mastered) and you have "
         "mastered its prerequisites (Training)."
@@ -159,8 +178,11 @@ def test_the_next_step_is_the_weakest_skill_whose_prerequisites_are_mastered(ten
     step = api.get("/api/v1/t/alpha/me/mastery/").json()["recommendation"]
     assert step == {
         "sentence": "You have mastered every skill of your courses: well done.",
-        "skill": None, "kind": None, "title": None, "url": None,
-    }  # fmt: skip
+        "skill": None,
+        "kind": None,
+        "title": None,
+        "url": None,
+    }
 
 
 @pytest.mark.django_db
@@ -169,8 +191,9 @@ def test_a_skill_whose_latest_graded_work_is_at_full_marks_is_not_recommended(te
     step must not send the learner back to practise it, and the skills that need it open."""
     basics, training, _, practice, _ = _skill_world(tenant_a)
     _mastery(tenant_a, basics, 0.7)
-    graded_submission(assignment=tenant_a.assignment, learner=tenant_a.learner.user, attempt=5,
-                      score=100)  # fmt: skip
+    graded_submission(
+        assignment=tenant_a.assignment, learner=tenant_a.learner.user, attempt=5, score=100
+    )
     api = api_client_for(tenant_a.learner.user)
     step = api.get("/api/v1/t/alpha/me/mastery/").json()["recommendation"]
     assert step["sentence"] == (
@@ -182,8 +205,9 @@ def test_a_skill_whose_latest_graded_work_is_at_full_marks_is_not_recommended(te
         f"/t/alpha/assignments/{practice.id}/",
     )
     # A later attempt below full marks: the skill is to practise again.
-    graded_submission(assignment=tenant_a.assignment, learner=tenant_a.learner.user, attempt=6,
-                      score=80)  # fmt: skip
+    graded_submission(
+        assignment=tenant_a.assignment, learner=tenant_a.learner.user, attempt=6, score=80
+    )
     step = api.get("/api/v1/t/alpha/me/mastery/").json()["recommendation"]
     assert step["skill"] == str(basics.id)
     assert step["sentence"] == (
@@ -229,9 +253,12 @@ def test_the_teacher_sees_the_course_grid_and_others_do_not(tenant_a, tenant_b):
     body = grid.json()
     assert [s["slug"] for s in body["skills"]] == ["cnn", basics.slug, "training"]
     assert body["learners"] == [
-        {"id": str(tenant_a.learner.user.id), "email": tenant_a.learner.user.email,
-         "mastery": [None, None, 0.5]}
-    ]  # fmt: skip
+        {
+            "id": str(tenant_a.learner.user.id),
+            "email": tenant_a.learner.user.email,
+            "mastery": [None, None, 0.5],
+        }
+    ]
     learner = api_client_for(tenant_a.learner.user).get(
         f"/api/v1/t/alpha/courses/{tenant_a.course.id}/mastery/"
     )
@@ -244,9 +271,12 @@ def test_the_administrator_sets_the_tutor_endpoint_with_the_key_encrypted(tenant
     admin = api_client_for(tenant_a.admin.user)
     url = "/api/v1/t/alpha/tutor/settings/"
     assert admin.get(url).json() == {
-        "backend": "grounded", "endpoint_url": "", "model": "", "has_api_key": False,
+        "backend": "grounded",
+        "endpoint_url": "",
+        "model": "",
+        "has_api_key": False,
         "tokens_per_month": 200000,
-    }  # fmt: skip
+    }
     body = {
         "endpoint_url": "http://vllm.school.internal:8000/v1",
         "model": "qwen2.5-7b-instruct",
@@ -256,9 +286,12 @@ def test_the_administrator_sets_the_tutor_endpoint_with_the_key_encrypted(tenant
     response = admin.put(url, body, format="json")
     assert response.status_code == 200
     assert response.json() == {
-        "backend": "endpoint", "endpoint_url": "http://vllm.school.internal:8000/v1",
-        "model": "qwen2.5-7b-instruct", "has_api_key": True, "tokens_per_month": 50000,
-    }  # fmt: skip
+        "backend": "endpoint",
+        "endpoint_url": "http://vllm.school.internal:8000/v1",
+        "model": "qwen2.5-7b-instruct",
+        "has_api_key": True,
+        "tokens_per_month": 50000,
+    }
     with scopes_disabled():
         row = TutorSettings.objects.get(tenant=tenant_a.tenant)
         assert "sk-very-secret" not in row.api_key_encrypted
@@ -290,13 +323,19 @@ def test_only_administrators_see_or_set_the_tutor(tenant_a, role):
     "change, field, message",
     [
         ({"endpoint_url": "not a url"}, "endpoint_url", "Enter a valid URL."),
-        ({"endpoint_url": "ftp://x.example/v1"}, "endpoint_url",
-         "The endpoint must be an http:// or https:// URL."),
+        (
+            {"endpoint_url": "ftp://x.example/v1"},
+            "endpoint_url",
+            "The endpoint must be an http:// or https:// URL.",
+        ),
         ({"model": ""}, "model", "Name the model the endpoint serves."),
-        ({"tokens_per_month": -1}, "tokens_per_month",
-         "Ensure this value is greater than or equal to 0."),
+        (
+            {"tokens_per_month": -1},
+            "tokens_per_month",
+            "Ensure this value is greater than or equal to 0.",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_tutor_settings_are_refused_and_change_nothing(tenant_a, change, field, message):
     body = {"endpoint_url": "http://x.example/v1", "model": "m", "tokens_per_month": 10} | change
     admin = api_client_for(tenant_a.admin.user)
@@ -333,5 +372,7 @@ def test_a_teacher_asks_for_a_fit_and_the_task_is_queued(
     [message] = broker.lrange("default", 0, -1)
     headers = json.loads(message)["headers"]
     assert (headers["task"], headers["argsrepr"]) == (
-        "apps.learning.tasks.bkt_fit", repr((str(tenant_a.tenant.id),)))  # fmt: skip
+        "apps.learning.tasks.bkt_fit",
+        repr((str(tenant_a.tenant.id),)),
+    )
     broker.delete("default")

@@ -25,9 +25,12 @@ def _text(response) -> str:
 def test_the_dashboard_shows_the_next_step_and_mastery(tenant_a):
     with scopes_disabled():
         Mastery.objects.create(
-            tenant=tenant_a.tenant, user=tenant_a.learner.user, skill=tenant_a.skill,
-            probability=0.4321, observations=2,
-        )  # fmt: skip
+            tenant=tenant_a.tenant,
+            user=tenant_a.learner.user,
+            skill=tenant_a.skill,
+            probability=0.4321,
+            observations=2,
+        )
     response = page_client_for(tenant_a.learner.user).get("/t/alpha/")
     assert response.status_code == 200
     text = _text(response)
@@ -48,9 +51,12 @@ def test_one_rounding_rule_for_mastery_on_the_dashboard_its_next_step_and_the_he
     0.949 a 95% on the teacher's grid for a skill that is not mastered (from 95%)."""
     with scopes_disabled():
         Mastery.objects.create(
-            tenant=tenant_a.tenant, user=tenant_a.learner.user, skill=tenant_a.skill,
-            probability=probability, observations=2,
-        )  # fmt: skip
+            tenant=tenant_a.tenant,
+            user=tenant_a.learner.user,
+            skill=tenant_a.skill,
+            probability=probability,
+            observations=2,
+        )
     text = _text(page_client_for(tenant_a.learner.user).get("/t/alpha/"))
     assert f"weakest skill ({percent}% mastered)" in text
     assert f"MLPs at alpha {percent}% {percent}% 2" in text
@@ -76,8 +82,10 @@ def test_the_run_page_shows_the_diagnosis_with_the_lesson_that_helps(tenant_a):
     assert "<dt>train_accuracy</dt><dd>0.99</dd>" in body
 
 
-RISING = [_point(epoch, loss, 0.6, 0.55) for epoch, loss in
-          enumerate([0.5, 0.6, 0.7, 0.8, 0.9, 1.0], start=1)]  # fmt: skip
+RISING = [
+    _point(epoch, loss, 0.6, 0.55)
+    for epoch, loss in enumerate([0.5, 0.6, 0.7, 0.8, 0.9, 1.0], start=1)
+]
 
 
 @pytest.mark.django_db
@@ -90,8 +98,9 @@ def test_a_hint_links_the_lesson_of_the_exercises_own_skills(tenant_a):
         tenant_a.lesson.position, tenant_a.lesson.title = 1, "Multilayer perceptrons and XOR"
         tenant_a.lesson.save()
         tenant_a.lesson.skills.add(training)  # it teaches alpha-mlp and training
-        cnn_lesson = LessonFactory(course=tenant_a.course, title="Convolutional networks",
-                                   position=2)  # fmt: skip
+        cnn_lesson = LessonFactory(
+            course=tenant_a.course, title="Convolutional networks", position=2
+        )
         cnn_lesson.skills.set([cnn, training])
         tenant_a.exercise.skills.set([cnn, training])
     submission = _run(tenant_a, RISING)
@@ -126,9 +135,12 @@ def test_the_model_kind_comes_from_the_spec_else_from_the_exercises_skills(tenan
 def test_the_teacher_sees_the_mastery_heat_map(tenant_a):
     with scopes_disabled():
         Mastery.objects.create(
-            tenant=tenant_a.tenant, user=tenant_a.learner.user, skill=tenant_a.skill,
-            probability=0.75, observations=3,
-        )  # fmt: skip
+            tenant=tenant_a.tenant,
+            user=tenant_a.learner.user,
+            skill=tenant_a.skill,
+            probability=0.75,
+            observations=3,
+        )
     page = f"/t/alpha/teach/courses/{tenant_a.course.id}/mastery/"
     response = page_client_for(tenant_a.teacher.user).get(page)
     assert response.status_code == 200
@@ -163,14 +175,21 @@ def test_the_administrator_sets_the_tutor_from_its_page(tenant_a, settings):
     assert "The built-in tutor answers your learners" in _text(page)
     response = client.post(
         "/t/alpha/tutor/",
-        {"endpoint_url": "http://ollama.school:11434/v1", "model": "llama3.2",
-         "api_key": "sk-page", "tokens_per_month": "5000"},
-    )  # fmt: skip
+        {
+            "endpoint_url": "http://ollama.school:11434/v1",
+            "model": "llama3.2",
+            "api_key": "sk-page",
+            "tokens_per_month": "5000",
+        },
+    )
     assert response.status_code == 302
     with scopes_disabled():
         row = TutorSettings.objects.get(tenant=tenant_a.tenant)
     assert (row.endpoint_url, row.model, row.tokens_per_month) == (
-        "http://ollama.school:11434/v1", "llama3.2", 5000)  # fmt: skip
+        "http://ollama.school:11434/v1",
+        "llama3.2",
+        5000,
+    )
     assert decrypt(row.api_key_encrypted) == "sk-page"
     text = _text(client.get("/t/alpha/tutor/"))
     assert "go to llama3.2 at http://ollama.school:11434/v1 (with a stored key); 0 of 5000" in text
@@ -182,16 +201,16 @@ def test_a_bad_tutor_form_shows_its_errors_and_saves_nothing(tenant_a):
     client = page_client_for(tenant_a.admin.user)
     before = db_snapshot()
     response = client.post(
-        "/t/alpha/tutor/", {"endpoint_url": "http://x.example/v1", "model": "",
-                            "tokens_per_month": "-5"}
-    )  # fmt: skip
+        "/t/alpha/tutor/",
+        {"endpoint_url": "http://x.example/v1", "model": "", "tokens_per_month": "-5"},
+    )
     assert response.status_code == 200
     form = response.context["form"]
     assert form.errors == {"tokens_per_month": ["Ensure this value is greater than or equal to 0."]}
     response = client.post(
-        "/t/alpha/tutor/", {"endpoint_url": "http://x.example/v1", "model": "",
-                            "tokens_per_month": "5"}
-    )  # fmt: skip
+        "/t/alpha/tutor/",
+        {"endpoint_url": "http://x.example/v1", "model": "", "tokens_per_month": "5"},
+    )
     assert response.context["form"].errors == {"model": ["Name the model the endpoint serves."]}
     assert db_snapshot() == before
 

@@ -34,10 +34,18 @@ def _statements(**filters) -> list[Statement]:
 
 def _point(epoch, loss, train, val, steps_per_epoch=10):
     return {
-        "epoch": epoch, "epochs": 6, "step": epoch * steps_per_epoch, "steps": 6 * steps_per_epoch,
-        "loss": loss, "train_accuracy": train, "val_accuracy": val, "lr": 0.01,
-        "samples_per_second": 1000.0, "elapsed": float(epoch), "eta": float(6 - epoch),
-    }  # fmt: skip
+        "epoch": epoch,
+        "epochs": 6,
+        "step": epoch * steps_per_epoch,
+        "steps": 6 * steps_per_epoch,
+        "loss": loss,
+        "train_accuracy": train,
+        "val_accuracy": val,
+        "lr": 0.01,
+        "samples_per_second": 1000.0,
+        "elapsed": float(epoch),
+        "eta": float(6 - epoch),
+    }
 
 
 # Training accuracy climbs to 0.99 while validation peaks at 0.70 and falls: overfitting.
@@ -72,15 +80,21 @@ def _run(world, points, *, metrics=METRICS, state="succeeded"):
         summary = {"status": "completed", "epochs_completed": 6, "steps": 60, "seconds": 12.5}
         if state == "succeeded":
             claim_finish(
-                claim, state=state, final_payload={"outcome": summary},
-                metrics=metrics, outcome=summary,
-            )  # fmt: skip
+                claim,
+                state=state,
+                final_payload={"outcome": summary},
+                metrics=metrics,
+                outcome=summary,
+            )
         else:
             claim_finish(
-                claim, state=state, final_payload={"message": "The loss became NaN."},
-                failure_kind="diverged", message="The loss became NaN.",
+                claim,
+                state=state,
+                final_payload={"message": "The loss became NaN."},
+                failure_kind="diverged",
+                message="The loss became NaN.",
                 outcome={**summary, "status": "diverged"},
-            )  # fmt: skip
+            )
     submission.refresh_from_db()
     return submission
 
@@ -125,8 +139,11 @@ def test_a_submission_records_an_attempt(tenant_a):
     [row] = _statements()
     submission_id = response.json()["id"]
     assert (row.verb, row.object_type, row.object_id, row.object_name) == (
-        "attempted", "assignment", str(tenant_a.assignment.id), tenant_a.exercise.title,
-    )  # fmt: skip
+        "attempted",
+        "assignment",
+        str(tenant_a.assignment.id),
+        tenant_a.exercise.title,
+    )
     assert (row.course_id, row.assignment_id) == (tenant_a.course.id, tenant_a.assignment.id)
     assert row.result == {
         "response": "attempt 2 (spec)",
@@ -148,7 +165,10 @@ def test_a_graded_run_records_completion_score_and_hints_and_moves_mastery(tenan
     assert diagnosis.hints[0]["evidence"]["train_accuracy"] == 0.99
     assert diagnosis.hints[0]["evidence"]["val_accuracy"] == 0.62
     assert (hint.object_type, hint.object_id, hint.object_name) == (
-        "run", str(job.id), diagnosis.hints[0]["title"])  # fmt: skip
+        "run",
+        str(job.id),
+        diagnosis.hints[0]["title"],
+    )
     assert hint.result["extensions"] == {"https://aula.example/xapi/extensions/hint": "overfitting"}
     grade = submission.grade
     assert diagnosis.hints[0]["message"] in grade.feedback
@@ -164,9 +184,11 @@ def test_a_graded_run_records_completion_score_and_hints_and_moves_mastery(tenan
         "extensions": {
             "https://aula.example/xapi/extensions/run": str(job.id),
             "https://aula.example/xapi/extensions/metrics": {
-                "accuracy": 0.91, "parameter_count": 33},
+                "accuracy": 0.91,
+                "parameter_count": 33,
+            },
         },
-    }  # fmt: skip
+    }
     # One observation of the exercise's skill; mastery one BKT step from the prior.
     with scopes_disabled():
         [observation] = Observation.objects.all()
@@ -218,24 +240,32 @@ def test_the_mastery_update_does_the_same_work_whatever_the_history(tenant_a):
         seen.append(submission)
         with CaptureQueriesContext(connection) as queries:
             services.mastery_observe(
-                tenant_id=tenant_a.tenant.id, user_id=learner.id, skill_id=skill.id,
-                submission_id=submission.id, correct=correct,
-            )  # fmt: skip
+                tenant_id=tenant_a.tenant.id,
+                user_id=learner.id,
+                skill_id=skill.id,
+                submission_id=submission.id,
+                correct=correct,
+            )
         return [_shape(q["sql"]) for q in queries.captured_queries]
 
     observe(True)
     short = observe(False)
     for n in range(38):
         services.mastery_observe(
-            tenant_id=tenant_a.tenant.id, user_id=learner.id, skill_id=skill.id,
-            submission_id=_submit_cheap(tenant_a, n).id, correct=n % 3 != 0,
-        )  # fmt: skip
+            tenant_id=tenant_a.tenant.id,
+            user_id=learner.id,
+            skill_id=skill.id,
+            submission_id=_submit_cheap(tenant_a, n).id,
+            correct=n % 3 != 0,
+        )
     long = observe(True)
     assert len(short) == 4  # insert observation, read params, lock mastery, write it
     assert long == short
     # ...and none of them reads the learner's history.
     assert [q.split(" FROM ")[-1].split()[0] for q in long if q.startswith("SELECT")] == [
-        '"learning_skillparams"', '"learning_mastery"']  # fmt: skip
+        '"learning_skillparams"',
+        '"learning_mastery"',
+    ]
     with scopes_disabled():
         assert Mastery.objects.get(user=learner, skill=skill).observations == 41
 
@@ -261,5 +291,7 @@ def test_an_exercise_with_two_skills_observes_both(tenant_a):
     _run(tenant_a, OVERFITTING)
     with scopes_disabled():
         assert sorted(Observation.objects.values_list("skill__slug", flat=True)) == [
-            "alpha-mlp", "alpha-training"]  # fmt: skip
+            "alpha-mlp",
+            "alpha-training",
+        ]
         assert Mastery.objects.filter(user=tenant_a.learner.user).count() == 2

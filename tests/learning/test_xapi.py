@@ -34,8 +34,7 @@ def test_the_export_holds_every_statement_and_each_validates(tenant_a):
     body = response.json()
     assert body["more"] == ""
     verbs = [s["verb"]["id"].rsplit("/", 1)[-1] for s in body["statements"]]
-    assert verbs == [
-        "experienced", "attempted", "received-hint", "scored", "completed", "scored"]  # fmt: skip
+    assert verbs == ["experienced", "attempted", "received-hint", "scored", "completed", "scored"]
     for statement in body["statements"]:
         assert statement_problems(statement) == [], statement
     first = body["statements"][0]
@@ -58,17 +57,21 @@ def test_the_export_holds_every_statement_and_each_validates(tenant_a):
         "contextActivities": {
             "grouping": [
                 {"objectType": "Activity", "id": "https://aula.example/xapi/tenant/alpha"},
-                {"objectType": "Activity",
-                 "id": f"https://aula.example/xapi/course/{tenant_a.course.id}"},
+                {
+                    "objectType": "Activity",
+                    "id": f"https://aula.example/xapi/course/{tenant_a.course.id}",
+                },
             ]
         },
-    }  # fmt: skip
+    }
     hint = body["statements"][2]
     assert hint["verb"]["id"] == "https://aula.example/xapi/verbs/received-hint"
     assert hint["context"]["contextActivities"]["parent"] == [
-        {"objectType": "Activity",
-         "id": f"https://aula.example/xapi/assignment/{tenant_a.assignment.id}"}
-    ]  # fmt: skip
+        {
+            "objectType": "Activity",
+            "id": f"https://aula.example/xapi/assignment/{tenant_a.assignment.id}",
+        }
+    ]
 
 
 @pytest.mark.django_db
@@ -135,13 +138,19 @@ def test_a_teacher_reads_the_courses_they_teach_only(tenant_a):
         ({"course": "not-a-uuid"}, "course", "Must be a valid UUID."),
         ({"verb": "ran"}, "verb", '"ran" is not a valid choice.'),
         ({"after": "-1"}, "after", "Ensure this value is greater than or equal to 0."),
-        ({"learner": "00000000-0000-4000-8000-000000000000"}, "learner",
-         "No member with this id in this tenant."),
-        ({"course": "00000000-0000-4000-8000-000000000000"}, "course",
-         "No course with this id in this tenant."),
+        (
+            {"learner": "00000000-0000-4000-8000-000000000000"},
+            "learner",
+            "No member with this id in this tenant.",
+        ),
+        (
+            {"course": "00000000-0000-4000-8000-000000000000"},
+            "course",
+            "No course with this id in this tenant.",
+        ),
         ({"colour": "blue"}, "colour", "Unknown field; this endpoint does not accept it."),
     ],
-)  # fmt: skip
+)
 def test_bad_filters_are_refused_saying_which(tenant_a, query, field, message):
     response = api_client_for(tenant_a.admin.user).get(EXPORT, query)
     assert response.status_code == 400
@@ -160,18 +169,24 @@ def _valid_statement(tenant_a):
         (lambda s: s.pop("actor"), "(statement): 'actor' is a required property"),
         (lambda s: s["actor"].update(mbox="a@example.org"), "actor/mbox: 'a@example.org' does"),
         (lambda s: s["verb"].update(id="scored"), "verb/id: 'scored' does not match"),
-        (lambda s: s["result"]["score"].update(scaled=1.5),
-         "result/score/scaled: 1.5 is greater than the maximum of 1"),
+        (
+            lambda s: s["result"]["score"].update(scaled=1.5),
+            "result/score/scaled: 1.5 is greater than the maximum of 1",
+        ),
         (lambda s: s["result"]["score"].update(raw=101), "result/score/raw: above result/score"),
         (lambda s: s["result"].update(duration="12 s"), "result/duration: '12 s' does not match"),
         (lambda s: s.update(timestamp="2026-11-22T10:00:00"), "timestamp: '2026-11-22T10:00:00'"),
-        (lambda s: s["object"]["definition"].update(name="Exercise"),
-         "object/definition/name: 'Exercise' is not of type 'object'"),
+        (
+            lambda s: s["object"]["definition"].update(name="Exercise"),
+            "object/definition/name: 'Exercise' is not of type 'object'",
+        ),
         (lambda s: s.update(id="42"), "id: '42' does not match"),
-        (lambda s: s.update(colour="blue"),
-         "(statement): Additional properties are not allowed ('colour' was unexpected)"),
+        (
+            lambda s: s.update(colour="blue"),
+            "(statement): Additional properties are not allowed ('colour' was unexpected)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_the_schema_refuses_what_xapi_forbids(tenant_a, change, problem):
     statement = _valid_statement(tenant_a)
     assert statement_problems(statement) == []

@@ -66,9 +66,10 @@ def run(job, *, started: datetime, seconds: float, state="succeeded", steps=40, 
 def ledger(job) -> list[tuple[str, Decimal, Decimal]]:
     with scopes_disabled():
         return list(
-            LedgerEntry.objects.filter(job=job).order_by("id").values_list("kind", "reserved",
-                                                                          "used")
-        )  # fmt: skip
+            LedgerEntry.objects.filter(job=job)
+            .order_by("id")
+            .values_list("kind", "reserved", "used")
+        )
 
 
 def ledger_sums(world) -> tuple[Decimal, Decimal]:

@@ -257,19 +257,47 @@ def test_usage_this_period_by_course_by_learner_and_per_day(tenant_a):
     assert body["used"] == 153.0
     nn = tenant_a.course
     assert body["by_course"] == [
-        {"course_id": str(nn.id), "course_title": nn.title, "used": 123.0, "reserved": 600.0,
-         "jobs": 4},
-        {"course_id": str(vision.id), "course_title": "Vision at alpha", "used": 30.0,
-         "reserved": 0.0, "jobs": 1},
-    ]  # fmt: skip
+        {
+            "course_id": str(nn.id),
+            "course_title": nn.title,
+            "used": 123.0,
+            "reserved": 600.0,
+            "jobs": 4,
+        },
+        {
+            "course_id": str(vision.id),
+            "course_title": "Vision at alpha",
+            "used": 30.0,
+            "reserved": 0.0,
+            "jobs": 1,
+        },
+    ]
     assert body["by_learner"] == [
-        {"learner_id": str(ada.id), "email": ada.email, "full_name": ada.full_name,
-         "used": 130.0, "reserved": 0.0, "jobs": 2},
-        {"learner_id": str(bob.id), "email": bob.email, "full_name": bob.full_name,
-         "used": 20.5, "reserved": 600.0, "jobs": 2},
-        {"learner_id": str(fixture_learner.id), "email": fixture_learner.email,
-         "full_name": fixture_learner.full_name, "used": 2.5, "reserved": 0.0, "jobs": 1},
-    ]  # fmt: skip
+        {
+            "learner_id": str(ada.id),
+            "email": ada.email,
+            "full_name": ada.full_name,
+            "used": 130.0,
+            "reserved": 0.0,
+            "jobs": 2,
+        },
+        {
+            "learner_id": str(bob.id),
+            "email": bob.email,
+            "full_name": bob.full_name,
+            "used": 20.5,
+            "reserved": 600.0,
+            "jobs": 2,
+        },
+        {
+            "learner_id": str(fixture_learner.id),
+            "email": fixture_learner.email,
+            "full_name": fixture_learner.full_name,
+            "used": 2.5,
+            "reserved": 0.0,
+            "jobs": 1,
+        },
+    ]
     expected_days = {}
     day = _month_start().date()
     while day <= now.date():

@@ -286,8 +286,12 @@ def test_with_a_real_worker_the_other_tenants_job_starts_before_the_backlog(
             return Job.objects.filter(id__in=[*a_jobs, b_job], state="succeeded").count() == 5
 
     log = celery_worker_process["log"]
-    wait_for(all_ended, timeout=300, interval=0.2,
-             message=lambda: f"all five jobs succeeded\n{log.read_text()[-3000:]}")  # fmt: skip
+    wait_for(
+        all_ended,
+        timeout=300,
+        interval=0.2,
+        message=lambda: f"all five jobs succeeded\n{log.read_text()[-3000:]}",
+    )
     with scopes_disabled():
         started = dict(Job.objects.filter(id__in=[*a_jobs, b_job]).values_list("id", "started_at"))
     started = {str(job_id): at for job_id, at in started.items()}

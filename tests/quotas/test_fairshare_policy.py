@@ -30,8 +30,16 @@ def test_a_tenant_that_submits_later_goes_before_the_backlog_of_another():
 def test_backlogged_tenants_take_turns():
     policy = policy_with([("A", "x")] * 3 + [("B", "y")] * 3 + [("C", "z")] * 3)
     assert ids(policy.release(9)) == [
-        "Ax1", "By1", "Cz1", "Ax2", "By2", "Cz2", "Ax3", "By3", "Cz3",
-    ]  # fmt: skip
+        "Ax1",
+        "By1",
+        "Cz1",
+        "Ax2",
+        "By2",
+        "Cz2",
+        "Ax3",
+        "By3",
+        "Cz3",
+    ]
 
 
 def test_learners_of_one_tenant_are_interleaved_oldest_job_first():

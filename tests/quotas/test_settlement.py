@@ -145,14 +145,26 @@ def test_the_balance_is_the_quota_less_what_is_reserved_and_used(tenant_a, long_
 
 @pytest.mark.parametrize(
     "state, failure_kind",
-    [("failed", "exception"), ("timed_out", "wall_time"), ("failed", "protocol"),
-     ("cancelled", ""), ("succeeded", "")],
-)  # fmt: skip
+    [
+        ("failed", "exception"),
+        ("timed_out", "wall_time"),
+        ("failed", "protocol"),
+        ("cancelled", ""),
+        ("succeeded", ""),
+    ],
+)
 def test_a_code_run_is_charged_its_measured_device_time_whatever_it_reported(
     tenant_a, long_job, state, failure_kind
 ):
-    job = run(long_job, started=timezone.now(), seconds=200, state=state, steps=0,
-              failure_kind=failure_kind, device_seconds=Decimal("93.417"))  # fmt: skip
+    job = run(
+        long_job,
+        started=timezone.now(),
+        seconds=200,
+        state=state,
+        steps=0,
+        failure_kind=failure_kind,
+        device_seconds=Decimal("93.417"),
+    )
     assert (job.state, job.outcome) == (state, None)
     assert ledger(job)[1] == ("settle", Decimal(-600), Decimal("93.417"))
     with scopes_disabled():
@@ -161,8 +173,15 @@ def test_a_code_run_is_charged_its_measured_device_time_whatever_it_reported(
 
 
 def test_a_code_run_is_charged_at_most_its_budget(tenant_a, long_job):
-    job = run(long_job, started=timezone.now(), seconds=700, state="timed_out", steps=0,
-              failure_kind="wall_time", device_seconds=Decimal("631.250"))  # fmt: skip
+    job = run(
+        long_job,
+        started=timezone.now(),
+        seconds=700,
+        state="timed_out",
+        steps=0,
+        failure_kind="wall_time",
+        device_seconds=Decimal("631.250"),
+    )
     assert ledger(job)[1] == ("settle", Decimal(-600), Decimal("600.000"))
 
 
@@ -170,6 +189,13 @@ def test_a_code_run_is_charged_at_most_its_budget(tenant_a, long_job):
 def test_a_code_run_the_platform_failed_is_refunded_though_it_was_measured(
     tenant_a, long_job, failure_kind
 ):
-    job = run(long_job, started=timezone.now(), seconds=20, state="failed", steps=0,
-              failure_kind=failure_kind, device_seconds=Decimal("4.5"))  # fmt: skip
+    job = run(
+        long_job,
+        started=timezone.now(),
+        seconds=20,
+        state="failed",
+        steps=0,
+        failure_kind=failure_kind,
+        device_seconds=Decimal("4.5"),
+    )
     assert ledger(job)[1] == ("settle", Decimal(-600), Decimal(0))

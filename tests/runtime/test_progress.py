@@ -18,10 +18,20 @@ from runtime.progress import (
 from runtime.sandbox.supervise import progress_point
 
 GOOD = {
-    "epoch": 2, "epochs": 4, "step": 50, "steps": 100, "epoch_end": True, "loss": 0.5,
-    "train_accuracy": 0.75, "val_accuracy": 0.7, "val_loss": 0.6, "lr": 0.01,
-    "samples_per_second": 640.0, "elapsed": 5.0, "eta": 5.0,
-}  # fmt: skip
+    "epoch": 2,
+    "epochs": 4,
+    "step": 50,
+    "steps": 100,
+    "epoch_end": True,
+    "loss": 0.5,
+    "train_accuracy": 0.75,
+    "val_accuracy": 0.7,
+    "val_loss": 0.6,
+    "lr": 0.01,
+    "samples_per_second": 640.0,
+    "elapsed": 5.0,
+    "eta": 5.0,
+}
 
 
 def test_a_point_comes_out_with_every_field_and_its_fraction_done():
@@ -32,13 +42,30 @@ def test_a_point_comes_out_with_every_field_and_its_fraction_done():
 
 
 def test_a_measurement_that_is_not_a_finite_number_in_range_becomes_null():
-    raw = {**GOOD, "loss": math.nan, "train_accuracy": 1.5, "val_accuracy": "0.7",
-           "val_loss": -1.0, "lr": True, "samples_per_second": math.inf, "elapsed": [1],
-           "eta": None}  # fmt: skip
+    raw = {
+        **GOOD,
+        "loss": math.nan,
+        "train_accuracy": 1.5,
+        "val_accuracy": "0.7",
+        "val_loss": -1.0,
+        "lr": True,
+        "samples_per_second": math.inf,
+        "elapsed": [1],
+        "eta": None,
+    }
     payload = ProgressPoint.from_untrusted(raw).as_payload()
-    assert payload == {**GOOD, "loss": None, "train_accuracy": None, "val_accuracy": None,
-                       "val_loss": None, "lr": None, "samples_per_second": None,
-                       "elapsed": None, "eta": None, "fraction_done": 0.5}  # fmt: skip
+    assert payload == {
+        **GOOD,
+        "loss": None,
+        "train_accuracy": None,
+        "val_accuracy": None,
+        "val_loss": None,
+        "lr": None,
+        "samples_per_second": None,
+        "elapsed": None,
+        "eta": None,
+        "fraction_done": 0.5,
+    }
     jsonschema.validate(payload, JSON_SCHEMA)
 
 

@@ -99,10 +99,17 @@ def tiny_data() -> DatasetSplits:
     labels = torch.tensor(TRAIN_MARK * 6 + TRAIN_MARK * 2 + TEST_MARK * 2, dtype=torch.int64)
     x = torch.randn(n_train + n_val + n_test, 4, generator=torch.Generator().manual_seed(0))
     info = DatasetInfo(
-        name="tiny", title="Tiny", kind="vector", task="multiclass", input_shape=(4,),
-        num_classes=10, class_names=tuple(str(i) for i in range(10)), vocab_size=None,
-        sizes=(n_train, n_val, n_test), requires_download=False,
-    )  # fmt: skip
+        name="tiny",
+        title="Tiny",
+        kind="vector",
+        task="multiclass",
+        input_shape=(4,),
+        num_classes=10,
+        class_names=tuple(str(i) for i in range(10)),
+        vocab_size=None,
+        sizes=(n_train, n_val, n_test),
+        requires_download=False,
+    )
     a, b = n_train, n_train + n_val
     return DatasetSplits(
         info, Split(x[:a], labels[:a]), Split(x[a:b], labels[a:b]), Split(x[b:], labels[b:])
@@ -185,17 +192,23 @@ def test_check_code_requires_build_model():
 def test_check_code_checks_the_signatures():
     code = "def build_model(shape):\n    pass\n\ndef configure_optimizer():\n    pass\n"
     assert [(p.path, p.message) for p in check_code(code)] == [
-        ("code:1", "build_model on line 1 must accept 2 arguments: "
-                   "build_model(input_shape, num_classes)."),
-        ("code:4", "configure_optimizer on line 4 must accept 1 argument: "
-                   "configure_optimizer(model)."),
-    ]  # fmt: skip
+        (
+            "code:1",
+            "build_model on line 1 must accept 2 arguments: build_model(input_shape, num_classes).",
+        ),
+        (
+            "code:4",
+            "configure_optimizer on line 4 must accept 1 argument: configure_optimizer(model).",
+        ),
+    ]
 
 
 def test_check_code_limits_the_size():
     (problem,) = check_code(TINY_MODEL + "#" * 70_000)
-    assert problem.message == f"Your code is {(len(TINY_MODEL) + 70_000) / 1024:.1f} KiB; " \
-                              "the limit is 64 KiB."  # fmt: skip
+    assert (
+        problem.message == f"Your code is {(len(TINY_MODEL) + 70_000) / 1024:.1f} KiB; "
+        "the limit is 64 KiB."
+    )
 
 
 def test_invalid_code_never_starts_a_sandbox():
@@ -226,7 +239,9 @@ def test_a_model_trains_and_predicts_the_test_inputs():
     assert set(points[-1]) == set(FIELDS)
     ends = [p for p in points if p["epoch_end"]]
     assert [(p["epoch"], p["epochs"], p["step"], p["steps"]) for p in ends] == [
-        (1, 2, 3, 6), (2, 2, 6, 6)]  # fmt: skip
+        (1, 2, 3, 6),
+        (2, 2, 6, 6),
+    ]
     assert points[-1] == ends[-1]
     assert (points[-1]["fraction_done"], points[-1]["eta"]) == (1.0, 0.0)
     assert points[-1]["val_accuracy"] is not None and points[-1]["val_loss"] is not None
@@ -236,8 +251,10 @@ def test_a_model_trains_and_predicts_the_test_inputs():
 
 @needs_bwrap
 def test_an_exception_names_the_line_of_the_learners_code():
-    code = "import torch\n\ndef build_model(input_shape, num_classes):\n" \
-           "    width = 0\n    raise ValueError(f'bad width {width}')\n"  # fmt: skip
+    code = (
+        "import torch\n\ndef build_model(input_shape, num_classes):\n"
+        "    width = 0\n    raise ValueError(f'bad width {width}')\n"
+    )
     result = run(code)
     assert (result.status, result.kind) == ("failed", "exception")
     assert result.message == "ValueError: bad width 0 (line 5 of your code)"
@@ -266,8 +283,10 @@ def test_configure_optimizer_must_return_an_optimizer():
 
 @needs_bwrap
 def test_a_fork_bomb_hits_the_process_limit():
-    code = "import os\n\ndef build_model(input_shape, num_classes):\n" \
-           "    while True:\n        os.fork()\n"  # fmt: skip
+    code = (
+        "import os\n\ndef build_model(input_shape, num_classes):\n"
+        "    while True:\n        os.fork()\n"
+    )
     result = run(code)
     assert (result.status, result.kind) == ("failed", "processes")
     assert result.message == (
@@ -361,8 +380,9 @@ def build_model(input_shape, num_classes):
 
 @needs_bwrap
 def test_printing_megabytes_hits_the_output_limit():
-    code = "def build_model(input_shape, num_classes):\n" \
-           "    while True:\n        print('x' * 1000)\n"  # fmt: skip
+    code = (
+        "def build_model(input_shape, num_classes):\n    while True:\n        print('x' * 1000)\n"
+    )
     result = run(code)
     assert (result.status, result.kind) == ("failed", "output")
     assert result.message == "Your code printed more than 1 MiB."
@@ -384,8 +404,9 @@ def test_200000_forged_progress_lines_are_throttled_and_counted():
     # At the trusted trainer's rate over the run's whole life, and nothing lost uncounted.
     assert 1 <= len(points) <= supervise.PROGRESS_BURST + result.seconds / PROGRESS_INTERVAL_S
     assert (result.progress_forwarded, result.progress_dropped) == (
-        len(points), 200_000 - len(points)
-    )  # fmt: skip
+        len(points),
+        200_000 - len(points),
+    )
     assert (points[0]["epoch"], points[0]["step"], points[0]["loss"]) == (1, 1, 0.5)
 
 
@@ -398,15 +419,19 @@ def test_epoch_ends_pass_once_each_within_the_runs_epochs_and_other_points_are_t
         b'{"type":"progress","point":{"epoch":1,"epochs":2,"step":3,"steps":8,"epoch_end":false}}\n'
     )
     # Each a valid point (it claims 9 epochs): the parent's own rule holds it to the run's 2.
-    end = ('{{"type":"progress","point":{{"epoch":{},"epochs":9,"step":4,"steps":8,'
-           '"epoch_end":true,"val_accuracy":0.5}}}}\n')  # fmt: skip
+    end = (
+        '{{"type":"progress","point":{{"epoch":{},"epochs":9,"step":4,"steps":8,'
+        '"epoch_end":true,"val_accuracy":0.5}}}}\n'
+    )
     channel.add(b'{"type":"ready"}\n' + ordinary * supervise.PROGRESS_BURST)
     channel.add("".join(end.format(epoch) for epoch in (1, 1, 2, 3, 7, 2)).encode())
     channel.add(ordinary * 10)
     assert channel.failure is None
     assert [(p["epoch"], p["step"]) for p in points] == [
-        *[(1, 3)] * supervise.PROGRESS_BURST, (1, 4), (2, 4)
-    ]  # fmt: skip
+        *[(1, 3)] * supervise.PROGRESS_BURST,
+        (1, 4),
+        (2, 4),
+    ]
     assert channel.history == points[-2:]
     assert (channel.forwarded, channel.dropped) == (supervise.PROGRESS_BURST + 2, 4 + 10)
 
@@ -419,8 +444,14 @@ def test_a_genuine_runs_history_is_the_epoch_ends_the_parent_forwarded():
     ends = [p for p in points if p.get("epoch_end") or p.get("val_accuracy") is not None]
     assert [p["epoch"] for p in ends] == [1, 2]
     assert result.outcome["history"] == ends
-    assert set(result.outcome) == {"status", "epochs_completed", "steps", "seconds", "diagnosis",
-                                   "history"}  # fmt: skip
+    assert set(result.outcome) == {
+        "status",
+        "epochs_completed",
+        "steps",
+        "seconds",
+        "diagnosis",
+        "history",
+    }
     assert (result.progress_forwarded, result.progress_dropped) == (len(points), 0)
 
 
@@ -428,29 +459,49 @@ def test_a_genuine_runs_history_is_the_epoch_ends_the_parent_forwarded():
 @pytest.mark.parametrize(
     "code, detail",
     [
-        (raw_writer("b'[' * 100_000 + b']' * 100_000 + b'\\n'"),
-         "line 2 is longer than 16.1 KiB, the most it may be"),
+        (
+            raw_writer("b'[' * 100_000 + b']' * 100_000 + b'\\n'"),
+            "line 2 is longer than 16.1 KiB, the most it may be",
+        ),
         (raw_writer("b'[' * 5_000 + b']' * 5_000 + b'\\n'"), "line 2 is nested too deeply"),
         (forged_result("b'{\"a\":' * 990 + b'1' + b'}' * 990"), "line 2 is nested too deeply"),
-        (forged_result("b'{\"status\":\"timed_out\",\"seconds\":[1,2]}'"),
-         "line 2, a result message, does not fit its schema (outcome.epochs_completed: "
-         "Field required)"),
-        (forged_result("b'{\"status\":\"completed\",\"epochs_completed\":1,\"steps\":1,"
-                       "\"seconds\":[1,2],\"diagnosis\":null}'"),
-         "line 2, a result message, does not fit its schema (outcome.seconds: Input should be "
-         "a valid number)"),
-        (raw_writer("b'{\"type\":\"error\",\"kind\":\"sandbox\",\"message\":\"x\","
-                    "\"line\":null}\\n'"),
-         "line 2 reports a failure of the sandbox after it started"),
-        (raw_writer("b'{\"type\":\"ready\",\"extra\":1}\\n'"),
-         "line 2, a ready message, does not fit its schema (extra: Extra inputs are not "
-         "permitted)"),
+        (
+            forged_result('b\'{"status":"timed_out","seconds":[1,2]}\''),
+            "line 2, a result message, does not fit its schema (outcome.epochs_completed: "
+            "Field required)",
+        ),
+        (
+            forged_result(
+                'b\'{"status":"completed","epochs_completed":1,"steps":1,'
+                '"seconds":[1,2],"diagnosis":null}\''
+            ),
+            "line 2, a result message, does not fit its schema (outcome.seconds: Input should be "
+            "a valid number)",
+        ),
+        (
+            raw_writer('b\'{"type":"error","kind":"sandbox","message":"x","line":null}\\n\''),
+            "line 2 reports a failure of the sandbox after it started",
+        ),
+        (
+            raw_writer('b\'{"type":"ready","extra":1}\\n\''),
+            "line 2, a ready message, does not fit its schema (extra: Extra inputs are not "
+            "permitted)",
+        ),
         (raw_writer("b'not json\\n'"), "line 2 is not valid JSON"),
         (raw_writer("b'[1]\\n'"), "line 2 is not a message (an object with a type)"),
     ],
-    ids=["100000-levels", "5000-levels", "outcome-990-deep", "outcome-incomplete",
-         "seconds-a-list", "sandbox-claimed", "unknown-field", "not-json", "not-an-object"],
-)  # fmt: skip
+    ids=[
+        "100000-levels",
+        "5000-levels",
+        "outcome-990-deep",
+        "outcome-incomplete",
+        "seconds-a-list",
+        "sandbox-claimed",
+        "unknown-field",
+        "not-json",
+        "not-an-object",
+    ],
+)
 def test_a_malformed_message_fails_the_run_as_the_learners(code, detail):
     result = run(code)
     assert (result.status, result.kind) == ("failed", "protocol")
@@ -626,12 +677,24 @@ def probe(tmp_path_factory):
     private = tmp_path_factory.mktemp("parent-secrets")
     (private / "secret.txt").write_text(SECRET)
     paths = [
-        str(ROOT), str(ROOT / "config" / "settings.py"), str(ROOT / "var"), str(ROOT / "tests"),
-        str(ROOT / ".env"), str(ROOT / "apps" / "jobs" / "tasks.py"), "/root", "/root/.bashrc",
-        "/home", "/etc/shadow", "/etc/passwd", str(private / "secret.txt"), str(private),
-        f"/proc/{os.getpid()}/environ", "/aula/runtime/sandbox/child.py",
-        "/aula/runtime/datasets.py", "/aula/runtime/__pycache__",
-    ]  # fmt: skip
+        str(ROOT),
+        str(ROOT / "config" / "settings.py"),
+        str(ROOT / "var"),
+        str(ROOT / "tests"),
+        str(ROOT / ".env"),
+        str(ROOT / "apps" / "jobs" / "tasks.py"),
+        "/root",
+        "/root/.bashrc",
+        "/home",
+        "/etc/shadow",
+        "/etc/passwd",
+        str(private / "secret.txt"),
+        str(private),
+        f"/proc/{os.getpid()}/environ",
+        "/aula/runtime/sandbox/child.py",
+        "/aula/runtime/datasets.py",
+        "/aula/runtime/__pycache__",
+    ]
     code = (
         PROBE.replace("__PATHS__", repr(paths))
         .replace("__HIDDEN__", repr(patterns(TEST_MARK)))
@@ -664,8 +727,13 @@ def test_no_environment_holds_the_parents_secrets(probe):
     # Having changed uid, the process is not dumpable: even its own environ is root's to read.
     own = report["environ"]["/proc/self/environ"]
     assert "OMP_NUM_THREADS" in own if os.geteuid() != 0 else own == "error EACCES"
-    for secret in (SECRET, "AULA_SANDBOX_SECRET", os.environ["SECRET_KEY"], "DATABASE_URL",
-                   "REDIS_URL"):  # fmt: skip
+    for secret in (
+        SECRET,
+        "AULA_SANDBOX_SECRET",
+        os.environ["SECRET_KEY"],
+        "DATABASE_URL",
+        "REDIS_URL",
+    ):
         assert secret not in seen
         assert secret not in result.output
         assert secret not in result.message
@@ -719,8 +787,7 @@ def test_the_sandbox_sees_only_its_own_mounts(probe):
     python = command.python_paths()
     runtime = {f"/aula/runtime/{name}" for name in command.RUNTIME_FILES}  # the allow-list
     hidden = command.hidden_paths(python)
-    allowed = {"/", "/usr", "/job", "/proc", "/dev", "/tmp", "/dev/shm",
-               *python, *hidden, *runtime}  # fmt: skip
+    allowed = {"/", "/usr", "/job", "/proc", "/dev", "/tmp", "/dev/shm", *python, *hidden, *runtime}
     for mount in report["mounts"]:
         assert mount in allowed or mount.startswith(("/etc/", "/proc/", "/dev/")), mount
     assert "/aula/runtime/trainer.py" in report["mounts"]

@@ -19,21 +19,34 @@ from runtime.trainer import ComputeBudget
 RUNTIME_DIR = command.RUNTIME_DIR
 IN_SANDBOX = "/aula/runtime/"
 # bwrap options that bind a source at a destination.
-BIND_OPTIONS = {"--bind", "--bind-try", "--ro-bind", "--ro-bind-try", "--dev-bind",
-                "--dev-bind-try"}  # fmt: skip
+BIND_OPTIONS = {
+    "--bind",
+    "--bind-try",
+    "--ro-bind",
+    "--ro-bind-try",
+    "--dev-bind",
+    "--dev-bind-try",
+}
 
 # Modules that generate or read datasets (torchvision imports its datasets on import).
 FORBIDDEN_MODULES = ("runtime.datasets", "sklearn.datasets", "torchvision")
 # Modules whose file loaders read data files, and those loaders.
-LOADER_MODULES = {"numpy": {"load", "loadtxt", "genfromtxt", "fromfile", "memmap"},
-                  "torch": {"load"}, "pickle": {"load", "loads"}}  # fmt: skip
+LOADER_MODULES = {
+    "numpy": {"load", "loadtxt", "genfromtxt", "fromfile", "memmap"},
+    "torch": {"load"},
+    "pickle": {"load", "loads"},
+}
 # The one load allowed: the harness reads the job directory the parent wrote (the training and
 # validation splits and the test inputs, never a test label; see job.write_inputs).
 ALLOWED_LOADS = {("runtime.sandbox.child", "_load", "torch.load")}
 # What the sandbox imports, besides the bootstrap's: its harness, privileges.py (loaded by its
 # path as root) and the modules child._resolve imports to rebuild the parent's dataclasses.
-ENTRY_MODULES = ("runtime.sandbox.child", "runtime.sandbox.privileges", "runtime.trainer",
-                 "runtime.spec.document")  # fmt: skip
+ENTRY_MODULES = (
+    "runtime.sandbox.child",
+    "runtime.sandbox.privileges",
+    "runtime.trainer",
+    "runtime.spec.document",
+)
 
 
 def binds(argv: list[str]) -> list[tuple[str, str]]:
@@ -292,10 +305,17 @@ def tiny_data() -> DatasetSplits:
     x = torch.randn(24, 4, generator=torch.Generator().manual_seed(0))
     y = torch.arange(24) % 2
     info = DatasetInfo(
-        name="tiny", title="Tiny", kind="vector", task="multiclass", input_shape=(4,),
-        num_classes=2, class_names=("0", "1"), vocab_size=None, sizes=(8, 8, 8),
+        name="tiny",
+        title="Tiny",
+        kind="vector",
+        task="multiclass",
+        input_shape=(4,),
+        num_classes=2,
+        class_names=("0", "1"),
+        vocab_size=None,
+        sizes=(8, 8, 8),
         requires_download=False,
-    )  # fmt: skip
+    )
     return DatasetSplits(info, Split(x[:8], y[:8]), Split(x[8:16], y[8:16]), Split(x[16:], y[16:]))
 
 
@@ -310,13 +330,21 @@ def test_in_the_sandbox_no_dataset_can_be_regenerated_or_read(argv, monkeypatch)
         return launch
 
     monkeypatch.setattr(command, "bubblewrap_launch", recording)
-    training = TrainingSpec(optimizer=OptimizerSpec(type="adam", lr=0.01),
-                            schedule=ScheduleSpec(), loss=None, epochs=1, batch_size=8,
-                            augment=AugmentSpec())  # fmt: skip
+    training = TrainingSpec(
+        optimizer=OptimizerSpec(type="adam", lr=0.01),
+        schedule=ScheduleSpec(),
+        loss=None,
+        epochs=1,
+        batch_size=8,
+        augment=AugmentSpec(),
+    )
     result = run_code_submission(
-        code=PROBE, data=tiny_data(), training=training, budget=ComputeBudget(max_seconds=30),
+        code=PROBE,
+        data=tiny_data(),
+        training=training,
+        budget=ComputeBudget(max_seconds=30),
         limits=SandboxLimits(wall_seconds=60),
-    )  # fmt: skip
+    )
     assert (result.status, result.kind, result.isolation) == ("failed", "exception", "bubblewrap")
     line = next(line for line in result.output.splitlines() if line.startswith("BINDS "))
     seen = json.loads(line[len("BINDS ") :])

@@ -147,7 +147,9 @@ def test_the_used_by_annotation_is_enough_to_switch_optimizers(optimizer):
     assert parse_spec(document).training.optimizer.type == optimizer
     # Without the drop, Adam refuses the starter's momentum: the dead end the builder avoids.
     if optimizer in ("adam", "adamw"):
-        stale = {**document, "training": {**document["training"], "optimizer": {
-            **switched, "momentum": 0.9}}}  # fmt: skip
+        stale = {
+            **document,
+            "training": {**document["training"], "optimizer": {**switched, "momentum": 0.9}},
+        }
         with pytest.raises(SpecInvalid):
             parse_spec(stale)

@@ -49,9 +49,14 @@ def _train_and_evaluate(document: dict, dataset: str, budget: ComputeBudget):
     data = load_dataset(dataset)
     model = _model(spec, data.info)
     outcome = train(
-        model, training=spec.training, train=data.train, val=data.val, info=data.info,
-        device="cpu", budget=budget,
-    )  # fmt: skip
+        model,
+        training=spec.training,
+        train=data.train,
+        val=data.val,
+        info=data.info,
+        device="cpu",
+        budget=budget,
+    )
     metrics = evaluate(model, data.test, info=data.info, training=spec.training, device="cpu")
     return outcome, metrics
 
@@ -103,8 +108,10 @@ def test_the_epoch_budget_caps_the_spec():
     _, outcome = _xor_run(budget=ComputeBudget(max_epochs=3))
     steps_per_epoch = math.ceil(800 / 32)
     assert (outcome.status, outcome.epochs_completed, outcome.steps) == (
-        "completed", 3, 3 * steps_per_epoch,
-    )  # fmt: skip
+        "completed",
+        3,
+        3 * steps_per_epoch,
+    )
     assert [point["epoch"] for point in outcome.history] == [1, 2, 3]
 
 
@@ -225,16 +232,28 @@ def test_another_seed_gives_another_run():
 @pytest.mark.parametrize(
     "optimizer, expected_class, expected",
     [
-        ({"type": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True}, torch.optim.SGD,
-         {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
-        ({"type": "adam", "lr": 0.01, "betas": [0.8, 0.99]}, torch.optim.Adam,
-         {"lr": 0.01, "betas": (0.8, 0.99)}),
-        ({"type": "adamw", "lr": 0.01, "weight_decay": 0.05}, torch.optim.AdamW,
-         {"lr": 0.01, "weight_decay": 0.05}),
-        ({"type": "rmsprop", "lr": 0.002, "momentum": 0.5}, torch.optim.RMSprop,
-         {"lr": 0.002, "momentum": 0.5}),
+        (
+            {"type": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True},
+            torch.optim.SGD,
+            {"lr": 0.1, "momentum": 0.9, "nesterov": True},
+        ),
+        (
+            {"type": "adam", "lr": 0.01, "betas": [0.8, 0.99]},
+            torch.optim.Adam,
+            {"lr": 0.01, "betas": (0.8, 0.99)},
+        ),
+        (
+            {"type": "adamw", "lr": 0.01, "weight_decay": 0.05},
+            torch.optim.AdamW,
+            {"lr": 0.01, "weight_decay": 0.05},
+        ),
+        (
+            {"type": "rmsprop", "lr": 0.002, "momentum": 0.5},
+            torch.optim.RMSprop,
+            {"lr": 0.002, "momentum": 0.5},
+        ),
     ],
-)  # fmt: skip
+)
 def test_each_optimizer_is_built_as_specified(optimizer, expected_class, expected):
     document = {**TEMPLATES["xor"].spec}
     document["training"] = {**document["training"], "optimizer": optimizer}
@@ -248,9 +267,11 @@ def test_each_optimizer_is_built_as_specified(optimizer, expected_class, expecte
 def _lrs(schedule: dict, epochs: int = 4) -> list[float]:
     document = {**TEMPLATES["xor"].spec}
     document["training"] = {
-        **document["training"], "schedule": schedule, "epochs": epochs,
+        **document["training"],
+        "schedule": schedule,
+        "epochs": epochs,
         "optimizer": {"type": "sgd", "lr": 0.1},
-    }  # fmt: skip
+    }
     points = []
     _xor_run(training=parse_spec(document).training, progress=points.append)
     return [p["lr"] for p in points if p["val_accuracy"] is not None]
@@ -282,9 +303,11 @@ def test_the_device_is_cuda_when_available(monkeypatch):
 def _preparer(padding: int, flip: bool, seed: int = 3) -> BatchPreparer:
     augment = AugmentSpec(random_crop_padding=padding, horizontal_flip=flip)
     return BatchPreparer(
-        kind="image", augment=augment, device=torch.device("cpu"),
+        kind="image",
+        augment=augment,
+        device=torch.device("cpu"),
         generator=torch.Generator().manual_seed(seed),
-    )  # fmt: skip
+    )
 
 
 def test_an_epoch_is_shuffled_cropped_and_flipped_exactly_as_drawn():
@@ -318,9 +341,11 @@ def test_without_augmentation_an_epoch_is_the_shuffled_images():
 
 def test_inference_input_is_normalised_per_channel_and_never_augmented():
     augment = AugmentSpec(
-        random_crop_padding=4, horizontal_flip=True,
-        normalize_mean=(0.5, 0.25, 0.0), normalize_std=(0.5, 0.25, 1.0),
-    )  # fmt: skip
+        random_crop_padding=4,
+        horizontal_flip=True,
+        normalize_mean=(0.5, 0.25, 0.0),
+        normalize_std=(0.5, 0.25, 1.0),
+    )
     training = replace(parse_spec(TEMPLATES["cifar-cnn"].spec).training, augment=augment)
     info = load_dataset("shapes").info
     prepare = BatchPreparer.for_inference(info=info, training=training, device="cpu")

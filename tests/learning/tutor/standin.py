@@ -56,9 +56,16 @@ class StandInServer:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
-        config = uvicorn.Config(self.app, lifespan="off", log_level="warning", access_log=False,
-                                interface="asgi3", http="h11", ws="none",
-                                timeout_graceful_shutdown=2)  # fmt: skip
+        config = uvicorn.Config(
+            self.app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            interface="asgi3",
+            http="h11",
+            ws="none",
+            timeout_graceful_shutdown=2,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="tutor-standin", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -123,14 +130,24 @@ class StandInServer:
         if behaviour.status != 200:
             return await _json(send, behaviour.status, _error_body(behaviour.status, headers))
 
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream")]})  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
         model = parsed.get("model", "")
 
         async def event(data: Any) -> None:
             text = data if isinstance(data, str) else json.dumps(data)
-            await send({"type": "http.response.body", "body": f"data: {text}\n\n".encode(),
-                        "more_body": True})  # fmt: skip
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": f"data: {text}\n\n".encode(),
+                    "more_body": True,
+                }
+            )
 
         await event(_chunk(model, {"role": "assistant", "content": ""}))
         for i, piece in enumerate(behaviour.pieces):
@@ -171,6 +188,11 @@ def _error_body(status: int, headers: dict[str, str]) -> dict:
 
 async def _json(send, status: int, body: dict) -> None:
     data = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
     await send({"type": "http.response.body", "body": data})

@@ -40,8 +40,10 @@ def _put(client, endpoint_url: str):
     ("endpoint_url", "says"),
     [
         ("http://127.0.0.1:8000/v1", "its host 127.0.0.1 is a loopback address"),
-        ("http://169.254.169.254/latest/meta-data/", "its host 169.254.169.254 is a cloud "
-                                                     "metadata address"),
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            "its host 169.254.169.254 is a cloud metadata address",
+        ),
         ("http://[::1]:5432/", "its host ::1 is a loopback address"),
         ("http://10.0.0.1/v1", "its host 10.0.0.1 is a private address"),
         ("http://192.168.1.20:11434/v1", "its host 192.168.1.20 is a private address"),
@@ -50,10 +52,12 @@ def _put(client, endpoint_url: str):
         ("http://[::ffff:127.0.0.1]/v1", "its host ::ffff:127.0.0.1 is a loopback address"),
         ("http://0.0.0.0:8000/v1", "its host 0.0.0.0 is the unspecified address"),
         ("http://224.0.0.1/v1", "its host 224.0.0.1 is a multicast address"),
-        ("http://localhost:11434/v1", "its host localhost resolves to 127.0.0.1, a loopback "
-                                      "address"),
+        (
+            "http://localhost:11434/v1",
+            "its host localhost resolves to 127.0.0.1, a loopback address",
+        ),
     ],
-)  # fmt: skip
+)
 def test_saving_an_endpoint_on_a_non_public_address_is_refused_and_changes_nothing(
     tenant_a, endpoint_url, says
 ):
@@ -70,9 +74,9 @@ def test_the_settings_page_shows_the_refusal_on_the_field_and_saves_nothing(tena
     client = page_client_for(tenant_a.admin.user)  # logging in writes last_login
     before = db_snapshot()
     response = client.post(
-        "/t/alpha/tutor/", {"endpoint_url": "http://169.254.169.254/v1", "model": "m",
-                            "tokens_per_month": "5"}
-    )  # fmt: skip
+        "/t/alpha/tutor/",
+        {"endpoint_url": "http://169.254.169.254/v1", "model": "m", "tokens_per_month": "5"},
+    )
     assert response.status_code == 200
     assert response.context["form"].errors == {
         "endpoint_url": [_refused("its host 169.254.169.254 is a cloud metadata address")]
@@ -145,8 +149,9 @@ def test_the_connection_itself_refuses_a_name_that_resolves_to_loopback(standin,
     )
     assert standin.requests == []
     # Allow-listed, the same name is reached.
-    allowed = OpenAICompatibleTutor(f"http://localhost:{standin.port}/v1", "m", "sk-x",
-                                    timeout=5, allowed_hosts=["localhost"])  # fmt: skip
+    allowed = OpenAICompatibleTutor(
+        f"http://localhost:{standin.port}/v1", "m", "sk-x", timeout=5, allowed_hosts=["localhost"]
+    )
     assert len(_answer(allowed)) == 4  # three chunks and the end
     assert len(standin.requests) == 1
 

@@ -40,14 +40,23 @@ def citation(lesson: Lesson) -> Citation:
 @pytest.mark.parametrize(
     ("question", "lesson", "quoted"),
     [
-        ("Why can't a single linear layer learn XOR?", MLP_XOR,
-         "so a single linear layer cannot learn XOR, however long it trains."),
-        ("What do padding and stride do?", CONVOLUTIONS,
-         "Padding adds a border of zeros around the image so the output keeps its size"),
-        ("How do LSTM and GRU cells help with vanishing gradients?", RECURRENT,
-         "the vanishing gradient problem."),
+        (
+            "Why can't a single linear layer learn XOR?",
+            MLP_XOR,
+            "so a single linear layer cannot learn XOR, however long it trains.",
+        ),
+        (
+            "What do padding and stride do?",
+            CONVOLUTIONS,
+            "Padding adds a border of zeros around the image so the output keeps its size",
+        ),
+        (
+            "How do LSTM and GRU cells help with vanishing gradients?",
+            RECURRENT,
+            "the vanishing gradient problem.",
+        ),
     ],
-)  # fmt: skip
+)
 def test_answers_with_the_lessons_words_and_cites_exactly_that_lesson(question, lesson, quoted):
     text, _, done = ask(question)
     assert quoted in text
@@ -85,8 +94,11 @@ def test_a_diagnosis_unrelated_to_the_question_is_left_out():
 
 
 def test_the_weakest_relevant_skill_is_noted():
-    mastery = [SkillMastery("backpropagation", 0.3), SkillMastery("pooling", 0.9),
-               SkillMastery("recurrent networks", 0.1)]  # fmt: skip
+    mastery = [
+        SkillMastery("backpropagation", 0.3),
+        SkillMastery("pooling", 0.9),
+        SkillMastery("recurrent networks", 0.1),
+    ]
     text, _, _ = ask("How are the weights learned by backpropagation?", mastery=mastery)
     assert "Your mastery of backpropagation is still low (about 30%)" in text
     # The recurrent skill is weaker, but the question is not about it.

@@ -50,9 +50,13 @@ def test_sends_the_model_key_stream_and_the_grounding_context(standin):
     history = [Turn("user", "What is a kernel?"), Turn("assistant", "A small grid of weights.")]
     diagnosis = [DiagnosisNote("Shapes do not match", "Conv2d expected 1 input channel, got 3.")]
     mastery = [SkillMastery("convolution", 0.42)]
-    collect(tutor(standin.base_url, max_tokens=321).answer(
-        request(history=history, diagnosis=diagnosis, mastery=mastery, assignment_title="Digits")
-    ))  # fmt: skip
+    collect(
+        tutor(standin.base_url, max_tokens=321).answer(
+            request(
+                history=history, diagnosis=diagnosis, mastery=mastery, assignment_title="Digits"
+            )
+        )
+    )
     [sent] = standin.requests
     assert (sent.method, sent.path) == ("POST", "/v1/chat/completions")
     assert sent.headers["authorization"] == f"Bearer {KEY}"
@@ -105,8 +109,11 @@ def test_without_a_key_no_environment_key_is_sent(standin, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment")
     monkeypatch.setenv("OPENAI_ADMIN_KEY", "sk-admin-from-the-environment")
     monkeypatch.setenv("OPENAI_ORG_ID", "org-from-the-environment")
-    collect(OpenAICompatibleTutor(standin.base_url, "m", None, allowed_hosts=["127.0.0.1"])
-            .answer(request()))  # fmt: skip
+    collect(
+        OpenAICompatibleTutor(standin.base_url, "m", None, allowed_hosts=["127.0.0.1"]).answer(
+            request()
+        )
+    )
     headers = standin.requests[0].headers
     assert headers["authorization"] == f"Bearer {NO_KEY}"
     assert "from-the-environment" not in repr(headers)

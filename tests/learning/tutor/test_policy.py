@@ -107,8 +107,13 @@ def run_guard(chunks: list[str], forbidden=FORBIDDEN) -> tuple[list[str], Answer
 
 
 def test_the_guard_catches_a_forbidden_string_split_across_two_chunks():
-    out, guard = run_guard(["Try this: logits = self.classifier(self.feat", "ures(x).flatten(1))\n",
-                            "and then train it."])  # fmt: skip
+    out, guard = run_guard(
+        [
+            "Try this: logits = self.classifier(self.feat",
+            "ures(x).flatten(1))\n",
+            "and then train it.",
+        ]
+    )
     assert guard.tripped
     assert "".join(out) == "Try this: " + POLICY_NOTE
     assert "self.classifier" not in "".join(out)

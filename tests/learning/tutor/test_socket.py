@@ -102,14 +102,21 @@ def test_the_grounded_tutor_answers_from_the_lesson_and_cites_it(world):
     assert messages[-1] == {
         "type": "done",
         "citations": [
-            {"kind": "lesson", "lesson_id": str(world.lesson.id),
-             "title": "Multilayer perceptrons", "url": lesson_url}
+            {
+                "kind": "lesson",
+                "lesson_id": str(world.lesson.id),
+                "title": "Multilayer perceptrons",
+                "url": lesson_url,
+            }
         ],
         "refused": None,
-    }  # fmt: skip
+    }
     [exchange] = _exchanges()
     assert (exchange.user_id, exchange.backend, exchange.refused) == (
-        world.learner.user.id, "grounded", "")  # fmt: skip
+        world.learner.user.id,
+        "grounded",
+        "",
+    )
     assert exchange.answer == text
     assert exchange.citations == messages[-1]["citations"]
     with scopes_disabled():
@@ -136,16 +143,25 @@ def test_asked_about_a_low_score_the_tutor_answers_from_the_runs_diagnosis_and_c
     quoted is the exercise's own (CNN), not the XOR lesson of another skill."""
     with scopes_disabled():
         cnn = SkillFactory(tenant=world.tenant, slug="cnn", name="CNNs")
-        cnn_lesson = LessonFactory(course=world.course, title="Convolutional networks",
-                                   body=CNN_BODY)  # fmt: skip
+        cnn_lesson = LessonFactory(
+            course=world.course, title="Convolutional networks", body=CNN_BODY
+        )
         cnn_lesson.skills.set([cnn])
         world.exercise.skills.set([cnn])
         RunDiagnosis.objects.create(
-            tenant=world.tenant, job=world.job,
-            hints=[{"code": "slow_convergence", "title": "Training stopped while still improving",
+            tenant=world.tenant,
+            job=world.job,
+            hints=[
+                {
+                    "code": "slow_convergence",
+                    "title": "Training stopped while still improving",
                     "message": "Training ended while the training loss was still falling.",
-                    "evidence": {}, "skills": ["training"], "severity": "suggestion"}],
-        )  # fmt: skip
+                    "evidence": {},
+                    "skills": ["training"],
+                    "severity": "suggestion",
+                }
+            ],
+        )
         submission = world.job.submission
     [messages] = ask(world.learner.user, "Why is my score so low?", assignment=world.assignment.id)
     text = _text(messages)
@@ -158,13 +174,25 @@ def test_asked_about_a_low_score_the_tutor_answers_from_the_runs_diagnosis_and_c
     assert "needs more filters" in text
     assert "XOR points" not in text and "Multilayer perceptrons" not in text
     assert messages[-1]["citations"] == [
-        {"kind": "run", "lesson_id": None, "title": run_title,
-         "url": f"/t/alpha/runs/{submission.id}/"},
-        {"kind": "exercise", "lesson_id": None, "title": world.exercise.title,
-         "url": f"/t/alpha/assignments/{world.assignment.id}/"},
-        {"kind": "lesson", "lesson_id": str(cnn_lesson.id), "title": "Convolutional networks",
-         "url": f"/t/alpha/lessons/{cnn_lesson.id}/"},
-    ]  # fmt: skip
+        {
+            "kind": "run",
+            "lesson_id": None,
+            "title": run_title,
+            "url": f"/t/alpha/runs/{submission.id}/",
+        },
+        {
+            "kind": "exercise",
+            "lesson_id": None,
+            "title": world.exercise.title,
+            "url": f"/t/alpha/assignments/{world.assignment.id}/",
+        },
+        {
+            "kind": "lesson",
+            "lesson_id": str(cnn_lesson.id),
+            "title": "Convolutional networks",
+            "url": f"/t/alpha/lessons/{cnn_lesson.id}/",
+        },
+    ]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -172,13 +200,19 @@ def test_the_tenants_endpoint_streams_the_answer_and_counts_its_tokens(world, st
     standin.behaviour.pieces = ["Try ", "a smaller ", "learning rate."]
     with scopes_disabled():
         TutorSettings.objects.create(
-            tenant=world.tenant, endpoint_url=standin.base_url, model="tiny-tutor",
-            api_key_encrypted=encrypt("sk-school-key"), tokens_per_month=1000,
-        )  # fmt: skip
+            tenant=world.tenant,
+            endpoint_url=standin.base_url,
+            model="tiny-tutor",
+            api_key_encrypted=encrypt("sk-school-key"),
+            tokens_per_month=1000,
+        )
     [messages] = ask(world.learner.user, "My loss jumps around, what is wrong?")
     assert messages[0] == {"type": "start", "backend": "endpoint"}
     assert [m["text"] for m in messages if m["type"] == "chunk"] == [
-        "Try ", "a smaller ", "learning rate."]  # fmt: skip
+        "Try ",
+        "a smaller ",
+        "learning rate.",
+    ]
     assert messages[-1]["type"] == "done"
     [request] = standin.requests
     assert request.headers["authorization"] == "Bearer sk-school-key"
@@ -187,28 +221,41 @@ def test_the_tenants_endpoint_streams_the_answer_and_counts_its_tokens(world, st
     assert "When the loss jumps around or grows" in request.body["messages"][0]["content"]
     [exchange] = _exchanges()
     assert (exchange.backend, exchange.prompt_tokens, exchange.completion_tokens) == (
-        "endpoint", 123, 45)  # fmt: skip
+        "endpoint",
+        123,
+        45,
+    )
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_spent_token_quota_refuses_and_records_nothing(world, standin):
     with scopes_disabled():
         TutorSettings.objects.create(
-            tenant=world.tenant, endpoint_url=standin.base_url, model="tiny-tutor",
+            tenant=world.tenant,
+            endpoint_url=standin.base_url,
+            model="tiny-tutor",
             tokens_per_month=100,
-        )  # fmt: skip
+        )
         TutorExchange.objects.create(
-            tenant=world.tenant, user=world.learner.user, question="q", answer="a",
-            backend="endpoint", prompt_tokens=60, completion_tokens=40,
-        )  # fmt: skip
+            tenant=world.tenant,
+            user=world.learner.user,
+            question="q",
+            answer="a",
+            backend="endpoint",
+            prompt_tokens=60,
+            completion_tokens=40,
+        )
     cookie = _cookie(world.learner.user)
     before = db_snapshot()
     [messages] = ask(world.learner.user, "What is ReLU?", cookie=cookie)
     assert messages == [
-        {"type": "error", "code": "quota",
-         "message": "The tutor's allowance of 100 tokens this month is used up; it renews on "
-                    "the 1st."}
-    ]  # fmt: skip
+        {
+            "type": "error",
+            "code": "quota",
+            "message": "The tutor's allowance of 100 tokens this month is used up; it renews on "
+            "the 1st.",
+        }
+    ]
     assert standin.requests == []
     assert db_snapshot() == before
 
@@ -293,15 +340,24 @@ def test_the_guard_cuts_the_reference_solution_out_of_an_answer(world, standin):
     "message, code, text",
     [
         ({"type": "ask", "question": "   "}, "invalid", "Ask a question: the message was empty."),
-        ({"type": "ask", "question": "x" * 2001}, "invalid",
-         "Questions are at most 2000 characters long."),
+        (
+            {"type": "ask", "question": "x" * 2001},
+            "invalid",
+            "Questions are at most 2000 characters long.",
+        ),
         ({"type": "shout"}, "invalid", 'Send {"type": "ask", "question": "..."}.'),
-        ({"type": "ask", "question": "Hi", "assignment": "nope"}, "invalid",
-         "The assignment id is not a valid id."),
-        ({"type": "ask", "question": "Hi", "assignment": "00000000-0000-4000-8000-000000000000"},
-         "invalid", "No assignment of yours has this id."),
+        (
+            {"type": "ask", "question": "Hi", "assignment": "nope"},
+            "invalid",
+            "The assignment id is not a valid id.",
+        ),
+        (
+            {"type": "ask", "question": "Hi", "assignment": "00000000-0000-4000-8000-000000000000"},
+            "invalid",
+            "No assignment of yours has this id.",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_messages_get_a_clear_error_and_change_nothing(world, message, code, text):
     cookie = _cookie(world.learner.user)
     before = db_snapshot()
@@ -328,4 +384,6 @@ def test_anonymous_and_other_tenants_are_refused(world, tenant_b):
 
     assert async_to_sync(attempt)(b"", "alpha") == (False, CLOSE_NOT_FOUND)
     assert async_to_sync(attempt)(_cookie(tenant_b.learner.user), "alpha") == (
-        False, CLOSE_NOT_FOUND)  # fmt: skip
+        False,
+        CLOSE_NOT_FOUND,
+    )
