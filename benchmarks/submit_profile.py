@@ -3,9 +3,10 @@ numbers of dispatch_latency.py.
 
 On the benchmark's database (`aula_bench`) and Redis database (11), with the benchmark's seed:
 
-1. the submit request, N times, through Django's full stack in-process (middleware, token
-   authentication, the API view, `submission_create`, the commit and its on-commit publish),
-   with every SQL statement timed (`connection.execute_wrapper`) and the whole under cProfile;
+1. the submit request, 2N times (N timed, and in between N under cProfile), through Django's
+   full stack in-process (middleware, token authentication, the API view, `submission_create`,
+   the commit and its on-commit publish), every SQL statement of the timed ones timed
+   (`connection.execute_wrapper`);
 2. the worker's side, for each of those jobs: the claim (`job_claim`) and the run up to the
    start of its first optimizer step (the runner's `FirstStep`), under cProfile too; the rest
    of the run (training) is outside the profile.
@@ -111,7 +112,7 @@ def main() -> None:
     broker = redis.Redis.from_url(args.redis_url)
     broker.flushdb()
     settings.POOL_SLOTS = {pool: 10**6 for pool in settings.WORKER_POOLS}  # always a free slot
-    tenant, learner, assignment = _seed(jobs=args.jobs + 3)
+    tenant, learner, assignment = _seed(jobs=2 * args.jobs + 3)
     _, token = AuthToken.objects.create(user=learner)
     template = TEMPLATES["xor"].spec
     spec = {**template, "training": {**template["training"], "epochs": args.epochs}}
@@ -134,10 +135,13 @@ def main() -> None:
 
     runner.FirstStep = ProfiledFirstStep
     with connection.execute_wrapper(statements):
-        for n in range(args.jobs + 2):
+        for n in range(2 * args.jobs + 2):
             warm = n < 2  # the first two fill the process's caches; not counted
-            statements.phase = None if warm else "submit"
-            if not warm:
+            # Alternately timed (phases, statements) and profiled: cProfile slows what it sees.
+            profiled = not warm and n % 2 == 1
+            timed = not warm and not profiled
+            statements.phase = "submit" if timed else None
+            if profiled:
                 submit_profile.enable()
             sent = time.time()
             response = client.post(path, body, content_type="application/json")
@@ -146,19 +150,19 @@ def main() -> None:
             assert response.status_code == 201, response.content
             job_id = response.json()["job"]["id"]
             with scope(tenant=tenant.id):
-                statements.phase = None if warm else "claim"
-                if not warm:
+                statements.phase = "claim" if timed else None
+                if profiled:
                     run_profile.enable()
                 claim_started = time.time()
                 claim = job_claim(job_id=job_id, owner="profile:1", device="cpu")
                 claimed = time.time()
-                statements.phase = None if warm else "setup"
+                statements.phase = "setup" if timed else None
                 runner.job_run(claim)
                 run_profile.disable()
                 statements.phase = None
                 job = Job.objects.get(id=job_id)
             assert job.state == "succeeded", job.message
-            if warm:
+            if not timed:
                 continue
             queued_at = job.created_at.timestamp()
             stamped = datetime.fromisoformat(job.outcome["first_step_at"]).timestamp()
@@ -169,7 +173,8 @@ def main() -> None:
             phases["claimed → first step (setup)"].append(stamped - claimed)
     broker.flushdb()
 
-    print(f"{args.jobs} submits and runs in one process (after 2 warm-up)")
+    print(f"{2 * args.jobs} submits and runs in one process, after 2 warm-up: {args.jobs} timed")
+    print(f"(phases, statements), and in between {args.jobs} under cProfile (the profiles)")
     for name, values in phases.items():
         print(f"  {name:34s} p50 {_median_ms(values)}")
     for phase in ("submit", "claim", "setup"):
