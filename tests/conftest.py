@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from channels.layers import channel_layers
 from django.conf import settings
 from django.test import Client
 from knox.models import AuthToken
@@ -81,6 +82,16 @@ def _clean_test_redis(request):
         f"this xdist worker runs on Redis {settings.REDIS_URL}, not its own {meant}"
     )
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Each test gets channel-layer instances of its own. channels_redis binds its locks to the
+    event loop that first used them, and each async_to_sync runs a loop of its own: a lock
+    still held by a cleanup task of an earlier test's loop fails the next test's consumer
+    ("bound to a different event loop")."""
+    yield
+    channel_layers.backends.clear()
 
 
 @pytest.fixture(autouse=True)
