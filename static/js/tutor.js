@@ -105,6 +105,7 @@ export function mountTutor(root) {
       if (!socket) connect();
     }
   });
+  root.dataset.ready = "true"; // mounted: a question now goes over the socket, not a page load
 }
 
 for (const root of document.querySelectorAll("[data-tutor]")) mountTutor(root);

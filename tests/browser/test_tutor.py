@@ -29,6 +29,9 @@ def test_a_learner_asks_the_tutor_and_follows_its_citation(
     _log_in(page, tenant_a.learner.user.email)
     page.get_by_role("link", name="XOR at alpha", exact=True).click()
     tutor = page.locator("#tutor")
+    # The chat works once its module has mounted; before that, Enter would submit the form as a
+    # page load (on a loaded machine the keyboard can be quicker than the module).
+    expect(tutor).to_have_attribute("data-ready", "true")
     question = tutor.get_by_label("Your question")
     question.fill("Why do I need ReLU to learn XOR?")
     question.press("Tab")
