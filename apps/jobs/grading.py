@@ -146,7 +146,9 @@ def grade_write_automatic(*, job: Job, metrics: dict) -> Grade:
     GradeRevision.objects.create(
         tenant_id=job.tenant_id, grade=grade, score=grade.score, source=GradeSource.AUTOMATIC
     )
-    grade_given.send(sender=Grade, grade=grade, automatic=True, job=job, metrics=metrics)
+    grade_given.send(
+        sender=Grade, grade=grade, automatic=True, job=job, metrics=metrics, hints=hints
+    )
     return grade
 
 
@@ -184,5 +186,7 @@ def grade_override(*, grade: Grade, by, score, reason: str) -> Grade:
             after=after,
             tenant=grade.tenant,
         )
-        grade_given.send(sender=Grade, grade=grade, automatic=False, job=None, metrics=None)
+        grade_given.send(
+            sender=Grade, grade=grade, automatic=False, job=None, metrics=None, hints=None
+        )
     return grade

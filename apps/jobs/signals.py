@@ -11,7 +11,8 @@ from django.dispatch import Signal
 submission_made = Signal()
 
 # A grade was written: the automatic grade of a run, or a teacher's override. kwargs: grade,
-# automatic (bool), job (for an automatic grade: the locked job being finished, its outcome set).
+# automatic (bool); for an automatic grade also job (the locked job being finished, its outcome
+# set), metrics and hints (the run's diagnosis, which the grade's feedback quotes); else None.
 grade_given = Signal()
 
 # A job reached a final state (succeeded, failed, cancelled). kwargs: job.

@@ -15,11 +15,11 @@ def on_submission_made(*, submission, **_) -> None:
     services.submission_made(submission=submission)
 
 
-def on_grade_given(*, grade, automatic: bool, job=None, metrics=None, **_) -> None:
+def on_grade_given(*, grade, automatic: bool, job=None, metrics=None, hints=None, **_) -> None:
     """An automatic grade comes with its run's diagnosis: stored (with its "received-hint"
     statements) before the "scored" statement, as the grade's feedback quotes it."""
     if automatic and job is not None:
-        services.run_diagnose(job=job, metrics=metrics)
+        services.run_diagnose(job=job, metrics=metrics, hints=hints)
     services.grade_given(grade=grade, automatic=automatic)
 
 

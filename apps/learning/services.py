@@ -181,14 +181,16 @@ def run_finished(*, job) -> Statement:
     )
 
 
-def run_diagnose(*, job, metrics: dict | None = None) -> RunDiagnosis:
-    """The run's diagnosis (`apps.jobs.grading.run_diagnosis`), stored once; each hint is also a
-    "received-hint" statement (it is shown with the run and in the feedback)."""
+def run_diagnose(*, job, metrics: dict | None = None, hints=None) -> RunDiagnosis:
+    """The run's diagnosis (`apps.jobs.grading.run_diagnosis`, unless the grader already made it:
+    `hints`), stored once; each hint is also a "received-hint" statement (it is shown with the
+    run and in the feedback)."""
     with scope(tenant=job.tenant_id):
         existing = RunDiagnosis.objects.filter(job=job).first()
         if existing is not None:
             return existing
-        hints = run_diagnosis(job=job, metrics=metrics)
+        if hints is None:
+            hints = run_diagnosis(job=job, metrics=metrics)
         diagnosis = RunDiagnosis.objects.create(
             job=job, tenant_id=job.tenant_id, hints=[h.as_dict() for h in hints]
         )
