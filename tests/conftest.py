@@ -282,12 +282,41 @@ def _worker_control(command: str, worker: _SessionWorker) -> bool:
     return True
 
 
+def _consumed_queues(worker: _SessionWorker) -> set[str] | None:
+    """The queues the worker consumes now, as it answers; None when it does not answer."""
+    from config.celery import app
+
+    inspect = app.control.inspect(destination=[worker.hostname], timeout=5, limit=1)
+    queues = (inspect.active_queues() or {}).get(worker.hostname)
+    return None if queues is None else {queue["name"] for queue in queues}
+
+
+def _worker_consumes(worker: _SessionWorker, wanted: set[str]) -> bool:
+    """Until the worker consumes exactly `wanted`, asked again for what differs: a control
+    command answered late can be carried out after a later one (a pause's cancel after the next
+    module's add), which left a lent worker not consuming `gpu`. False if it never gets there."""
+    from config.celery import app
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and worker.process.poll() is None:
+        queues = _consumed_queues(worker)
+        if queues == wanted:
+            return True
+        for queue in wanted - (queues or set()):
+            app.control.add_consumer(queue, destination=[worker.hostname], reply=True, timeout=5)
+        for queue in (queues or set()) - wanted:
+            app.control.cancel_consumer(queue, destination=[worker.hostname], reply=True, timeout=5)
+    return False
+
+
 def _worker_pause(worker: _SessionWorker) -> bool:
     """Stops the worker taking jobs, then stops the process itself (SIGSTOP: no heartbeat, no
     database or Redis traffic) until the next module asks for it. False if it did not answer."""
     from apps.core.heartbeat import heartbeat_remove
 
     if worker.process.poll() is not None or not _worker_control("cancel_consumer", worker):
+        return False
+    if not _worker_consumes(worker, set()):
         return False
     worker.process.send_signal(signal.SIGSTOP)
     wait_for(
@@ -304,6 +333,8 @@ def _worker_resume(worker: _SessionWorker) -> bool:
 
     worker.process.send_signal(signal.SIGCONT)
     if worker.process.poll() is not None or not _worker_control("add_consumer", worker):
+        return False
+    if not _worker_consumes(worker, set(WORKER_QUEUES)):
         return False
     # Its heartbeat is back (the pause removed it), so /readyz sees it again.
     wait_for(
