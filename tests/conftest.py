@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import celery
 import pytest
 import redis
 from channels.layers import channel_layers
@@ -26,6 +27,7 @@ from rest_framework.test import APIClient
 from apps.courses.models import Assignment, Course, Enrollment, Exercise, Lesson, Skill
 from apps.jobs.models import Job, Submission
 from apps.tenants.models import Invitation, Membership, Role, Tenant
+from config.celery import app as project_celery_app
 from tests.factories import (
     AssignmentFactory,
     CourseFactory,
@@ -92,6 +94,19 @@ def _fresh_channel_layer():
     ("bound to a different event loop")."""
     yield
     channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
+def _celery_app_stays_the_projects():
+    """Code publishes with `celery.current_app`; a test that made a Celery app of its own and
+    left it current would send the next tests' tasks to that app's broker (seen in CI: the
+    demo's jobs went to a stopped launcher's Redis). Fail the test that did it, by name."""
+    yield
+    current = celery.current_app._get_current_object()
+    project_celery_app.set_current()  # only the test that did it fails
+    assert current is project_celery_app, (
+        f"this test left Celery app {current!r} current (make it with set_as_current=False)"
+    )
 
 
 @pytest.fixture(autouse=True)

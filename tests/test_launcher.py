@@ -233,7 +233,7 @@ def assert_a_light_task_runs_while_the_gpu_worker_is_held(run: LauncherRun, stor
     takes nothing else: a task on the default queue is still done, by the light worker."""
     broker = store.connection_pool.connection_kwargs
     url = f"redis://127.0.0.1:{broker['port']}/0"
-    client = Celery(broker=url, backend=url)
+    client = Celery(broker=url, backend=url, set_as_current=False)
     os.killpg(run.pids["worker-gpu"], signal.SIGSTOP)
     try:
         result = client.send_task("apps.accounts.tasks.credentials_purge", queue="default")

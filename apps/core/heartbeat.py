@@ -22,10 +22,15 @@ log = logging.getLogger(__name__)
 HEARTBEATS_KEY = "aula:workers:heartbeat"
 
 
-@cache
 def redis_client() -> redis.Redis:
+    """The client for the Redis that settings name now (one per address, kept)."""
+    return _redis_client_for(settings.REDIS_URL)
+
+
+@cache
+def _redis_client_for(url: str) -> redis.Redis:
     return redis.Redis.from_url(
-        settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2, decode_responses=True
+        url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True
     )
 
 
