@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+	scripts/ensure-node-deps
 
 ## Start the platform with demo data on http://127.0.0.1:8000 (Ctrl-C stops everything).
 run: install

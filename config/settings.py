@@ -357,6 +357,20 @@ STORAGES = {
 # ASGI server the browser tests start.
 WHITENOISE_USE_FINDERS = env.bool("STATIC_FROM_SOURCE", default=DEBUG)
 WHITENOISE_AUTOREFRESH = WHITENOISE_USE_FINDERS
+# Files from npm packages (package.json), served under static/vendor/: onnxruntime-web for the
+# try-your-model page (its WebAssembly is about 15 MB; only that page loads it).
+NODE_MODULES_DIR = Path(env("NODE_MODULES_DIR", default=str(BASE_DIR / "node_modules")))
+NODE_STATIC_FILES = {
+    "vendor/onnxruntime-web": (
+        "onnxruntime-web/dist",
+        ["ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"],
+    ),
+}
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "apps.core.staticfinders.NodePackageFinder",
+]
 
 LOGGING = {
     "version": 1,
