@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "apps.tenants",
     "apps.courses",
     "apps.jobs",
+    "apps.trained_models",
     "apps.quotas",
     "apps.audit",
     "apps.learning",
@@ -176,6 +177,8 @@ DEFAULT_TENANT_QUOTA = {
     "max_running_jobs": 2,
     "max_queued_jobs": 100,
     "max_seconds_per_job": 3600,
+    "storage_bytes": env.int("DEFAULT_TENANT_STORAGE_BYTES", default=5 * 2**30),
+    "predictions_per_day": env.int("DEFAULT_TENANT_PREDICTIONS_PER_DAY", default=10_000),
 }
 # Code submissions without bubblewrap run with resource limits only (development machines).
 SANDBOX_ALLOW_LIMITS_ONLY = env.bool("SANDBOX_ALLOW_LIMITS_ONLY", default=False)

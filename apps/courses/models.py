@@ -53,6 +53,15 @@ class Course(TimeStampedModel):
     )
     # A learner of the tenant who enters it on "Join a course" is enrolled; "" = joining is off.
     join_code = models.CharField(max_length=16, blank=True, default="")
+    # Days a trained model of the course is kept after its run; null: kept until deleted.
+    artifact_retention_days = models.PositiveIntegerField(
+        "keep trained models for (days)",
+        null=True,
+        blank=True,
+        default=180,
+        validators=[MinValueValidator(1), MaxValueValidator(36500)],
+        help_text="Trained models are deleted this many days after their run; empty: kept.",
+    )
 
     objects = ScopedManager(tenant="tenant")
 

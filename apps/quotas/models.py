@@ -1,4 +1,5 @@
-"""GPU quotas of tenants and the ledger of GPU-seconds drawn against them.
+"""Quotas of tenants: GPU time and the ledger of GPU-seconds drawn against it, the storage of
+trained models, and predictions a day.
 
 A balance is never stored: it is the sum of the ledger rows of the current period, so anyone can
 recompute it. Admission writes a reservation (the job's budget); the job's end writes one
@@ -24,6 +25,14 @@ def default_pools() -> list[str]:
     return list(settings.WORKER_POOLS[:1])
 
 
+def default_storage_bytes() -> int:
+    return settings.DEFAULT_TENANT_QUOTA.get("storage_bytes", 5 * 2**30)
+
+
+def default_predictions_per_day() -> int:
+    return settings.DEFAULT_TENANT_QUOTA.get("predictions_per_day", 10_000)
+
+
 class TenantQuota(models.Model):
     tenant = models.OneToOneField(
         Tenant, on_delete=models.CASCADE, primary_key=True, related_name="quota"
@@ -40,6 +49,12 @@ class TenantQuota(models.Model):
     learner_gpu_seconds_per_day = models.PositiveIntegerField(null=True, blank=True)
     # The worker pools (Celery queues) the tenant's jobs may run on.
     pools = models.JSONField(default=default_pools)
+    # Bytes of trained-model artifacts (ONNX, safetensors) the tenant may keep.
+    storage_bytes = models.PositiveBigIntegerField(
+        "model storage (bytes)", default=default_storage_bytes
+    )
+    # Samples the prediction API answers per day (UTC) for the tenant's models.
+    predictions_per_day = models.PositiveIntegerField(default=default_predictions_per_day)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = ScopedManager(tenant="tenant")
@@ -89,3 +104,39 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} job {self.job_id}: reserved {self.reserved}, used {self.used}"
+
+
+class StorageUsage(models.Model):
+    """Bytes of artifacts the tenant keeps: reserved before a file is written, released when its
+    last model is deleted (apps/trained_models/services.py)."""
+
+    tenant = models.OneToOneField(
+        Tenant, on_delete=models.CASCADE, primary_key=True, related_name="storage_usage"
+    )
+    bytes_used = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ScopedManager(tenant="tenant")
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}: {self.bytes_used} bytes"
+
+
+class PredictionUsage(models.Model):
+    """Prediction requests and samples the API answered for a tenant on one day (UTC)."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    requests = models.PositiveIntegerField(default=0)
+    samples = models.PositiveBigIntegerField(default=0)
+
+    objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "day"], name="prediction_usage_once_a_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.day}: {self.requests} requests, {self.samples} samples"
