@@ -14,6 +14,9 @@ HOURS_FIELDS = {
 }
 
 
+BYTES_PER_GIB = 2**30
+
+
 def _hours_field(label, **kwargs) -> forms.DecimalField:
     # Thousandths of an hour (3.6 s); the form rounds to whole GPU-seconds.
     return forms.DecimalField(
@@ -46,7 +49,8 @@ class TenantCreateForm(forms.Form):
 
 
 class QuotaForm(forms.Form):
-    service_field_names = HOURS_FIELDS  # the service's errors go beside the hours fields
+    # The service's errors go beside the fields that take hours and GiB.
+    service_field_names = {**HOURS_FIELDS, "storage_bytes": "storage_gib"}
     period = forms.ChoiceField(choices=Period.choices)
     gpu_hours = _hours_field(_("GPU hours per period"))
     max_running_jobs = forms.IntegerField(
@@ -65,16 +69,36 @@ class QuotaForm(forms.Form):
     pools = forms.MultipleChoiceField(
         label="Worker pools", widget=forms.CheckboxSelectMultiple, choices=()
     )
+    storage_gib = forms.DecimalField(
+        label=_("Model storage (GiB)"),
+        min_value=Decimal(0),
+        max_value=Decimal(2**62) / BYTES_PER_GIB,
+        max_digits=18,
+        decimal_places=3,
+        help_text=_("Trained models (ONNX and safetensors files) the school may keep."),
+    )
+    predictions_per_day = forms.IntegerField(
+        label=_("Predictions per day"),
+        min_value=0,
+        max_value=2**31 - 1,
+        help_text=_("Samples the prediction API answers per day (UTC)."),
+    )
 
     def __init__(self, *args, quota_initial=None, **kwargs):
         """`quota_initial`: the quota's values as the service has them (GPU-seconds)."""
         if quota_initial is not None:
+            initial = dict(quota_initial)
+            storage = initial.pop("storage_bytes", None)
             kwargs["initial"] = {
                 HOURS_FIELDS.get(name, name): seconds_as_hours(value)
                 if name in HOURS_FIELDS
                 else value
-                for name, value in quota_initial.items()
+                for name, value in initial.items()
             }
+            if storage is not None:
+                kwargs["initial"]["storage_gib"] = (
+                    (Decimal(storage) / BYTES_PER_GIB).quantize(Decimal("0.001")).normalize()
+                )
         super().__init__(*args, **kwargs)
         self.fields["pools"].choices = [(pool, pool) for pool in settings.WORKER_POOLS]
 
@@ -83,4 +107,7 @@ class QuotaForm(forms.Form):
         values = dict(self.cleaned_data)
         for seconds_name, hours_name in HOURS_FIELDS.items():
             values[seconds_name] = hours_as_seconds(values.pop(hours_name))
+        values["storage_bytes"] = int(
+            (values.pop("storage_gib") * BYTES_PER_GIB).to_integral_value(rounding=ROUND_HALF_UP)
+        )
         return values

@@ -154,5 +154,6 @@ def quota_edit(request, slug):
             "tenant": tenant,
             "form": form,
             "balance": quota_selectors.balance_get(quota=quota),
+            "artifacts": quota_selectors.artifact_usage_get(tenant_id=tenant.id),
         }
     return render(request, "console/quota_edit.html", context)

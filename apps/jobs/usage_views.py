@@ -1,5 +1,6 @@
 """The tenant administrators' usage page: the quota and its balance, this period's GPU time
-by course, by learner and per day (a chart), and the jobs in flight, each with a cancel button.
+by course, by learner and per day (a chart), the jobs in flight, each with a cancel button, and
+the model storage used and today's predictions.
 Here rather than in the quotas app because the jobs in flight are the jobs app's, and the quotas
 app sits below it.
 
@@ -25,6 +26,7 @@ def usage_page(request, tenant_slug):
         "quota": quota,
         "balance": selectors.balance_get(quota=quota),
         "usage": usage,
+        "artifacts": selectors.artifact_usage_get(tenant_id=request.tenant.id),
         "learners": Paginator(usage.by_learner, PAGE_SIZE).get_page(request.GET.get("learners")),
         "jobs": Paginator(job_list_in_flight(tenant=request.tenant), PAGE_SIZE).get_page(
             request.GET.get("jobs")

@@ -30,17 +30,31 @@ class BalanceOutputSerializer(serializers.Serializer):
     resets_at = serializers.DateTimeField()
 
 
+class ArtifactUsageOutputSerializer(serializers.Serializer):
+    storage_used = serializers.IntegerField(help_text="Bytes of trained models kept.")
+    storage_limit = serializers.IntegerField(help_text="Bytes the tenant may keep.")
+    predictions_requests = serializers.IntegerField(help_text="Prediction requests today (UTC).")
+    predictions_samples = serializers.IntegerField(help_text="Samples predicted today (UTC).")
+    predictions_limit = serializers.IntegerField(help_text="Samples allowed a day.")
+
+
 class QuotaOutputSerializer(serializers.ModelSerializer):
     tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     balance = serializers.SerializerMethodField()
+    artifacts = serializers.SerializerMethodField()
 
     class Meta:
         model = TenantQuota
-        fields = ["tenant", *services.QUOTA_FIELDS, "period_started_at", "balance"]
+        fields = ["tenant", *services.QUOTA_FIELDS, "period_started_at", "balance", "artifacts"]
 
     @extend_schema_field(BalanceOutputSerializer)
     def get_balance(self, quota) -> dict:
         return BalanceOutputSerializer(selectors.balance_get(quota=quota)).data
+
+    @extend_schema_field(ArtifactUsageOutputSerializer)
+    def get_artifacts(self, quota) -> dict:
+        usage = selectors.artifact_usage_get(tenant_id=quota.tenant_id)
+        return ArtifactUsageOutputSerializer(usage).data
 
 
 def _quota_response(tenant) -> Response:
@@ -52,7 +66,8 @@ def _quota_response(tenant) -> Response:
 
 class PlatformQuotaApi(ApiView):
     """A tenant's quota as platform administrators set it: PUT all of it, PATCH some. GPU time
-    is in GPU-seconds (3600 are one GPU hour); the console's form takes hours."""
+    is in GPU-seconds (3600 are one GPU hour); the console's form takes hours. Model storage
+    (storage_bytes) and predictions_per_day, left out of a PUT, stay as they are."""
 
     permission_classes = [*ApiView.permission_classes, PlatformAdmin]
 
@@ -67,6 +82,12 @@ class PlatformQuotaApi(ApiView):
         )
         pools = serializers.ListField(
             child=serializers.CharField(max_length=100), allow_empty=False, max_length=50
+        )
+        storage_bytes = serializers.IntegerField(
+            min_value=0, max_value=2**62, required=False, help_text="Model storage, in bytes."
+        )
+        predictions_per_day = serializers.IntegerField(
+            min_value=0, max_value=2**31 - 1, required=False
         )
 
     input_serializers = {"put": QuotaSetInputSerializer, "patch": QuotaSetInputSerializer}
@@ -98,8 +119,8 @@ class PlatformQuotaApi(ApiView):
 
 
 class TenantQuotaApi(ApiView):
-    """The tenant's GPU quota and this period's balance. GPU time is in GPU-seconds (3600
-    are one GPU hour)."""
+    """The tenant's GPU quota and this period's balance (GPU time is in GPU-seconds: 3600 are
+    one GPU hour), its model storage used and allowed, and today's predictions."""
 
     permission_classes = [*ApiView.permission_classes, TenantAdmin]
 

@@ -15,6 +15,8 @@ from apps.quotas.services import (
     balance_of,
     period_end,
     period_start_for,
+    predictions_today,
+    storage_usage,
 )
 
 ZERO = Decimal(0)
@@ -132,3 +134,26 @@ def usage_get(*, quota: TenantQuota) -> Usage:
 
 def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+@dataclass(frozen=True)
+class ArtifactUsage:
+    """Model storage and today's predictions of a tenant, as the usage page and APIs show them."""
+
+    storage_used: int
+    storage_limit: int
+    predictions_requests: int
+    predictions_samples: int
+    predictions_limit: int
+
+
+def artifact_usage_get(*, tenant_id) -> ArtifactUsage:
+    used, limit = storage_usage(tenant_id)
+    requests, samples, allowed = predictions_today(tenant_id)
+    return ArtifactUsage(
+        storage_used=used,
+        storage_limit=limit,
+        predictions_requests=requests,
+        predictions_samples=samples,
+        predictions_limit=allowed,
+    )

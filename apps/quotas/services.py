@@ -15,11 +15,20 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
+from django.utils.translation import gettext
 from django_scopes import scopes_disabled
 
-from apps.quotas.models import LedgerEntry, LedgerKind, Period, TenantQuota
+from apps.quotas.models import (
+    LedgerEntry,
+    LedgerKind,
+    Period,
+    PredictionUsage,
+    StorageUsage,
+    TenantQuota,
+)
 
 MILLI = Decimal("0.001")
 # Failures that are the platform's, not the learner's: the job is charged nothing. "sandbox": the
@@ -153,10 +162,11 @@ class Admission:
 
 def quota_admit(*, tenant_id, learner, exercise_seconds: int, waiting: Callable[[], int]):
     """The way in for a job, in the submit's transaction: lock the tenant's quota (its period
-    rolled forward), size the job's reservation (the exercise's budget, within the per-job
-    limit), and raise QuotaExceeded unless it fits the tenant's queue (`waiting()`: its jobs
-    waiting, counted under the lock), its GPU-seconds left this period and the learner's daily
-    allowance. Then write the job and call `Admission.reserve(job)`; `quota_settle` ends it."""
+        rolled forward), size the job's reservation (the exercise's budget, within the per-job
+        limit), and raise QuotaExceeded unless it fits the tenant's queue (`waiting()`: its jobs
+        waiting, counted under the lock), its GPU-seconds left this period and the learner's daily
+        allowance, and while its model storage is not full. Then write the job and call
+    `Admission.reserve(job)`; `quota_settle` ends it."""
     quota = quota_locked(tenant_id)
     seconds = min(exercise_seconds, quota.max_seconds_per_job)
     queued = waiting()
@@ -165,6 +175,10 @@ def quota_admit(*, tenant_id, learner, exercise_seconds: int, waiting: Callable[
             f"Your organisation already has {queued} jobs waiting, its limit; "
             "submit again when some have started."
         )
+    used = storage_used(tenant_id)
+    if used >= quota.storage_bytes:
+        # A run that trains keeps its model: with no room left it would be trained for nothing.
+        raise QuotaExceeded(storage_full_message(used=used, limit=quota.storage_bytes))
     balance = balance_of(quota)
     resets = f"{balance.resets_at:%Y-%m-%d %H:%M} UTC"
     if balance.remaining < seconds:
@@ -252,6 +266,8 @@ QUOTA_FIELDS = (
     "max_seconds_per_job",
     "learner_gpu_seconds_per_day",
     "pools",
+    "storage_bytes",
+    "predictions_per_day",
 )
 
 
@@ -266,6 +282,10 @@ def quota_check(quota: TenantQuota) -> None:
         value = getattr(quota, name)
         if not isinstance(value, int) or value < 1:
             errors[name] = ["Must be a whole number of at least 1."]
+    for name in ("storage_bytes", "predictions_per_day"):
+        value = getattr(quota, name)
+        if not isinstance(value, int) or value < 0:
+            errors[name] = ["Must be a whole number, 0 or more."]
     daily = quota.learner_gpu_seconds_per_day
     if daily is not None and (not isinstance(daily, int) or daily < 1):
         errors["learner_gpu_seconds_per_day"] = ["Must be at least 1, or empty for no limit."]
@@ -331,3 +351,92 @@ def quota_periods_roll(now: datetime | None = None) -> int:
                 period=period, period_started_at__lt=current
             ).update(period_started_at=current, updated_at=now)
     return rolled
+
+
+# --- Model storage ------------------------------------------------------------------------------
+
+
+def storage_full_message(*, used: int, limit: int) -> str:
+    return gettext(
+        "Your school's model storage is full: %(used)s of %(limit)s used. Ask an administrator "
+        "to raise the storage quota or delete old models."
+    ) % {"used": filesizeformat(used), "limit": filesizeformat(limit)}
+
+
+def _storage_limit(tenant_id) -> int:
+    quota = TenantQuota.objects.filter(tenant_id=tenant_id).only("storage_bytes").first()
+    return (quota or _default_quota(tenant_id)).storage_bytes
+
+
+def storage_used(tenant_id) -> int:
+    row = StorageUsage.objects.filter(tenant_id=tenant_id).only("bytes_used").first()
+    return row.bytes_used if row else 0
+
+
+def _storage_locked(tenant_id) -> StorageUsage:
+    StorageUsage.objects.bulk_create([StorageUsage(tenant_id=tenant_id)], ignore_conflicts=True)
+    return StorageUsage.objects.select_for_update().get(tenant_id=tenant_id)
+
+
+def storage_reserve(*, tenant_id, size: int) -> bool:
+    """Count `size` more bytes against the tenant's storage quota, under its usage row's lock
+    (so concurrent stores cannot together pass the quota); False, counting nothing, when they
+    would not fit. In the caller's transaction when there is one."""
+    if size < 0:
+        raise ValueError("A reservation is a number of bytes, not negative.")
+    with transaction.atomic():
+        usage = _storage_locked(tenant_id)
+        if usage.bytes_used + size > _storage_limit(tenant_id):
+            return False
+        usage.bytes_used = F("bytes_used") + size
+        usage.save(update_fields=["bytes_used", "updated_at"])
+    return True
+
+
+def storage_release(*, tenant_id, size: int) -> None:
+    """Hand back `size` bytes (files deleted); the count never goes below zero."""
+    if size < 0:
+        raise ValueError("A release is a number of bytes, not negative.")
+    with transaction.atomic():
+        usage = _storage_locked(tenant_id)
+        usage.bytes_used = max(usage.bytes_used - size, 0)
+        usage.save(update_fields=["bytes_used", "updated_at"])
+
+
+def storage_usage(tenant_id) -> tuple[int, int]:
+    """(bytes used, bytes allowed) of the tenant's model storage."""
+    return storage_used(tenant_id), _storage_limit(tenant_id)
+
+
+# --- Predictions --------------------------------------------------------------------------------
+
+
+def predictions_admit(*, tenant_id, samples: int) -> bool:
+    """Count one prediction request of `samples` samples against today's (UTC) allowance of the
+    tenant, under the day's row lock; False, counting nothing, when the samples would pass
+    predictions_per_day."""
+    if samples < 1:
+        raise ValueError("A prediction request has at least one sample.")
+    quota = TenantQuota.objects.filter(tenant_id=tenant_id).first() or _default_quota(tenant_id)
+    today = day_start(timezone.now()).date()
+    with transaction.atomic():
+        PredictionUsage.objects.bulk_create(
+            [PredictionUsage(tenant_id=tenant_id, day=today)], ignore_conflicts=True
+        )
+        usage = PredictionUsage.objects.select_for_update().get(tenant_id=tenant_id, day=today)
+        if usage.samples + samples > quota.predictions_per_day:
+            return False
+        usage.requests = F("requests") + 1
+        usage.samples = F("samples") + samples
+        usage.save(update_fields=["requests", "samples"])
+    return True
+
+
+def predictions_today(tenant_id) -> tuple[int, int, int]:
+    """(requests, samples, samples allowed) of the tenant's predictions today (UTC)."""
+    quota = TenantQuota.objects.filter(tenant_id=tenant_id).first() or _default_quota(tenant_id)
+    row = PredictionUsage.objects.filter(
+        tenant_id=tenant_id, day=day_start(timezone.now()).date()
+    ).first()
+    requests, samples = (row.requests, row.samples) if row else (0, 0)
+    return requests, samples, quota.predictions_per_day

@@ -24,6 +24,8 @@ QUOTA_FORM = {
     "max_seconds_per_job": "900",
     "learner_gpu_hours_per_day": "",
     "pools": ["gpu"],
+    "storage_gib": "2.5",
+    "predictions_per_day": "500",
 }
 
 
@@ -222,6 +224,8 @@ def test_a_platform_admin_sets_a_tenants_quota_in_a_form(platform_admin, tenant_
     assert form.context["form"].initial["gpu_hours"] == 1
     assert '<input type="number" name="gpu_hours" value="1"' in form.content.decode()
     assert "2.5 s used and 0 s reserved of 1 h; 59 min 57 s left." in form.content.decode()
+    assert form.context["form"].initial["storage_gib"] == 5
+    assert "Model storage: 0\xa0bytes of 5.0\xa0GB used." in form.content.decode()
     response = client.post("/console/tenants/alpha/quota/", QUOTA_FORM)
     assert (response.status_code, response["Location"]) == (302, "/console/")
     with scopes_disabled():
@@ -230,6 +234,7 @@ def test_a_platform_admin_sets_a_tenants_quota_in_a_form(platform_admin, tenant_
     assert (quota.period, quota.gpu_seconds, quota.max_running_jobs) == ("week", 7200, 3)
     assert (quota.max_queued_jobs, quota.max_seconds_per_job) == (40, 900)
     assert (quota.learner_gpu_seconds_per_day, quota.pools) == (None, ["gpu"])
+    assert (quota.storage_bytes, quota.predictions_per_day) == (int(2.5 * 2**30), 500)
     assert (entry.actor, entry.before["gpu_seconds"], entry.after["gpu_seconds"]) == (
         platform_admin,
         3600,
@@ -246,6 +251,7 @@ def test_a_platform_admin_sets_a_tenants_quota_in_a_form(platform_admin, tenant_
         ({"pools": []}, "pools", "This field is required."),
         ({"period": "year"}, "period", "Select a valid choice. year is not one of the available"),
         ({"max_running_jobs": "two"}, "max_running_jobs", "Enter a whole number."),
+        ({"storage_gib": "-1"}, "storage_gib", "Ensure this value is greater than or equal to 0."),
     ],
 )
 def test_a_bad_quota_form_names_the_field_and_changes_nothing(

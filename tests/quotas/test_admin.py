@@ -21,6 +21,8 @@ def _form(**overrides) -> dict:
         "max_seconds_per_job": "600",
         "learner_gpu_seconds_per_day": "",
         "pools": '["gpu"]',
+        "storage_bytes": str(2**30),
+        "predictions_per_day": "1000",
     }
     return {**values, **overrides}
 

@@ -56,7 +56,16 @@ def _fixture_quota_body(slug="alpha") -> dict:
         "max_seconds_per_job": 600,
         "learner_gpu_seconds_per_day": None,
         "pools": ["gpu"],
+        "storage_bytes": 5 * 2**30,
+        "predictions_per_day": 10_000,
         "period_started_at": _iso(_month_start()),
+        "artifacts": {
+            "storage_used": 0,
+            "storage_limit": 5 * 2**30,
+            "predictions_requests": 0,
+            "predictions_samples": 0,
+            "predictions_limit": 10_000,
+        },
         "balance": {
             "quota": 3600,
             "reserved": 0.0,
