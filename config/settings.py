@@ -197,6 +197,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.quotas.tasks.quota_periods_roll",
         "schedule": crontab(minute="*/10"),
     },
+    # Deletes expired trained models, unreferenced artifacts and orphan files (docs/models.md).
+    "artifacts-purge": {
+        "task": "trained_models.artifacts_purge",
+        "schedule": crontab(minute=29),
+    },
     # Refits every tenant's knowledge-tracing parameters (teachers can also ask for a fit).
     "bkt-fit-all": {
         "task": "apps.learning.tasks.bkt_fit_all",
@@ -356,6 +361,32 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+# Trained models' artifacts (ONNX, safetensors), content-addressed under a per-tenant prefix
+# (docs/models.md): the filesystem under var/ by default, an S3-compatible bucket when
+# ARTIFACTS_S3_BUCKET is set (credentials from the usual AWS_ environment variables).
+ARTIFACTS_S3_BUCKET = env.str("ARTIFACTS_S3_BUCKET", default="")
+if ARTIFACTS_S3_BUCKET:
+    STORAGES["artifacts"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": ARTIFACTS_S3_BUCKET,
+            "endpoint_url": env.str("ARTIFACTS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("ARTIFACTS_S3_REGION", default="") or None,
+            "location": env.str("ARTIFACTS_S3_PREFIX", default=""),
+            "default_acl": None,
+            "querystring_auth": True,
+            # Content-addressed names: a name is never reused for other bytes.
+            "file_overwrite": False,
+        },
+    }
+else:
+    STORAGES["artifacts"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {
+            "location": env.str("ARTIFACTS_DIR", default=str(VAR_DIR / "artifacts")),
+            "base_url": None,
+        },
+    }
 # Serve static files straight from static/ and the apps, without collectstatic: DEBUG, and the
 # ASGI server the browser tests start.
 WHITENOISE_USE_FINDERS = env.bool("STATIC_FROM_SOURCE", default=DEBUG)

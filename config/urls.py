@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("apps.console.api_urls")),
     path("", include("apps.quotas.api_urls")),
     path("", include("apps.learning.api_urls")),
+    path("", include("apps.trained_models.api_urls")),
 ]
 
 urlpatterns = [
@@ -29,6 +30,7 @@ urlpatterns = [
     path("", include("apps.jobs.urls")),
     path("", include("apps.console.urls")),
     path("", include("apps.learning.urls")),
+    path("", include("apps.trained_models.urls")),
 ]
 
 handler400 = "apps.core.errors.bad_request"

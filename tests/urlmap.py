@@ -6,10 +6,12 @@ the values passed to `build`; an unknown one fails loudly.
 """
 
 import re
+import uuid
 from dataclasses import dataclass
 
 from django.urls import URLPattern, URLResolver, get_resolver
 
+NO_MODEL_ID = uuid.UUID("00000000-0000-4000-8000-000000000000")
 _PARAM = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
 
 
@@ -72,4 +74,7 @@ def example_values(world, slug_of=None) -> dict[str, object]:
         "enrollment_id": world.enrollment.id,
         "submission_id": world.submission.id,
         "job_id": world.job.id,
+        # The worlds keep no trained model (tests/trained_models make their own): an id that
+        # names none, so walkers see its routes answer 404 like any unknown object.
+        "model_id": NO_MODEL_ID,
     }

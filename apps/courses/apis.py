@@ -146,6 +146,7 @@ class CourseOutputSerializer(serializers.ModelSerializer):
             "is_published",
             "published_at",
             "teachers",
+            "artifact_retention_days",
             "created_at",
             "updated_at",
         ]
@@ -283,6 +284,14 @@ class CourseInputSerializer(InputSerializer):
     slug = serializers.CharField(max_length=50)
     title = serializers.CharField(max_length=200)
     summary = _text_field(5000)
+    artifact_retention_days = serializers.IntegerField(
+        min_value=1,
+        max_value=36500,
+        allow_null=True,
+        required=False,
+        help_text="Days trained models are kept after their run (null: until deleted). A "
+        "change moves the expiry of the course's models kept now.",
+    )
 
 
 class CourseListApi(CoursesApiView):

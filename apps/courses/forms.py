@@ -27,8 +27,14 @@ DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%
 class CourseForm(ServiceForm):
     class Meta:
         model = Course
-        fields = ["title", "slug", "summary"]
-        help_texts = {"slug": "Lowercase letters, digits and hyphens; unique in your school."}
+        fields = ["title", "slug", "summary", "artifact_retention_days"]
+        help_texts = {
+            "slug": "Lowercase letters, digits and hyphens; unique in your school.",
+            "artifact_retention_days": gettext_lazy(
+                "Learners' trained models are deleted this many days after their run. "
+                "Empty: kept until deleted. A change applies to the models kept now too."
+            ),
+        }
 
 
 def _skills_field() -> forms.ModelMultipleChoiceField:

@@ -19,6 +19,7 @@ from django.utils.translation import gettext
 from django_scopes import scope
 
 from apps.courses.models import Assignment, Course, Enrollment, Exercise, Lesson, Skill
+from apps.courses.signals import course_retention_changed
 from apps.tenants.models import Membership, Role, Tenant
 from runtime.datasets import dataset_info, dataset_names
 from runtime.errors import SpecInvalid
@@ -73,32 +74,53 @@ def _slugged_save(instance: Course | Skill) -> None:
 
 # --- Courses ----------------------------------------------------------------------------------
 
+# Leaves artifact_retention_days as it is (None there means "keep trained models for good").
+UNCHANGED: Any = object()
+
 
 @transaction.atomic
 def course_create(
-    *, tenant: Tenant, created_by, slug: str, title: str, summary: str = ""
+    *,
+    tenant: Tenant,
+    created_by,
+    slug: str,
+    title: str,
+    summary: str = "",
+    artifact_retention_days: int | None = UNCHANGED,
 ) -> Course:
-    """A draft course; its creator becomes its first teacher."""
+    """A draft course; its creator becomes its first teacher. Trained models are kept for
+    artifact_retention_days (the model's default when left out; None: for good)."""
     with scope(tenant=tenant):
         course = Course(
             tenant=tenant, slug=slug, title=title, summary=summary, created_by=created_by
         )
+        if artifact_retention_days is not UNCHANGED:
+            course.artifact_retention_days = artifact_retention_days
         _slugged_save(course)
         course.teachers.add(created_by)
     return course
 
 
+@transaction.atomic
 def course_update(
     *,
     course: Course,
     slug: str | None = None,
     title: str | None = None,
     summary: str | None = None,
+    artifact_retention_days: int | None = UNCHANGED,
 ) -> Course:
-    """Change what is given; None leaves a field as it is."""
+    """Change what is given; None leaves a field as it is, except artifact_retention_days, where
+    None keeps trained models for good (leave it out to keep it). A new retention moves the
+    expiry of the course's trained models (course_retention_changed)."""
     _set_given(course, slug=slug, title=title, summary=summary)
+    retention_before = course.artifact_retention_days
+    if artifact_retention_days is not UNCHANGED:
+        course.artifact_retention_days = artifact_retention_days
     with scope(tenant=course.tenant_id):
         _slugged_save(course)
+        if course.artifact_retention_days != retention_before:
+            course_retention_changed.send(sender=Course, course=course)
     return course
 
 

@@ -378,6 +378,12 @@ def _storage_locked(tenant_id) -> StorageUsage:
     return StorageUsage.objects.select_for_update().get(tenant_id=tenant_id)
 
 
+def storage_lock(*, tenant_id) -> None:
+    """Lock the tenant's storage usage row until the caller's transaction ends: the stores and
+    deletions of a tenant's artifacts go one at a time (call it first, before reading blobs)."""
+    _storage_locked(tenant_id)
+
+
 def storage_reserve(*, tenant_id, size: int) -> bool:
     """Count `size` more bytes against the tenant's storage quota, under its usage row's lock
     (so concurrent stores cannot together pass the quota); False, counting nothing, when they
