@@ -4,10 +4,12 @@ Redis for throttles, and under pytest-xdist a Redis database per worker."""
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -45,6 +47,19 @@ from tests.factories import (
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_QUEUES = ("default", "gpu")
+
+
+def pytest_configure(config):
+    """Trained models the tests' runs keep go to a folder of this process's own, not var/:
+    this process's settings and the environment the workers and servers it starts inherit."""
+    folder = tempfile.mkdtemp(prefix="aula-test-artifacts-")
+    os.environ["ARTIFACTS_DIR"] = folder
+    if "location" in settings.STORAGES["artifacts"].get("OPTIONS", {}):
+        settings.STORAGES["artifacts"]["OPTIONS"]["location"] = folder
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(os.environ["ARTIFACTS_DIR"], ignore_errors=True)
 
 
 def pytest_report_header(config) -> str:

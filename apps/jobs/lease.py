@@ -12,12 +12,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from apps.jobs.events import event_append
 from apps.jobs.grading import grade_write_automatic
 from apps.jobs.models import Job
 from apps.jobs.states import FINAL_STATES, JobState
 from apps.jobs.transitions import job_cancel_now, transition, worker_lost
+from apps.trained_models.services import StorageFull, artifact_store
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +108,23 @@ def claim_event_append(claim: Claim, *, type: str, payload: dict) -> int:
 
 
 def claim_finish(
-    claim: Claim, *, state: str, final_payload: dict, metrics: dict | None = None, **fields
+    claim: Claim,
+    *,
+    state: str,
+    final_payload: dict,
+    metrics: dict | None = None,
+    keep: "KeptModel | None" = None,
+    **fields,
 ) -> Job:
     """End the job as the lease holder: state, fields, the final event, in one transaction.
     With `metrics` (a run that succeeded), its automatic grade is written in that transaction
-    first (`grading.grade_write_automatic`), so at most once, and the final event carries it."""
+    first (`grading.grade_write_automatic`), so at most once, and the final event carries it.
+    With `keep`, the trained model is stored first (apps.trained_models), in that transaction
+    too; when the tenant's storage is full it is not, and the metrics say why."""
     with transaction.atomic():
         job = _fenced(claim)
+        if keep is not None and metrics is not None:
+            metrics = _keep_model(job, keep, metrics)
         if metrics is not None:
             job.outcome = fields.get("outcome", job.outcome)  # the diagnosis reads it now
             grade = grade_write_automatic(job=job, metrics=metrics)
@@ -128,3 +140,34 @@ def claim_finish(
         transition(job, state, lease_owner="", **fields)
         event_append(job, type=state, payload=final_payload)
         return job
+
+
+@dataclass(frozen=True)
+class KeptModel:
+    """A run's checked model files and card, to store when the run ends (apps/jobs/artifacts)."""
+
+    onnx: bytes
+    weights: bytes | None
+    card: dict
+    parameter_count: int
+
+
+def _keep_model(job: Job, keep: KeptModel, metrics: dict) -> dict:
+    try:
+        model = artifact_store(
+            tenant_id=job.tenant_id,
+            submission=job.submission,
+            job=job,
+            onnx=keep.onnx,
+            weights=keep.weights,
+            card=keep.card,
+            metrics=metrics,
+            parameter_count=keep.parameter_count,
+        )
+    except StorageFull as exc:
+        return {**metrics, "model_kept": False, "model_not_kept": str(exc)}
+    except Exception:  # the storage failing loses the model, never the grade
+        log.exception("job %s: the trained model could not be stored", job.id)
+        why = gettext("The platform could not store your model; the grade is not affected.")
+        return {**metrics, "model_kept": False, "model_not_kept": why}
+    return {**metrics, "model_kept": True, "model": str(model.id)}

@@ -16,8 +16,15 @@ from django.db import connection
 from django.utils import timezone
 from django_scopes import scope
 
+from apps.jobs.artifacts import (
+    RunArtifact,
+    artifact_of_code_run,
+    artifact_of_spec_model,
+    metrics_of_artifact,
+)
 from apps.jobs.lease import (
     Claim,
+    KeptModel,
     LeaseLost,
     cancel_requested,
     claim_event_append,
@@ -208,6 +215,7 @@ def _run(job: Job, claim: Claim, watch: LeaseWatch) -> str:
         if outcome.status == "diverged":
             return _fail(claim, kind="diverged", message=outcome.diagnosis, outcome=summary)
         metrics = evaluate(model, data.test, info=info, training=training, device=device)
+        artifact = artifact_of_spec_model(model, info=data.info, training=training)
     else:
         limits = SandboxLimits(wall_seconds=_budget(job, exercise).max_seconds + CODE_WALL_MARGIN_S)
         result = run_code_submission(
@@ -253,17 +261,36 @@ def _run(job: Job, claim: Claim, watch: LeaseWatch) -> str:
         )
         metrics["device"] = "cpu"
         summary = result.outcome
+        artifact = artifact_of_code_run(result, info=data.info)
+    metrics = metrics_of_artifact(artifact, test=data.test, info=data.info, metrics=metrics)
     summary_note = _budget_note(summary)
     claim_finish(
         claim,
         state=JobState.SUCCEEDED,
         final_payload={"message": summary_note, "outcome": summary},
-        metrics=metrics,
+        metrics=metrics if artifact.onnx else _not_kept(metrics, artifact),
+        keep=_kept(artifact, job=job, data=data, training=training, metrics=metrics),
         outcome=summary,
         message=summary_note,
         **measured,
     )
     return JobState.SUCCEEDED
+
+
+def _not_kept(metrics: dict, artifact: RunArtifact) -> dict:
+    return {**metrics, "model_kept": False, "model_not_kept": artifact.not_kept}
+
+
+def _kept(artifact: RunArtifact, *, job, data, training, metrics: dict) -> KeptModel | None:
+    if artifact.onnx is None:
+        return None
+    card = artifact.card(info=data.info, training=training, metrics=metrics, job=job)
+    return KeptModel(
+        onnx=artifact.onnx,
+        weights=artifact.weights,
+        card=card,
+        parameter_count=artifact.summary.parameter_count,
+    )
 
 
 def _sandbox_fields(result) -> dict:

@@ -1,0 +1,104 @@
+"""A run's trained model, made into the artifact it keeps (runtime/artifacts): exported here for
+a spec (the trusted side trains it), received as bytes from the sandbox for code. Either way the
+bytes are checked (check_onnx, check_safetensors) before anything uses them, and the run is
+graded on the checked ONNX file itself, run by onnxruntime on the hidden test inputs: the model
+served and downloaded is the model that was graded. A model that cannot be exported or fails
+the checks is graded as before (the trainer's or the sandbox's predictions) and not kept; the
+run page says why."""
+
+import logging
+from dataclasses import dataclass
+
+from django.utils.translation import gettext
+
+from runtime.artifacts.card import model_card
+from runtime.artifacts.check import (
+    ArtifactInvalid,
+    OnnxSummary,
+    check_onnx,
+    check_safetensors,
+)
+from runtime.artifacts.export import ExportFailed, export_onnx, weights_safetensors
+from runtime.artifacts.predict import predict_classes
+from runtime.evaluate import metrics_from_predictions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunArtifact:
+    """Checked files of a run's model (onnx None: nothing to keep, `not_kept` says why)."""
+
+    onnx: bytes | None = None
+    weights: bytes | None = None
+    summary: OnnxSummary | None = None
+    not_kept: str = ""
+
+    def card(self, *, info, training, metrics: dict, job) -> dict:
+        source = {
+            "submission": str(job.submission_id),
+            "job": str(job.id),
+            "attempt": job.submission.attempt,
+            "kind": job.submission.kind,
+        }
+        return model_card(
+            info=info,
+            training=training,
+            summary=self.summary,
+            onnx=self.onnx,
+            weights=self.weights,
+            metrics=metrics,
+            source=source,
+        )
+
+
+def artifact_of_spec_model(model, *, info, training) -> RunArtifact:
+    """Export the trained spec model (a CPU copy; the model is left as it is) and check it."""
+    try:
+        onnx = export_onnx(model, info=info, training=training)
+        weights = weights_safetensors(model)
+    except ExportFailed as exc:
+        return RunArtifact(not_kept=str(exc))
+    return _checked(onnx, weights, info=info)
+
+
+def artifact_of_code_run(result, *, info) -> RunArtifact:
+    """The files the sandbox brought back (untrusted bytes), checked."""
+    if result.onnx is None:
+        return RunArtifact(
+            not_kept=result.export_error
+            or gettext("Your model was graded, but the sandbox brought back no model file.")
+        )
+    return _checked(result.onnx, result.weights, info=info)
+
+
+def _checked(onnx: bytes, weights: bytes | None, *, info) -> RunArtifact:
+    try:
+        summary = check_onnx(onnx, info=info)
+    except ArtifactInvalid as exc:
+        return RunArtifact(
+            not_kept=gettext("Your model's ONNX file was not kept: %(why)s") % {"why": exc.message}
+        )
+    if weights is not None:
+        try:
+            check_safetensors(weights)
+        except ArtifactInvalid as exc:  # the ONNX file is kept; the weights file is not
+            log.info("weights refused: %s", exc.message)
+            weights = None
+    return RunArtifact(onnx=onnx, weights=weights, summary=summary)
+
+
+def metrics_of_artifact(artifact: RunArtifact, *, test, info, metrics: dict) -> dict:
+    """`metrics` with the hidden-test figures (accuracy, per class, confusion matrix) measured on
+    the artifact's ONNX file by onnxruntime, and its size, when there is one."""
+    if artifact.onnx is None:
+        return metrics
+    predictions = predict_classes(artifact.onnx, test.x)
+    measured = metrics_from_predictions(test.y, predictions, class_names=info.class_names)
+    return {
+        **metrics,
+        **measured,
+        "parameter_count": metrics.get("parameter_count", artifact.summary.parameter_count),
+        "onnx_size_bytes": len(artifact.onnx),
+        "graded_on": "onnx",
+    }
