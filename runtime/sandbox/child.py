@@ -9,10 +9,13 @@ one pipe (`result_fd`), one JSON object a line:
     {"type": "ready"}                                   set up, limits locked
     {"type": "progress", "point": {...}}                a trainer progress point, as
                                                         runtime.progress defines it
-    {"type": "result", "predictions": [...], "outcome": {...}}
+    {"type": "result", "predictions": [...], "outcome": {...}, "export_error": "..." | null}
     {"type": "error", "kind": "...", "message": "...", "line": N | null}
 
-(protocol.py has each message's schema and size.) The learner's code runs in this very process,
+(protocol.py has each message's schema and size.) After predicting, the harness exports the
+trained model (runtime.artifacts.export) into the two files job.json names under "artifacts":
+ONNX and safetensors; a model that cannot be exported still gets its result, with the reason in
+export_error. The learner's code runs in this very process,
 so it can write anything on that pipe too: the parent treats every line as untrusted input
 (checks its size, depth and schema, throttles progress, never unpickles it).
 """
@@ -30,7 +33,12 @@ import types
 import typing
 
 from runtime.sandbox.checks import SUBMISSION_FILENAME
-from runtime.sandbox.protocol import MAX_ERROR_MESSAGE_CHARS, OUTCOME_FIELDS
+from runtime.sandbox.limits import ONNX_FILENAME, WEIGHTS_FILENAME
+from runtime.sandbox.protocol import (
+    MAX_ERROR_MESSAGE_CHARS,
+    MAX_EXPORT_ERROR_CHARS,
+    OUTCOME_FIELDS,
+)
 
 MAIN_PID = os.getpid()
 _result_fd = -1
@@ -102,6 +110,10 @@ def _load(job_dir: str):
         from runtime import trainer
     except ImportError as error:
         trainer = error
+    # The exporter too (torch.onnx, onnx, onnxruntime, safetensors: 0.6 s, ~80 MiB of address
+    # space); without it a run still trains, and its export_error says why there is no export.
+    with contextlib.suppress(ImportError):
+        import runtime.artifacts.export  # noqa: F401
     objects = {name: _rebuild(job[name]) for name in ("info", "training", "budget")}
     return job, tensors, trainer, objects
 
@@ -183,12 +195,58 @@ def _run(job: dict, tensors: dict, trainer, objects: dict) -> dict:
         model, tensors["test_x"], info=info, training=objects["training"], device="cpu"
     )
     summary = outcome.as_dict()
+    export_error = _export(model, info, objects["training"], job["artifacts"])
     return {
         "type": "result",
         "predictions": predictions.to(torch.int64).reshape(-1).tolist(),
         # The summary without its history: the parent keeps the epoch ends it was sent.
         "outcome": {name: summary.get(name) for name in OUTCOME_FIELDS},
+        "export_error": export_error,
     }
+
+
+def _export(model, info, training, paths: dict) -> str | None:
+    """Writes the weights (safetensors) and the ONNX model into the parent's files; None, or
+    why one of them is missing. Nothing raised here (the learner's forward runs again during
+    the export) fails the run: it was trained and predicted already."""
+    try:
+        from runtime.artifacts.export import ExportFailed, export_onnx, weights_safetensors
+    except ImportError as error:
+        return f"The model could not be exported: the exporter is not available here ({error})."
+    reasons = []
+    for name, make in (
+        (WEIGHTS_FILENAME, lambda: weights_safetensors(model)),
+        (ONNX_FILENAME, lambda: export_onnx(model, info=info, training=training)),
+    ):
+        try:
+            _write_artifact(paths[name], make())
+        except ExportFailed as failed:
+            reasons.append(failed.message)
+        except OSError as error:
+            what = "ONNX model" if name == ONNX_FILENAME else "weights"
+            if error.errno == errno.EFBIG:
+                reasons.append(f"The exported {what} is larger than the largest file allowed.")
+            else:
+                reasons.append(f"The exported {what} could not be written ({error.strerror}).")
+        except BaseException as error:  # learner code: SystemExit, anything
+            if os.getpid() != MAIN_PID:
+                os._exit(1)
+            reasons.append(f"The model could not be exported: {type(error).__name__}: {error}")
+    text = " ".join(reasons)
+    if len(text) > MAX_EXPORT_ERROR_CHARS:
+        text = text[: MAX_EXPORT_ERROR_CHARS - 3] + "..."
+    return text or None
+
+
+def _write_artifact(path: str, data: bytes) -> None:
+    """Into the file the parent made (never a new one, never through a link)."""
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 DRY_RUN_BATCH = 2

@@ -3,8 +3,9 @@ environment, the rlimits, and the limits-only launch without bubblewrap.
 
 The sandbox's root is built from explicit binds: /usr, the Python installation and the virtualenv
 (less the site-packages the interpreter does not use and the datasets packages ship), the job's
-inputs at /job, and of the runtime only the files in RUNTIME_FILES, each bound on its own at
-/aula/runtime (the directories on the way are made, never bound). See docs/runtime.md.
+inputs at /job, the two files the harness exports the model into at /out, and of the runtime
+only the files in RUNTIME_FILES, each bound on its own at /aula/runtime (the directories on the
+way are made, never bound). See docs/runtime.md.
 """
 
 import ctypes
@@ -16,7 +17,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from runtime.sandbox.limits import GiB, SandboxLimits
+from runtime.sandbox.limits import ONNX_FILENAME, WEIGHTS_FILENAME, GiB, SandboxLimits
 from runtime.sandbox.privileges import Dropper
 from runtime.sandbox.seccomp import seccomp_program
 from runtime.sandbox.uids import tasks_of_current_user
@@ -27,6 +28,11 @@ STARTUP_ADDRESS_SPACE = 8 * GiB
 RUNTIME_DIR = Path(__file__).resolve().parent.parent  # runtime
 SOURCE_ROOT_IN_SANDBOX = "/aula"  # /aula/runtime inside the sandbox
 JOB_IN_SANDBOX = "/job"
+# Where the harness writes the exported model: the two files of the job's out/, each bound on
+# its own (read-write), so that the sandbox can write into them, within RLIMIT_FSIZE, and make
+# nothing else on the host's disk (a bound file cannot be renamed, removed or replaced).
+ARTIFACTS_IN_SANDBOX = "/out"
+ARTIFACT_FILES = (ONNX_FILENAME, WEIGHTS_FILENAME)
 # The runtime the sandbox sees, an allow-list (paths relative to runtime/): what the bootstrap
 # and child.py import, directly or transitively, and the packages' __init__.py on the way, and
 # nothing else. child.py's _resolve also imports the modules of the dataclasses the parent
@@ -36,6 +42,9 @@ JOB_IN_SANDBOX = "/job"
 # that generates or reads data; tests/runtime/test_sandbox_binds.py checks both.
 RUNTIME_FILES = (
     "__init__.py",
+    "artifacts/__init__.py",
+    "artifacts/export.py",  # the harness exports the trained model (child._export)
+    "artifacts/session.py",
     "augment.py",
     "errors.py",
     "progress.py",
@@ -235,6 +244,9 @@ def bubblewrap_launch(bwrap: str, job: Path, ids, limits: SandboxLimits) -> Laun
         dest = f"{SOURCE_ROOT_IN_SANDBOX}/runtime/{name}"
         args += [*parents(dest), "--ro-bind", str(RUNTIME_DIR / name), dest]
     args += ["--ro-bind", str(job / "in"), JOB_IN_SANDBOX]
+    for name in ARTIFACT_FILES:
+        dest = f"{ARTIFACTS_IN_SANDBOX}/{name}"
+        args += [*parents(dest), "--bind", str(job / "out" / name), dest]
     args += ["--proc", "/proc", "--dev", "/dev"]
     # A private /dev/shm in memory too, of the same fixed size; then the root turns read-only.
     args += ["--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm"]  # noqa: S108

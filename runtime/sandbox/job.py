@@ -13,17 +13,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from runtime.sandbox.checks import SUBMISSION_FILENAME
-from runtime.sandbox.command import RUNTIME_DIR, RUNTIME_FILES
+from runtime.sandbox.command import ARTIFACT_FILES, RUNTIME_DIR, RUNTIME_FILES
 from runtime.sandbox.limits import SandboxLimits
 
 
 @contextlib.contextmanager
 def job_directory(ids, isolation: str) -> Iterator[Path]:
-    """A private directory: in/ (what the sandbox may read) and, limits-only, src/ and tmp/."""
+    """A private directory: in/ (what the sandbox may read), out/ (the empty files the harness
+    exports the model into, the sandbox's to write) and, limits-only, src/ and tmp/."""
     root = Path(tempfile.mkdtemp(prefix="aula-sandbox-"))  # 0700, ours
     try:
         (root / "in").mkdir(mode=0o755)
         os.chmod(root / "in", 0o755)  # noqa: S103 (inside a 0700 directory)
+        out = root / "out"
+        out.mkdir(mode=0o755)  # ours: the sandbox may write into its files, not add or swap one
+        os.chmod(out, 0o755)  # noqa: S103 (inside a 0700 directory)
+        for name in ARTIFACT_FILES:
+            path = out / name
+            path.touch(mode=0o600)
+            if ids is not None:
+                os.chown(path, *ids)
         if isolation == "limits_only":
             _link_runtime(root / "src")
             scratch = root / "tmp"
@@ -47,10 +56,12 @@ def _link_runtime(source: Path) -> None:
         os.chmod(directory, 0o755)  # noqa: S103 (inside a 0700 directory)
 
 
-def write_inputs(job: Path, *, code, data, training, budget, limits: SandboxLimits):
+def write_inputs(
+    job: Path, *, code, data, training, budget, limits: SandboxLimits, artifacts_dir: str
+):
     """Only inputs: the test split's labels are never written, and its inputs go in an order
     drawn for this run (returned), so that labels known by position (a public test set pasted
-    into the code) are worthless."""
+    into the code) are worthless. `artifacts_dir`: where the sandbox sees out/."""
     import torch
 
     count = int(data.test.x.shape[0])
@@ -74,6 +85,7 @@ def write_inputs(job: Path, *, code, data, training, budget, limits: SandboxLimi
         "info": _describe(data.info),
         "training": _describe(training),
         "budget": _describe(budget),
+        "artifacts": {name: f"{artifacts_dir}/{name}" for name in ARTIFACT_FILES},
     }
     (inputs / "job.json").write_text(json.dumps(document), encoding="utf-8")
     (inputs / SUBMISSION_FILENAME).write_text(code, encoding="utf-8")

@@ -97,4 +97,7 @@ def _success(message: protocol.Result, channel: "Channel", order) -> CodeRunResu
         outcome["diagnosis"] = outcome["diagnosis"].replace("\x00", "\ufffd")
     # The history is the parent's own: the epoch ends it forwarded, each checked on the way.
     outcome["history"] = channel.history
-    return CodeRunResult("succeeded", predictions=in_test_order, outcome=outcome)
+    export_error = message.export_error.replace("\x00", "\ufffd") if message.export_error else None
+    return CodeRunResult(
+        "succeeded", predictions=in_test_order, outcome=outcome, export_error=export_error
+    )

@@ -40,6 +40,9 @@ class SandboxLimits:
     tmp_bytes: the size of the private /tmp (and /dev/shm), both in memory.
     max_output_bytes: stdout and stderr together; more and the run is stopped.
     threads: torch's intra-op threads (and OMP_NUM_THREADS); None: min(4, CPUs).
+    max_artifact_bytes: the most the parent reads of each exported file (the ONNX model, the
+        weights); a larger one is not kept. It cannot exceed max_file_bytes in effect: the
+        sandbox cannot write more than that into a file.
     """
 
     wall_seconds: float = 600.0
@@ -50,6 +53,7 @@ class SandboxLimits:
     tmp_bytes: int = 256 * MiB
     max_output_bytes: int = 1 * MiB
     threads: int | None = None
+    max_artifact_bytes: int = 64 * MiB
 
     def __post_init__(self):
         if not self.wall_seconds > 0:
@@ -64,6 +68,8 @@ class SandboxLimits:
             raise ValueError("max_file_bytes and tmp_bytes must be at least 1 MiB")
         if self.max_output_bytes < 1 * KiB:
             raise ValueError("max_output_bytes must be at least 1 KiB")
+        if self.max_artifact_bytes < 1 * KiB:
+            raise ValueError("max_artifact_bytes must be at least 1 KiB")
         if self.threads is not None and self.threads < 1:
             raise ValueError("threads must be at least 1")
 
@@ -93,6 +99,11 @@ class CodeRunResult:
     charged. isolation: "bubblewrap" or "limits_only" (None when nothing ran).
     progress_forwarded, progress_dropped: the progress points the parent passed on to
     `progress`, and those it dropped (over the rate or the cap; see supervise.Channel).
+    onnx, weights: the files the harness exported after training (runtime.artifacts.export),
+    read by the parent within max_artifact_bytes and NOT checked: the caller runs check_onnx and
+    check_safetensors before it trusts them. None when there is none. export_error: why an
+    export is missing (the harness's reason, or the parent's for a file it would not read); a
+    run that succeeded is graded from its predictions whatever this says.
     """
 
     status: str
@@ -105,10 +116,18 @@ class CodeRunResult:
     isolation: str | None = None
     progress_forwarded: int = 0
     progress_dropped: int = 0
+    onnx: bytes | None = None
+    weights: bytes | None = None
+    export_error: str | None = None
 
     @property
     def succeeded(self) -> bool:
         return self.status == "succeeded"
+
+
+# The files the harness exports into, as the parent names them in the job directory's out/.
+ONNX_FILENAME = "model.onnx"
+WEIGHTS_FILENAME = "weights.safetensors"
 
 
 def format_bytes(count: int) -> str:

@@ -10,7 +10,8 @@ run as the learner's (kind "protocol"), with a message that says what was wrong.
     {"type": "ready"}
     {"type": "progress", "point": {name: value}}     values: numbers, text, flags, null, and
                                                      lists or objects of those (one level)
-    {"type": "result", "predictions": [class index, ...], "outcome": OUTCOME}
+    {"type": "result", "predictions": [class index, ...], "outcome": OUTCOME,
+     "export_error": "..." | null}                   why the model was not exported, if not
     {"type": "error", "kind": KIND, "message": "...", "line": N | null}
 
 OUTCOME is the trainer's summary without its history (the parent rebuilds that from the
@@ -34,6 +35,9 @@ MAX_OUTCOME_BYTES = 16 * KiB
 # Text fields of the harness's own messages are far shorter; these bound what a line may hold.
 MAX_DIAGNOSIS_CHARS = 2000
 MAX_ERROR_MESSAGE_CHARS = 4000
+MAX_EXPORT_ERROR_CHARS = 1000
+# What a result line may spend on its export_error: every character escaped as \\uXXXX, quotes.
+MAX_EXPORT_ERROR_BYTES = 6 * MAX_EXPORT_ERROR_CHARS + 64
 
 # The kinds of error the harness reports (child.py); "sandbox" only before "ready".
 ERROR_KINDS = (
@@ -78,6 +82,7 @@ class Result(_Message):
     type: Literal["result"]
     predictions: list[Count]
     outcome: Outcome
+    export_error: Annotated[str, Field(max_length=MAX_EXPORT_ERROR_CHARS)] | None = None
 
 
 class Error(_Message):
@@ -93,9 +98,10 @@ MESSAGE = TypeAdapter(Message)
 
 def result_line_limit(test_count: int, num_classes: int) -> int:
     """The longest result line a run of `test_count` test inputs and `num_classes` classes
-    needs: the envelope, each prediction with its comma, and the outcome's allowance."""
+    needs: the envelope, each prediction with its comma, the outcome's allowance and the
+    export error's."""
     digits = len(str(max(num_classes - 1, 0)))
-    return 64 + test_count * (digits + 1) + MAX_OUTCOME_BYTES
+    return 64 + test_count * (digits + 1) + MAX_OUTCOME_BYTES + MAX_EXPORT_ERROR_BYTES
 
 
 LINE_LIMITS = {

@@ -32,13 +32,15 @@ import dataclasses
 import shutil
 from collections.abc import Callable
 
-from runtime.sandbox import command, job, supervise, uids
+from runtime.sandbox import command, exported, job, supervise, uids
 from runtime.sandbox.checks import check_code
 from runtime.sandbox.limits import BUBBLEWRAP_MISSING, CodeRunResult, SandboxLimits
 
 # What a run needs besides training, kept out of the training budget: the sandbox's start
-# (Python, torch, the data), torch's lazy imports, the predictions.
-STARTUP_AND_PREDICT_SECONDS = 15.0
+# (Python, torch, the data), torch's lazy imports, the predictions, the export of the model.
+STARTUP_AND_PREDICT_SECONDS = 25.0
+# The longest export_error a result carries (the harness's reason and the parent's together).
+MAX_EXPORT_ERROR_CHARS = 2000
 
 
 def bubblewrap_available() -> bool:
@@ -77,8 +79,19 @@ def run_code_submission(
             if refusal:
                 return CodeRunResult("failed", refusal, "refused")
         with job.job_directory(ids, isolation) as directory:
+            artifacts_dir = (
+                command.ARTIFACTS_IN_SANDBOX
+                if isolation == "bubblewrap"
+                else str(directory / "out")
+            )
             order = job.write_inputs(
-                directory, code=code, data=data, training=training, budget=budget, limits=limits
+                directory,
+                code=code,
+                data=data,
+                training=training,
+                budget=budget,
+                limits=limits,
+                artifacts_dir=artifacts_dir,
             )
             if isolation == "bubblewrap":
                 launch = command.bubblewrap_launch(bwrap, directory, ids, limits)
@@ -94,8 +107,22 @@ def run_code_submission(
                 progress=progress,
                 should_cancel=should_cancel,
             )
+            if result.succeeded:  # the sandbox is gone: nothing writes the files any more
+                _take_exported(result, directory, limits)
     result.isolation = isolation
     return result
+
+
+def _take_exported(result: CodeRunResult, directory, limits: SandboxLimits) -> None:
+    """The exported files, read within the cap and unchecked; why any is missing."""
+    cap = min(limits.max_artifact_bytes, limits.max_file_bytes)
+    result.onnx, result.weights, problems = exported.read_exported(directory / "out", cap)
+    reasons = [reason for reason in (result.export_error, *problems) if reason]
+    if reasons:
+        text = " ".join(reasons)
+        if len(text) > MAX_EXPORT_ERROR_CHARS:
+            text = text[: MAX_EXPORT_ERROR_CHARS - 3] + "..."
+        result.export_error = text
 
 
 def _within_wall_clock(budget, limits: SandboxLimits):
