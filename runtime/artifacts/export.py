@@ -137,11 +137,11 @@ def _why(error: BaseException) -> str:
             "or a loop) on the values of a tensor, which a fixed graph cannot hold. Use tensor "
             f"operations such as torch.where instead. PyTorch says: {says}"
         )
-    if "Python number" in text or "Python integer" in text or "Python index" in text:
+    if any(words in text for words in ("Python number", "Python integer", "Python index", "NumPy")):
         return (
-            "Your model could not be exported to ONNX: its forward turns a tensor's value into a "
-            "Python number (e.g. with .item() or int()), which a fixed graph cannot hold. Keep "
-            f"the computation in tensors. PyTorch says: {says}"
+            "Your model could not be exported to ONNX: its forward takes a tensor's values out of "
+            "PyTorch (into NumPy, or a Python number with .item() or int()), which a fixed graph "
+            f"cannot hold. Keep the computation in tensors. PyTorch says: {says}"
         )
     if "PythonOp" in text or "Python operator" in text or "autograd.Function" in text:
         return (
