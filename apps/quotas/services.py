@@ -7,6 +7,7 @@ submissions cannot together reserve more than the quota. Settlement runs inside 
 that ends the job, once per job (a unique ledger row), so a job is never charged twice.
 """
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from django.db.models import F, Sum
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext
-from django_scopes import scopes_disabled
+from django_scopes import scope, scopes_disabled
 
 from apps.quotas.models import (
     LedgerEntry,
@@ -356,6 +357,19 @@ def quota_periods_roll(now: datetime | None = None) -> int:
 # --- Model storage ------------------------------------------------------------------------------
 
 
+def _in_tenant_scope(function):
+    """Run the service in the scope of its `tenant_id` (keyword or first argument): these are
+    called from requests, tasks and the inference pool alike."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        tenant_id = kwargs["tenant_id"] if "tenant_id" in kwargs else args[0]
+        with scope(tenant=tenant_id):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
 def storage_full_message(*, used: int, limit: int) -> str:
     return gettext(
         "Your school's model storage is full: %(used)s of %(limit)s used. Ask an administrator "
@@ -363,11 +377,13 @@ def storage_full_message(*, used: int, limit: int) -> str:
     ) % {"used": filesizeformat(used), "limit": filesizeformat(limit)}
 
 
+@_in_tenant_scope
 def _storage_limit(tenant_id) -> int:
     quota = TenantQuota.objects.filter(tenant_id=tenant_id).only("storage_bytes").first()
     return (quota or _default_quota(tenant_id)).storage_bytes
 
 
+@_in_tenant_scope
 def storage_used(tenant_id) -> int:
     row = StorageUsage.objects.filter(tenant_id=tenant_id).only("bytes_used").first()
     return row.bytes_used if row else 0
@@ -378,12 +394,14 @@ def _storage_locked(tenant_id) -> StorageUsage:
     return StorageUsage.objects.select_for_update().get(tenant_id=tenant_id)
 
 
+@_in_tenant_scope
 def storage_lock(*, tenant_id) -> None:
     """Lock the tenant's storage usage row until the caller's transaction ends: the stores and
     deletions of a tenant's artifacts go one at a time (call it first, before reading blobs)."""
     _storage_locked(tenant_id)
 
 
+@_in_tenant_scope
 def storage_reserve(*, tenant_id, size: int) -> bool:
     """Count `size` more bytes against the tenant's storage quota, under its usage row's lock
     (so concurrent stores cannot together pass the quota); False, counting nothing, when they
@@ -399,6 +417,7 @@ def storage_reserve(*, tenant_id, size: int) -> bool:
     return True
 
 
+@_in_tenant_scope
 def storage_release(*, tenant_id, size: int) -> None:
     """Hand back `size` bytes (files deleted); the count never goes below zero."""
     if size < 0:
@@ -409,6 +428,7 @@ def storage_release(*, tenant_id, size: int) -> None:
         usage.save(update_fields=["bytes_used", "updated_at"])
 
 
+@_in_tenant_scope
 def storage_usage(tenant_id) -> tuple[int, int]:
     """(bytes used, bytes allowed) of the tenant's model storage."""
     return storage_used(tenant_id), _storage_limit(tenant_id)
@@ -417,6 +437,7 @@ def storage_usage(tenant_id) -> tuple[int, int]:
 # --- Predictions --------------------------------------------------------------------------------
 
 
+@_in_tenant_scope
 def predictions_admit(*, tenant_id, samples: int) -> bool:
     """Count one prediction request of `samples` samples against today's (UTC) allowance of the
     tenant, under the day's row lock; False, counting nothing, when the samples would pass
@@ -438,6 +459,7 @@ def predictions_admit(*, tenant_id, samples: int) -> bool:
     return True
 
 
+@_in_tenant_scope
 def predictions_today(tenant_id) -> tuple[int, int, int]:
     """(requests, samples, samples allowed) of the tenant's predictions today (UTC)."""
     quota = TenantQuota.objects.filter(tenant_id=tenant_id).first() or _default_quota(tenant_id)
