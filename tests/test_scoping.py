@@ -52,8 +52,24 @@ def _learning_rows(world):
     )
 
 
+def _model_rows(world):
+    """Nor trained models, their blobs and the day's prediction count."""
+    from apps.quotas.services import predictions_admit
+    from tests.trained_models.conftest import store
+
+    store(world, onnx=b"onnx bytes of " + world.tenant.slug.encode(), weights=None)
+    predictions_admit(tenant_id=world.tenant.id, samples=1)
+
+
 @pytest.mark.django_db
-def test_a_scope_shows_only_its_tenants_rows(tenant_a, tenant_b):
+def test_a_scope_shows_only_its_tenants_rows(tenant_a, tenant_b, settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path)},
+        },
+    }
     for world in (tenant_a, tenant_b):  # the worlds hold no audit rows: record an action in each
         with transaction.atomic():
             audit_record(
@@ -65,6 +81,7 @@ def test_a_scope_shows_only_its_tenants_rows(tenant_a, tenant_b):
                 tenant=world.tenant,
             )
         _learning_rows(world)
+        _model_rows(world)
     for model in _tenant_owned_models():
         with scope(tenant=tenant_a.tenant):
             rows = list(model.objects.all())

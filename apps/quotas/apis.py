@@ -119,8 +119,8 @@ class PlatformQuotaApi(ApiView):
 
 
 class TenantQuotaApi(ApiView):
-    """The tenant's GPU quota and this period's balance (GPU time is in GPU-seconds: 3600 are
-    one GPU hour), its model storage used and allowed, and today's predictions."""
+    """The tenant's GPU quota and this period's balance, its model storage used and allowed,
+    and today's predictions. GPU time is in GPU-seconds (3600 are one GPU hour)."""
 
     permission_classes = [*ApiView.permission_classes, TenantAdmin]
 

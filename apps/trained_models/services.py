@@ -309,7 +309,11 @@ def artifacts_purge(now=None) -> Purged:
     now = now or timezone.now()
     models = blobs = orphans = 0
     with scopes_disabled():
-        expired = list(TrainedModel.objects.filter(expires_at__lte=now).only("pk", "tenant_id"))
+        expired = list(
+            TrainedModel.objects.filter(expires_at__lte=now).only(
+                "pk", "tenant_id", "onnx_id", "weights_id"
+            )
+        )
         stale = ArtifactBlob.objects.filter(created_at__lte=now - ORPHAN_MIN_AGE)
         stale_tenants = sorted(set(stale.values_list("tenant_id", flat=True)), key=str)
     for model in expired:

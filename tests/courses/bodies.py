@@ -44,6 +44,7 @@ def course_body(course, teachers) -> dict:
         "is_published": course.published_at is not None,
         "published_at": when(course.published_at),
         "teachers": sorted(user.email for user in teachers),
+        "artifact_retention_days": course.artifact_retention_days,
         **stamps(course),
     }
 
