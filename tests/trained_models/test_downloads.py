@@ -4,10 +4,11 @@ nothing (404, or 401 / the login page as the rest of the API and pages answer), 
 effect."""
 
 import pytest
-from django_scopes import scopes_disabled
+from django_scopes import scope, scopes_disabled
 
 from apps.audit.models import AuditEntry
 from apps.trained_models.models import ArtifactBlob
+from apps.trained_models.selectors import trained_model_list
 from tests.conftest import api_client_for, page_client_for
 from tests.factories import MembershipFactory
 from tests.snapshots import db_snapshot
@@ -155,3 +156,24 @@ def test_a_damaged_file_is_not_served(tenant_a, model, artifacts_dir):
             "fields": {},
         }
     }
+
+
+def test_the_list_shows_each_caller_the_models_they_may_see(
+    tenant_a, tenant_b, artifacts_dir, onnx_bytes
+):
+    other = MembershipFactory(tenant=tenant_a.tenant, role="learner").user
+    mine = store(tenant_a, onnx=onnx_bytes, weights=None)
+    theirs = store(tenant_a, onnx=onnx_bytes, weights=None, learner=other)
+    store(tenant_b, onnx=onnx_bytes, weights=None)
+    outsider_teacher = MembershipFactory(tenant=tenant_a.tenant, role="teacher").user
+    with scope(tenant=tenant_a.tenant):
+
+        def ids(user, **kwargs):
+            rows = trained_model_list(user=user, tenant=tenant_a.tenant, **kwargs)
+            return {row.pk for row in rows}
+
+        assert ids(tenant_a.learner.user) == {mine.pk}
+        assert ids(other) == {theirs.pk}
+        assert ids(tenant_a.teacher.user) == {mine.pk, theirs.pk}
+        assert ids(tenant_a.admin.user, course=tenant_a.course) == {mine.pk, theirs.pk}
+        assert ids(outsider_teacher) == set()

@@ -14,6 +14,7 @@ from apps.courses.services import course_update
 from apps.jobs.models import Submission
 from apps.trained_models.models import TrainedModel
 from apps.trained_models.tasks import artifacts_purge
+from config.celery import app
 from tests.conftest import api_client_for, page_client_for
 from tests.trained_models.conftest import counts, files_in, sha256, storage_used, store
 
@@ -151,3 +152,10 @@ def test_purge_deletes_blobs_left_by_a_deleted_submission(tenant_a, artifacts_di
     with time_machine.travel(timezone.now() + timedelta(hours=2)):
         assert artifacts_purge() == {"models": 0, "blobs": 1, "orphans": 0}
     assert (counts(), files_in(artifacts_dir), storage_used(tenant_a)) == ((0, 0), {}, 0)
+
+
+def test_the_purge_task_is_registered_and_scheduled(settings):
+    app.loader.import_default_modules()
+    entry = settings.CELERY_BEAT_SCHEDULE["artifacts-purge"]
+    assert entry["task"] == "trained_models.artifacts_purge"
+    assert entry["task"] in app.tasks
