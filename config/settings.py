@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "apps.quotas",
     "apps.audit",
     "apps.learning",
+    "apps.serving",
     "apps.console",
     "apps.demo",
 ]
@@ -237,6 +238,27 @@ if LRS_ENDPOINT:
         "schedule": 60.0,
     }
 
+# --- Serving trained models (apps/serving, docs/models.md "Serving") --------------------------
+# The inference pool (`python -m apps.serving.inference`): the web process's one way to run a
+# model. The secret proves a request comes from the web; empty: derived from SECRET_KEY.
+INFERENCE_URL = env("INFERENCE_URL", default="http://127.0.0.1:8001")
+INFERENCE_SECRET = env("INFERENCE_SECRET", default="")
+INFERENCE_TIMEOUT_S = env.float("INFERENCE_TIMEOUT_S", default=10.0)
+# Sessions kept per pool process: at most this many models and this many bytes of ONNX.
+INFERENCE_CACHE_BYTES = env.int("INFERENCE_CACHE_BYTES", default=512 * 1024 * 1024)
+INFERENCE_CACHE_MODELS = env.int("INFERENCE_CACHE_MODELS", default=64)
+# Requests for one model arriving within this window run as one batch of at most this many rows.
+INFERENCE_BATCH_WINDOW_MS = env.float("INFERENCE_BATCH_WINDOW_MS", default=2.0)
+INFERENCE_MAX_BATCH = env.int("INFERENCE_MAX_BATCH", default=256)
+INFERENCE_MAX_REQUEST_BYTES = env.int("INFERENCE_MAX_REQUEST_BYTES", default=64 * 1024 * 1024)
+INFERENCE_RUN_THREADS = env.int("INFERENCE_RUN_THREADS", default=2)
+INFERENCE_SESSION_THREADS = env.int("INFERENCE_SESSION_THREADS", default=1)
+# The prediction API's limits: samples per request, and encoded bytes and pixels per image
+# (the body as a whole is under DATA_UPLOAD_MAX_MEMORY_SIZE).
+PREDICT_MAX_BATCH = env.int("PREDICT_MAX_BATCH", default=256)
+PREDICT_MAX_IMAGE_BYTES = env.int("PREDICT_MAX_IMAGE_BYTES", default=512 * 1024)
+PREDICT_MAX_IMAGE_PIXELS = env.int("PREDICT_MAX_IMAGE_PIXELS", default=4096 * 4096)
+
 # A worker whose heartbeat is older than this is reported down by /readyz.
 WORKER_HEARTBEAT_INTERVAL = env.float("WORKER_HEARTBEAT_INTERVAL", default=10.0)
 WORKER_HEARTBEAT_MAX_AGE = 60.0
@@ -319,6 +341,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "login": env("THROTTLE_LOGIN", default="60/min"),
         "invitation": env("THROTTLE_INVITATION", default="30/min"),
+        # Prediction requests per model API key (apps/serving).
+        "model_key": env("THROTTLE_MODEL_KEY", default="60/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
