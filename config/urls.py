@@ -15,6 +15,7 @@ api_v1 = [
     path("", include("apps.quotas.api_urls")),
     path("", include("apps.learning.api_urls")),
     path("", include("apps.trained_models.api_urls")),
+    path("", include("apps.serving.api_urls")),
 ]
 
 urlpatterns = [

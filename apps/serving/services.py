@@ -1,0 +1,66 @@
+"""Model API keys (make, revoke) and predictions: the quota, the inference pool, the key's use."""
+
+import secrets
+
+import numpy as np
+from django.utils import timezone
+
+from apps.quotas.services import predictions_admit, predictions_today
+from apps.serving.inference.client import inference_run
+from apps.serving.models import ModelApiKey
+from apps.serving.selectors import KEY_PREFIX, PREFIX_LENGTH, key_hash
+
+
+class PredictionQuotaExceeded(Exception):
+    """The tenant's predictions for today would pass its daily allowance."""
+
+
+def model_key_create(*, trained_model, user, name: str) -> tuple[ModelApiKey, str]:
+    """A new key for `trained_model` and its secret (shown once: only its hash is kept)."""
+    raw = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ModelApiKey(
+        tenant_id=trained_model.tenant_id,
+        trained_model=trained_model,
+        created_by=user,
+        name=name,
+        prefix=raw[:PREFIX_LENGTH],
+        key_hash=key_hash(raw),
+    )
+    key.full_clean()
+    key.save()
+    return key, raw
+
+
+def model_key_revoke(*, key: ModelApiKey) -> ModelApiKey:
+    """Revokes `key` from now on; revoking it again keeps the first time."""
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+    return key
+
+
+def _quota_refusal(tenant_id, samples: int) -> PredictionQuotaExceeded:
+    _, used, allowed = predictions_today(tenant_id)
+    return PredictionQuotaExceeded(
+        _(
+            "This tenant's predictions for today are used up: %(used)s of %(allowed)s samples, "
+            "and this request has %(samples)s. The allowance starts again at midnight UTC."
+        )
+        % {"used": used, "allowed": allowed, "samples": samples}
+    )
+
+
+def prediction_run(*, trained_model, samples: np.ndarray, key: ModelApiKey | None) -> np.ndarray:
+    """The model's probabilities for `samples` (already validated), run by the inference pool;
+    counted against the tenant's daily allowance only once answered, so that nothing refused
+    (over the allowance, the pool down, the model failing) is counted or marks the key used."""
+    tenant_id, count = trained_model.tenant_id, int(samples.shape[0])
+    _, used, allowed = predictions_today(tenant_id)
+    if used + count > allowed:  # refused before the pool spends anything on it
+        raise _quota_refusal(tenant_id, count)
+    output = inference_run(tenant_id=tenant_id, blob_id=trained_model.onnx_id, array=samples)
+    if not predictions_admit(tenant_id=tenant_id, samples=count):  # another request took it
+        raise _quota_refusal(tenant_id, count)
+    if key is not None:
+        ModelApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    return output

@@ -1,0 +1,188 @@
+"""Serving fixtures: real ONNX models (PyTorch exports, and hand-made graphs that fail at run
+time) stored through the trained-models app, and the real inference pool in its own process
+on the test database and storage."""
+
+import io
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from django.conf import settings
+from django_scopes import scopes_disabled
+from onnx import TensorProto, helper
+
+from apps.serving.inference.client import inference_client_reset
+from apps.serving.inference.config import inference_secret
+from apps.trained_models.services import artifact_store
+from tests.conftest import ROOT, database_url_of_test_db, free_port, stop_process, wait_for
+from tests.factories import AssignmentFactory, ExerciseFactory, graded_submission
+
+
+def onnx_export(module: torch.nn.Module, sample: torch.Tensor) -> bytes:
+    """`module` as the trusted side exports it: input "input", output "probabilities", a
+    dynamic batch axis, opset 17."""
+    module.eval()
+    buffer = io.BytesIO()
+    torch.onnx.export(
+        module,
+        sample,
+        buffer,
+        input_names=["input"],
+        output_names=["probabilities"],
+        dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    return buffer.getvalue()
+
+
+def mlp_onnx(features: int, classes: int, *, hidden: int = 16, seed: int = 0) -> bytes:
+    torch.manual_seed(seed)
+    module = torch.nn.Sequential(
+        torch.nn.Linear(features, hidden),
+        torch.nn.ReLU(),
+        torch.nn.Linear(hidden, classes),
+        torch.nn.Softmax(dim=-1),
+    )
+    return onnx_export(module, torch.zeros(1, features))
+
+
+class _ImageNet(torch.nn.Module):
+    """Pixels 0..255 in, as exported graphs take them."""
+
+    def __init__(self, channels: int, size: int, classes: int):
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(channels * size * size, classes)
+        )
+
+    def forward(self, x):
+        return torch.softmax(self.net(x / 255.0), dim=-1)
+
+
+def image_onnx(channels: int, size: int, classes: int) -> bytes:
+    torch.manual_seed(1)
+    return onnx_export(_ImageNet(channels, size, classes), torch.zeros(1, channels, size, size))
+
+
+def reshape_fails_onnx(features: int) -> bytes:
+    """A valid graph that fails at run time for batches not a multiple of 3: it reshapes its
+    input to 3 rows."""
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [3, -1])
+    graph = helper.make_graph(
+        [
+            helper.make_node("Reshape", ["input", "shape"], ["reshaped"]),
+            helper.make_node("Softmax", ["reshaped"], ["probabilities"], axis=-1),
+        ],
+        "fails",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", features])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, None)],
+        initializer=[shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def store_model(world, onnx_bytes: bytes, *, dataset: str | None = None, learner=None):
+    """A trained model of `world`'s tenant holding `onnx_bytes`: on the world's graded
+    submission (XOR), or on a new graded attempt of an exercise on `dataset`."""
+    with scopes_disabled():
+        if dataset is None and learner is None:
+            submission = world.submission
+        else:
+            exercise = ExerciseFactory(course=world.course, dataset=dataset or "xor")
+            assignment = AssignmentFactory(exercise=exercise)
+            submission = graded_submission(
+                assignment=assignment, learner=learner or world.learner.user, attempt=1
+            )
+        job = submission.job
+    return artifact_store(
+        tenant_id=world.tenant.id,
+        submission=submission,
+        job=job,
+        onnx=onnx_bytes,
+        weights=None,
+        card={"input": {"name": "input"}},
+        metrics={"accuracy": 0.9},
+        parameter_count=1,
+    )
+
+
+@pytest.fixture(scope="module")
+def pool_start(django_db_setup, tmp_path_factory) -> Callable[..., str]:
+    """Starts an inference pool process (`python -m apps.serving.inference`) with these
+    settings (environment variables) on a free port; its URL. Stopped after the module."""
+    started: list[subprocess.Popen] = []
+
+    def start(**environment) -> str:
+        port = free_port()
+        log_path = tmp_path_factory.mktemp("inference") / "inference.log"
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url_of_test_db(),
+            "DATABASE_POOL": "true",
+            "SECRET_KEY": settings.SECRET_KEY,
+            **{name: str(value) for name, value in environment.items()},
+        }
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "apps.serving.inference", "--port", str(port)],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+
+        def answers() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"the pool exited: {log_path.read_text()[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        wait_for(answers, timeout=60, message="the inference pool answering /healthz")
+        return url
+
+    yield start
+    for process in started:
+        stop_process(process)
+
+
+@pytest.fixture(scope="module")
+def pool_url(pool_start) -> str:
+    """The module's inference pool, with the default settings."""
+    return pool_start()
+
+
+@pytest.fixture
+def pool(pool_url, settings) -> str:
+    """The web side (this test process) talks to the module's pool."""
+    settings.INFERENCE_URL = pool_url
+    inference_client_reset()
+    yield pool_url
+    inference_client_reset()
+
+
+def pool_stats(url: str) -> dict:
+    request = urllib.request.Request(
+        f"{url}/v1/stats", headers={"x-aula-inference-secret": inference_secret()}
+    )
+    import json
+
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def random_inputs(rows: int, features: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(rows, features)).astype(np.float32)
