@@ -77,4 +77,5 @@ def example_values(world, slug_of=None) -> dict[str, object]:
         # The worlds keep no trained model (tests/trained_models make their own): an id that
         # names none, so walkers see its routes answer 404 like any unknown object.
         "model_id": NO_MODEL_ID,
+        "key_id": "00000000-0000-4000-8000-00000000c0de",  # a model API key that is none
     }

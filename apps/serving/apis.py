@@ -24,6 +24,7 @@ from apps.serving.inference.client import InferenceRefused, InferenceUnavailable
 from apps.serving.inputs import BadInput, InputSpec, NonFinite, samples_decode
 from apps.serving.models import ModelApiKey
 from apps.trained_models.models import TrainedModel
+from apps.trained_models.selectors import trained_model_get
 from runtime.datasets import dataset_info
 
 # --- errors -------------------------------------------------------------------------------------
@@ -116,9 +117,7 @@ class PredictOutputSerializer(serializers.Serializer):
 
 
 def _seen(request, model_id) -> TrainedModel:
-    return selectors.trained_model_seen(
-        user=request.user, access=request.tenant_access, model_id=model_id
-    )
+    return trained_model_get(user=request.user, tenant=request.tenant, model_id=model_id)
 
 
 def _model_seen(request, model_id) -> TrainedModel:

@@ -31,21 +31,3 @@ def model_key_by_secret(*, raw: str) -> ModelApiKey | None:
         if hmac.compare_digest(key.key_hash, presented):
             return key
     return None
-
-
-def trained_model_seen(*, user, access, model_id):
-    """The trained model `model_id` of the tenant in scope if `user` may see it: its owner, who
-    teaches its course (tenant admins teach every course); else Http404.
-    (Interim: the trained-models app's trained_model_get takes its place once it has one.)"""
-    from django.http import Http404
-
-    from apps.courses.access import course_teaches
-    from apps.trained_models.models import TrainedModel
-
-    try:
-        model = TrainedModel.objects.select_related("course", "onnx").get(id=model_id)
-    except TrainedModel.DoesNotExist:
-        raise Http404 from None
-    if model.learner_id == user.pk or course_teaches(access=access, user=user, course=model.course):
-        return model
-    raise Http404

@@ -4,6 +4,7 @@ import secrets
 
 import numpy as np
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.quotas.services import predictions_admit, predictions_today
 from apps.serving.inference.client import inference_run
@@ -40,7 +41,7 @@ def model_key_revoke(*, key: ModelApiKey) -> ModelApiKey:
 
 
 def _quota_refusal(tenant_id, samples: int) -> PredictionQuotaExceeded:
-    _, used, allowed = predictions_today(tenant_id)
+    _requests, used, allowed = predictions_today(tenant_id)
     return PredictionQuotaExceeded(
         _(
             "This tenant's predictions for today are used up: %(used)s of %(allowed)s samples, "
@@ -55,7 +56,7 @@ def prediction_run(*, trained_model, samples: np.ndarray, key: ModelApiKey | Non
     counted against the tenant's daily allowance only once answered, so that nothing refused
     (over the allowance, the pool down, the model failing) is counted or marks the key used."""
     tenant_id, count = trained_model.tenant_id, int(samples.shape[0])
-    _, used, allowed = predictions_today(tenant_id)
+    _requests, used, allowed = predictions_today(tenant_id)
     if used + count > allowed:  # refused before the pool spends anything on it
         raise _quota_refusal(tenant_id, count)
     output = inference_run(tenant_id=tenant_id, blob_id=trained_model.onnx_id, array=samples)

@@ -82,7 +82,7 @@ def reshape_fails_onnx(features: int) -> bytes:
         ],
         "fails",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", features])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["rows", "classes"])],
         initializer=[shape],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
