@@ -1,5 +1,5 @@
-"""`make run`: migrate, seed the demo, then run Redis if needed, uvicorn, two Celery workers (the
-GPU queue; light tasks) and beat."""
+"""`make run`: migrate, seed the demo, then run Redis if needed, uvicorn, the inference pool, two
+Celery workers (the GPU queue; light tasks) and beat."""
 
 import argparse
 import contextlib
@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -171,8 +172,17 @@ class Launcher:
             raise LaunchError(f"{name} failed with status {proc.returncode}\n{output}".rstrip())
         return output
 
+    def choose_inference_url(self) -> None:
+        """The inference pool on 127.0.0.1:8001 (or a free port when that is taken), unless
+        INFERENCE_URL names one already; the web process reads the same variable."""
+        if self.env.get("INFERENCE_URL"):
+            return
+        port = 8001 if self.port != 8001 and port_free("127.0.0.1", 8001) else free_local_port()
+        self.env["INFERENCE_URL"] = f"http://127.0.0.1:{port}"
+
     def start_services(self) -> None:
         celery = [str(BIN / "celery"), "-A", "config"]
+        inference_port = str(urllib.parse.urlsplit(self.env["INFERENCE_URL"]).port or 8001)
         gpu_queues = self.env.get("WORKER_POOLS") or "gpu"  # as settings.WORKER_POOLS reads it
         commands = {
             # Open websockets would otherwise hold uvicorn's shutdown until it is killed.
@@ -185,6 +195,16 @@ class Launcher:
                 str(self.port),
                 "--timeout-graceful-shutdown",
                 "5",
+            ],
+            # Trained models run here, never in the web process (docs/models.md, "Serving").
+            "inference": [
+                sys.executable,
+                "-m",
+                "apps.serving.inference",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                inference_port,
             ],
             # Training takes the GPU queue one job at a time (a job can run for an hour); light
             # tasks (the reaper, dispatch rounds, purges, learning records) have their own worker,
@@ -284,9 +304,10 @@ class Launcher:
         manage = [sys.executable, str(ROOT / "manage.py")]
         self.run_step("migrate", [*manage, "migrate", "--noinput"])
         logins = self.run_step("seed_demo", [*manage, "seed_demo"], capture=True)
+        self.choose_inference_url()
         self.start_services()
         # The first start imports a lot (Celery, torch); say why the banner takes a moment.
-        print("launcher: web, workers and beat started; waiting for /readyz…", flush=True)
+        print("launcher: web, inference, workers, beat started; waiting for /readyz…", flush=True)
         self._watch(logins)
         return 0
 

@@ -38,6 +38,7 @@ def test_compose_accepts_the_file_and_lists_every_service():
         "redis",
         "migrate",
         "web",
+        "inference",
         "worker-gpu",
         "worker-cpu",
         "beat",

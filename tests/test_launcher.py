@@ -185,7 +185,8 @@ def wait_ready(run: LauncherRun, var_dir: Path) -> dict:
     )
     pids_file = var_dir / "launcher.pids"
     run.pids = {name: int(pid) for name, pid in (line.split() for line in pids_file.open())}
-    assert sorted(run.pids) == ["beat", "redis", "web", "worker-gpu", "worker-light"], run.log()
+    services = ["beat", "inference", "redis", "web", "worker-gpu", "worker-light"]
+    assert sorted(run.pids) == services, run.log()
     return body
 
 
