@@ -9,6 +9,7 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 
 from tests.conftest import api_client_for
+from tests.serving.worlds import world_model_row
 from tests.snapshots import db_snapshot
 from tests.urlmap import all_routes, example_values
 
@@ -71,7 +72,9 @@ def test_every_api_route_is_in_the_schema():
 
 @pytest.fixture
 def caller(tenant_a, platform_admin):
-    """A platform administrator reaches every endpoint, so refusals here are about input."""
+    """A platform administrator reaches every endpoint, so refusals here are about input. The
+    world gets a trained model, so that its endpoints read the body (example_values' model_id)."""
+    tenant_a.model_id = world_model_row(tenant_a).id
     return api_client_for(platform_admin)
 
 

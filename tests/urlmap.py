@@ -75,7 +75,8 @@ def example_values(world, slug_of=None) -> dict[str, object]:
         "submission_id": world.submission.id,
         "job_id": world.job.id,
         # The worlds keep no trained model (tests/trained_models make their own): an id that
-        # names none, so walkers see its routes answer 404 like any unknown object.
-        "model_id": NO_MODEL_ID,
+        # names none, so walkers see its routes answer 404 like any unknown object, unless a
+        # test gave the world one (tests/test_api_input.py).
+        "model_id": getattr(world, "model_id", NO_MODEL_ID),  # one a test gave the world
         "key_id": "00000000-0000-4000-8000-00000000c0de",  # a model API key that is none
     }

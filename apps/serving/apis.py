@@ -148,7 +148,7 @@ class PredictApi(ApiView):
     input_serializers = {"post": PredictInputSerializer}
     raises = {"post": [PredictionQuotaError, InferenceUnavailableError, ModelFailedError]}
 
-    @extend_schema(responses=PredictOutputSerializer)
+    @extend_schema(request=PredictInputSerializer, responses=PredictOutputSerializer)
     def post(self, request, tenant_slug, model_id):
         model = _model_seen(request, model_id)
         body = self.validated_input(request)
@@ -217,7 +217,7 @@ class ModelKeysApi(ApiView):
         keys = selectors.model_keys_list(trained_model=model)
         return Response(KeyOutputSerializer(keys, many=True).data)
 
-    @extend_schema(responses={201: KeyCreatedOutputSerializer})
+    @extend_schema(request=KeyCreateInputSerializer, responses={201: KeyCreatedOutputSerializer})
     def post(self, request, tenant_slug, model_id):
         model = _seen(request, model_id)
         body = self.validated_input(request)
@@ -232,7 +232,7 @@ class ModelKeyApi(ApiView):
     """DELETE revokes the key (the owner and teachers of the course): it stops working at once
     and stays listed with its revoked_at."""
 
-    @extend_schema(responses={204: None})
+    @extend_schema(request=None, responses={204: None})
     def delete(self, request, tenant_slug, model_id, key_id):
         model = _seen(request, model_id)
         try:
