@@ -157,6 +157,7 @@ def test_over_the_daily_allowance_is_429_and_counts_nothing(pool, tenant_a, xor_
     assert response.status_code == 429, response.content
     error = response.json()["error"]
     assert error["code"] == "prediction_quota_exceeded"
+    assert 0 < int(response["Retry-After"]) <= 24 * 3600  # midnight UTC
     assert error["message"] == (
         "This tenant's predictions for today are used up: 2 of 3 samples, and this request "
         "has 2. The allowance starts again at midnight UTC."
