@@ -424,6 +424,9 @@ NODE_STATIC_FILES = {
         ["ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"],
     ),
 }
+# The try-your-model page runs a model in the browser when its ONNX file is at most this big,
+# else on the inference pool (the prediction API).
+TRY_IN_BROWSER_MAX_BYTES = env.int("TRY_IN_BROWSER_MAX_BYTES", default=8 * 1024 * 1024)
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",

@@ -1,6 +1,7 @@
 """Shared fixtures: two tenants with people in every role, API clients with real tokens, the
-session's real Celery worker process (lent to one module at a time) and uvicorn server, a clean
-Redis for throttles, and under pytest-xdist a Redis database per worker."""
+session's real Celery worker process (lent to one module at a time) and uvicorn server, a
+module's real inference pool (apps.serving), a clean Redis for throttles, a folder of its own
+for trained models' files, and under pytest-xdist a Redis database per worker."""
 
 import contextlib
 import os
@@ -12,7 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -28,6 +29,7 @@ from rest_framework.test import APIClient
 
 from apps.courses.models import Assignment, Course, Enrollment, Exercise, Lesson, Skill
 from apps.jobs.models import Job, Submission
+from apps.serving.inference.client import inference_client_reset
 from apps.tenants.models import Invitation, Membership, Role, Tenant
 from config.celery import app as project_celery_app
 from tests.factories import (
@@ -512,3 +514,62 @@ def database_url_of_test_db() -> str:
     host = db.get("HOST") or "127.0.0.1"
     port = db.get("PORT") or 5432
     return f"postgres://{user}@{host}:{port}/{db['NAME']}"
+
+
+@pytest.fixture(scope="module")
+def pool_start(django_db_setup, tmp_path_factory) -> Callable[..., str]:
+    """Starts an inference pool process (`python -m apps.serving.inference`) with these
+    settings (environment variables) on a free port; its URL. Stopped after the module."""
+    started: list[subprocess.Popen] = []
+
+    def start(**environment) -> str:
+        port = free_port()
+        log_path = tmp_path_factory.mktemp("inference") / "inference.log"
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url_of_test_db(),
+            "DATABASE_POOL": "true",
+            "SECRET_KEY": settings.SECRET_KEY,
+            **{name: str(value) for name, value in environment.items()},
+        }
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "apps.serving.inference", "--port", str(port)],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+
+        def answers() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"the pool exited: {log_path.read_text()[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        wait_for(answers, timeout=60, message="the inference pool answering /healthz")
+        return url
+
+    yield start
+    for process in started:
+        stop_process(process)
+
+
+@pytest.fixture(scope="module")
+def pool_url(pool_start) -> str:
+    """The module's inference pool, with the default settings."""
+    return pool_start()
+
+
+@pytest.fixture
+def pool(pool_url, settings) -> str:
+    """The web side (this test process) talks to the module's pool."""
+    settings.INFERENCE_URL = pool_url
+    inference_client_reset()
+    yield pool_url
+    inference_client_reset()

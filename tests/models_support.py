@@ -27,7 +27,7 @@ SPECS = {
         "layers": [
             {"type": "linear", "out_features": 16},
             {"type": "tanh"},
-            {"type": "linear", "out_features": 2},
+            {"type": "linear", "out_features": 1},
         ],
         "training": {"optimizer": {"type": "adam", "lr": 0.05}, "epochs": 20, "batch_size": 32},
     },

@@ -21,6 +21,8 @@ from apps.jobs import selectors, services
 from apps.jobs.grading import grade_override as grade_override_write
 from apps.jobs.states import FINAL_STATES
 from apps.learning.selectors import run_hint_list
+from apps.trained_models.models import TrainedModel
+from apps.trained_models.pages import try_config
 
 
 def _visible_submission(request, submission_id):
@@ -37,6 +39,9 @@ def _result_context(submission) -> dict:
     run's diagnosis (hints with their evidence and the lesson that helps)."""
     job = submission.job
     grade = getattr(submission, "grade", None)
+    trained_model = (
+        TrainedModel.objects.filter(submission=submission).select_related("onnx", "weights").first()
+    )
     metrics = grade.metrics if grade else {}
     assignment = submission.assignment
     return {
@@ -47,6 +52,7 @@ def _result_context(submission) -> dict:
         "metrics": metrics,
         "confusion": _confusion_rows(metrics),
         "hints": run_hint_list(job=job, course=assignment.course),
+        "trained_model": trained_model,
     }
 
 
@@ -74,6 +80,9 @@ def run_page(request, tenant_slug, submission_id, override_form=None):
             ),
             "text": _run_page_text(),
         },
+        "try_config": try_config(request, context["trained_model"])
+        if context["trained_model"]
+        else None,
     }
     return render(request, "jobs/run.html", context)
 

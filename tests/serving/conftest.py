@@ -3,24 +3,16 @@ time) stored through the trained-models app, and the real inference pool in its 
 on the test database and storage."""
 
 import io
-import os
-import subprocess
-import sys
 import urllib.request
-from collections.abc import Callable
 
 import numpy as np
 import onnx
-import pytest
 import torch
-from django.conf import settings
 from django_scopes import scopes_disabled
 from onnx import TensorProto, helper
 
-from apps.serving.inference.client import inference_client_reset
 from apps.serving.inference.config import inference_secret
 from apps.trained_models.services import artifact_store
-from tests.conftest import ROOT, database_url_of_test_db, free_port, stop_process, wait_for
 from tests.factories import AssignmentFactory, ExerciseFactory, graded_submission
 
 
@@ -113,65 +105,6 @@ def store_model(world, onnx_bytes: bytes, *, dataset: str | None = None, learner
         metrics={"accuracy": 0.9},
         parameter_count=1,
     )
-
-
-@pytest.fixture(scope="module")
-def pool_start(django_db_setup, tmp_path_factory) -> Callable[..., str]:
-    """Starts an inference pool process (`python -m apps.serving.inference`) with these
-    settings (environment variables) on a free port; its URL. Stopped after the module."""
-    started: list[subprocess.Popen] = []
-
-    def start(**environment) -> str:
-        port = free_port()
-        log_path = tmp_path_factory.mktemp("inference") / "inference.log"
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url_of_test_db(),
-            "DATABASE_POOL": "true",
-            "SECRET_KEY": settings.SECRET_KEY,
-            **{name: str(value) for name, value in environment.items()},
-        }
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "apps.serving.inference", "--port", str(port)],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        started.append(process)
-        url = f"http://127.0.0.1:{port}"
-
-        def answers() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"the pool exited: {log_path.read_text()[-4000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-                    return response.status == 200
-            except OSError:
-                return False
-
-        wait_for(answers, timeout=60, message="the inference pool answering /healthz")
-        return url
-
-    yield start
-    for process in started:
-        stop_process(process)
-
-
-@pytest.fixture(scope="module")
-def pool_url(pool_start) -> str:
-    """The module's inference pool, with the default settings."""
-    return pool_start()
-
-
-@pytest.fixture
-def pool(pool_url, settings) -> str:
-    """The web side (this test process) talks to the module's pool."""
-    settings.INFERENCE_URL = pool_url
-    inference_client_reset()
-    yield pool_url
-    inference_client_reset()
 
 
 def pool_stats(url: str) -> dict:
