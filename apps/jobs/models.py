@@ -202,3 +202,55 @@ class GradeRevision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.score} ({self.source}) on {self.grade_id}"
+
+
+class RegradeState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+ACTIVE_REGRADE_STATES = (RegradeState.QUEUED, RegradeState.RUNNING)
+
+
+class Regrade(TimeStampedModel):
+    """A teacher's regrade of every submission of an assignment from its stored models (no
+    retraining), with what it did: grades whose score changed, unchanged, skipped (no kept
+    model) and failed (a model file that could not be read). One at a time per assignment."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="regrades")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    state = models.CharField(
+        max_length=16, choices=RegradeState.choices, default=RegradeState.QUEUED
+    )
+    # The thresholds it graded with, as they were when it ran.
+    min_metric = models.FloatField(null=True, blank=True)
+    target_metric = models.FloatField(null=True, blank=True)
+    regraded = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["assignment"],
+                condition=Q(state__in=["queued", "running"]),
+                name="regrade_one_active_per_assignment",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=RegradeState.values), name="regrade_state_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Regrade of {self.assignment_id} ({self.state})"

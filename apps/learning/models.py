@@ -235,3 +235,32 @@ class TutorExchange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} asked: {self.question[:40]}"
+
+
+class GradeNotice(models.Model):
+    """A line on a learner's dashboard saying their grade changed when their teacher regraded
+    the assignment (one per grade revision that changed the score), until they dismiss it."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    learner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    revision = models.OneToOneField(
+        "jobs.GradeRevision", on_delete=models.CASCADE, related_name="notice"
+    )
+    submission = models.ForeignKey("jobs.Submission", on_delete=models.CASCADE, related_name="+")
+    exercise_title = models.CharField(max_length=200)
+    score_before = models.DecimalField(max_digits=6, decimal_places=2)
+    score_after = models.DecimalField(max_digits=6, decimal_places=2)
+    created_at = models.DateTimeField(auto_now_add=True)
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["tenant", "learner", "dismissed_at"], name="grade_notice_open"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.learner_id}: {self.score_before} -> {self.score_after}"

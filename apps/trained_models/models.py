@@ -94,3 +94,28 @@ class TrainedModel(models.Model):
 
     def __str__(self) -> str:
         return f"Model {self.id} of {self.learner_id} on {self.exercise_id}"
+
+
+class Showcase(models.Model):
+    """A learner's choice of the model that shows their work on an exercise in the course
+    showcase: one per learner per exercise (choosing again replaces it)."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    learner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    course = models.ForeignKey("courses.Course", on_delete=models.CASCADE, related_name="+")
+    exercise = models.ForeignKey("courses.Exercise", on_delete=models.CASCADE, related_name="+")
+    model = models.ForeignKey(TrainedModel, on_delete=models.CASCADE, related_name="showcases")
+    chosen_at = models.DateTimeField(auto_now=True)
+
+    objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["learner", "exercise"], name="showcase_one_per_learner_exercise"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Showcase of {self.learner_id} on {self.exercise_id}: {self.model_id}"
