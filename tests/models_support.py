@@ -45,17 +45,30 @@ SPECS = {
 }
 
 
-def stored_model(world, *, dataset: str, trained: bool = True, spec: dict | None = None):
-    """A TrainedModel of `world`'s learner for a new exercise on `dataset`, with real files."""
+def stored_model(
+    world,
+    *,
+    dataset: str,
+    trained: bool = True,
+    spec: dict | None = None,
+    assignment=None,
+    learner=None,
+    attempt: int = 1,
+):
+    """A TrainedModel of `world`'s learner (or `learner`) for a new exercise on `dataset` (or a
+    new graded attempt on `assignment`, whose exercise is on `dataset`), with real files."""
     spec = spec or SPECS[dataset]
     data = load_dataset(dataset, data_dir=settings.DATA_DIR)
     training = parse_spec(spec).training
     model = seeded(training.seed, lambda: build_model(spec, data.info))
     if trained:
         train(model, training=training, train=data.train, val=data.val, info=data.info)
-    exercise = ExerciseFactory(course=world.course, dataset=dataset, starter_spec=spec)
-    assignment = AssignmentFactory(exercise=exercise)
-    submission = graded_submission(assignment=assignment, learner=world.learner.user, attempt=1)
+    if assignment is None:
+        exercise = ExerciseFactory(course=world.course, dataset=dataset, starter_spec=spec)
+        assignment = AssignmentFactory(exercise=exercise)
+    submission = graded_submission(
+        assignment=assignment, learner=learner or world.learner.user, attempt=attempt
+    )
     artifact = artifact_of_spec_model(model, info=data.info, training=training)
     assert artifact.onnx, artifact.not_kept
     metrics = metrics_of_artifact(artifact, test=data.test, info=data.info, metrics={})

@@ -79,4 +79,6 @@ def example_values(world, slug_of=None) -> dict[str, object]:
         # test gave the world one (tests/test_api_input.py).
         "model_id": getattr(world, "model_id", NO_MODEL_ID),  # one a test gave the world
         "key_id": "00000000-0000-4000-8000-00000000c0de",  # a model API key that is none
+        # Nor any grade notice: an id that names none.
+        "notice_id": 0,
     }

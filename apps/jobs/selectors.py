@@ -9,7 +9,7 @@ from django_scopes import scopes_disabled
 from apps.courses.access import course_teaches
 from apps.courses.models import Assignment, Enrollment, LatePolicy
 from apps.courses.selectors import AssignmentStatus, assignment_queryset
-from apps.jobs.models import Grade, Job, JobEvent, Submission
+from apps.jobs.models import Grade, Job, JobEvent, Regrade, Submission
 from apps.tenants.access import TenantAccess
 from apps.tenants.models import Tenant
 
@@ -223,3 +223,8 @@ def assignment_get_for_learner(*, user, tenant: Tenant, assignment_id) -> Assign
     learner does not have this assignment."""
     rows = assignment_list_for_learner(user=user, tenant=tenant)
     return rows.filter(pk=assignment_id).prefetch_related("exercise__skills").first()
+
+
+def regrade_latest(*, assignment) -> Regrade | None:
+    """The assignment's most recent regrade (queued, running or finished), for its page."""
+    return Regrade.objects.filter(assignment=assignment).order_by("-created_at").first()

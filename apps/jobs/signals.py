@@ -17,3 +17,8 @@ grade_given = Signal()
 
 # A job reached a final state (succeeded, failed, cancelled). kwargs: job.
 job_ended = Signal()
+
+# A regrade from the stored model changed a grade's automatic score (apps/jobs/regrade.py).
+# kwargs: grade (updated), revision (the new GradeRevision), score_before and score_after (the
+# current score before and after: equal when a teacher's override stays the current score).
+grade_regraded = Signal()

@@ -8,6 +8,7 @@ from django_scopes import scope
 
 from apps.jobs.dispatch.reaper import jobs_reap
 from apps.jobs.lease import job_claim
+from apps.jobs.regrade import assignment_regrade_run
 from apps.jobs.runner import job_run
 from runtime.trainer import choose_device
 
@@ -38,3 +39,11 @@ def reap_jobs() -> dict:
     """Periodic (beat): requeue jobs whose worker was lost, publish jobs that never reached the
     broker."""
     return jobs_reap()
+
+
+@shared_task(name="jobs.regrade_assignment", acks_late=True, ignore_result=True)
+def regrade_assignment(tenant_id: str, regrade_id: str) -> str:
+    """Regrade an assignment from its stored models (no training): safe to deliver twice."""
+    with scope(tenant=tenant_id):
+        regrade = assignment_regrade_run(regrade_id=regrade_id)
+        return regrade.state if regrade is not None else "missing"

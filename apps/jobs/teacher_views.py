@@ -3,14 +3,19 @@ leaderboard. Here rather than with the other teachers' pages (apps/courses/teach
 because grades are the jobs app's, and the courses app sits below it; the access rule is the
 same (`course_taught_or_404`: 404 to anyone who does not teach the course)."""
 
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext
+from django.views.decorators.http import require_POST
 
 from apps.core.csv_export import csv_response
 from apps.courses.models import Assignment
 from apps.courses.teacher_views import course_taught_or_404
-from apps.jobs.selectors import gradebook_get, leaderboard_get
+from apps.jobs.models import ACTIVE_REGRADE_STATES
+from apps.jobs.regrade import assignment_regrade_start
+from apps.jobs.selectors import gradebook_get, leaderboard_get, regrade_latest
 
 PAGE_SIZE = 50  # learners per page of the gradebook and the leaderboard
 
@@ -89,11 +94,22 @@ def gradebook_csv(request, tenant_slug, course_id):
     return csv_response(filename=f"gradebook-{course.slug}.csv", header=header, rows=rows)
 
 
-def leaderboard_page(request, tenant_slug, course_id, assignment_id):
+def _taught_assignment(request, course_id, assignment_id):
     course = course_taught_or_404(request, course_id)
-    assignment = Assignment.objects.filter(course=course, pk=assignment_id).first()
+    assignment = (
+        Assignment.objects.filter(course=course, pk=assignment_id)
+        .select_related("exercise")
+        .first()
+    )
     if assignment is None:
         raise Http404
+    return course, assignment
+
+
+def leaderboard_page(request, tenant_slug, course_id, assignment_id):
+    """An assignment's leaderboard, with its regrade from the stored models: the button, and
+    what the latest regrade did (or is doing)."""
+    course, assignment = _taught_assignment(request, course_id, assignment_id)
     grades = Paginator(leaderboard_get(assignment=assignment), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
@@ -102,5 +118,28 @@ def leaderboard_page(request, tenant_slug, course_id, assignment_id):
         "course": course,
         "assignment": assignment,
         "grades": grades,
+        "regrade": (regrade := regrade_latest(assignment=assignment)),
+        "regrade_active": regrade is not None and regrade.state in ACTIVE_REGRADE_STATES,
     }
     return render(request, "courses/teach/leaderboard.html", context)
+
+
+@require_POST
+def regrade_start(request, tenant_slug, course_id, assignment_id):
+    """Regrade every submission of the assignment from its stored models (a teacher of the
+    course; 404 to anyone else, nothing queued)."""
+    course, assignment = _taught_assignment(request, course_id, assignment_id)
+    assignment_regrade_start(assignment=assignment, by=request.user, access=request.tenant_access)
+    messages.success(
+        request,
+        gettext(
+            "The regrade has started: every submission is graded again from its stored model "
+            "with the current thresholds. Reload this page to follow it."
+        ),
+    )
+    return redirect(
+        "teach-leaderboard",
+        tenant_slug=request.tenant.slug,
+        course_id=course.id,
+        assignment_id=assignment.id,
+    )

@@ -14,6 +14,11 @@ urlpatterns = [
         teacher_views.leaderboard_page,
         name="teach-leaderboard",
     ),
+    path(
+        f"{C}assignments/<uuid:assignment_id>/regrade/",
+        teacher_views.regrade_start,
+        name="teach-regrade",
+    ),
     path(f"{C}gradebook/", teacher_views.gradebook_page, name="teach-gradebook"),
     path(f"{C}gradebook.csv", teacher_views.gradebook_csv, name="teach-gradebook-csv"),
     # The tenant administrators' usage page (the quota's, with the jobs in flight)

@@ -3,7 +3,7 @@ of the courses and jobs apps' signals (apps/courses/signals.py, apps/jobs/signal
 in LearningConfig.ready. Each runs inside the transaction of the change it records."""
 
 from apps.courses.signals import lesson_viewed
-from apps.jobs.signals import grade_given, job_ended, submission_made
+from apps.jobs.signals import grade_given, grade_regraded, job_ended, submission_made
 from apps.learning import services
 
 
@@ -23,6 +23,12 @@ def on_grade_given(*, grade, automatic: bool, job=None, metrics=None, hints=None
     services.grade_given(grade=grade, automatic=automatic)
 
 
+def on_grade_regraded(*, grade, revision, score_before, score_after, **_) -> None:
+    services.grade_notice_create(
+        grade=grade, revision=revision, score_before=score_before, score_after=score_after
+    )
+
+
 def on_job_ended(*, job, **_) -> None:
     services.run_finished(job=job)
 
@@ -32,3 +38,4 @@ def connect() -> None:
     submission_made.connect(on_submission_made, dispatch_uid="learning.submission_made")
     grade_given.connect(on_grade_given, dispatch_uid="learning.grade_given")
     job_ended.connect(on_job_ended, dispatch_uid="learning.job_ended")
+    grade_regraded.connect(on_grade_regraded, dispatch_uid="learning.grade_regraded")

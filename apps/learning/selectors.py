@@ -12,7 +12,7 @@ from apps.courses.models import Enrollment, Lesson, Skill
 from apps.courses.selectors import AssignmentStatus, course_list_for_learner
 from apps.jobs.selectors import assignment_list_for_learner
 from apps.learning.bkt import mastery_percent
-from apps.learning.models import Mastery, RunDiagnosis, SkillParams, Statement
+from apps.learning.models import GradeNotice, Mastery, RunDiagnosis, SkillParams, Statement
 
 
 def statement_list(*, tenant, learner=None, course=None, verb=None, after_id=None) -> QuerySet:
@@ -267,3 +267,10 @@ def run_hint_list(*, job, course) -> list[dict]:
     for hint in diagnosis.hints:
         hints.append({**hint, "lesson": _hint_lesson(hint["skills"], lessons, own)})
     return hints
+
+
+def grade_notice_list_open(*, tenant, user) -> QuerySet:
+    """The user's notices of grades a regrade changed, not yet dismissed, newest first."""
+    return GradeNotice.objects.filter(
+        tenant_id=tenant.id, learner_id=user.pk, dismissed_at__isnull=True
+    ).order_by("-created_at", "-id")

@@ -9,6 +9,7 @@ inside that service's transaction.
   is also an observation of each skill the exercise practises, and updates the learner's
   mastery of it in constant time
 - tutor_asked: the tutor answered or refused a question        -> "asked"
+- grade_notice_create: a regrade changed a learner's grade      -> a notice on their dashboard
 
 The functions act on the objects they are given, of one tenant: those that query open that
 tenant's scope themselves, so they work the same inside the caller's scope (requests, workers)
@@ -33,6 +34,7 @@ from apps.jobs.grading import run_diagnosis
 from apps.learning import bkt
 from apps.learning.crypto import encrypt
 from apps.learning.models import (
+    GradeNotice,
     Mastery,
     ObjectType,
     Observation,
@@ -373,3 +375,34 @@ def tutor_settings_set(
             tenant=tenant,
         )
     return row
+
+
+def grade_notice_create(*, grade, revision, score_before, score_after):
+    """The learner's dashboard notice of a regrade that changed their current score (none when a
+    teacher's override kept it); one per revision, whatever the number of calls."""
+    if score_before == score_after:
+        return None
+    submission = grade.submission
+    notice, _ = GradeNotice.objects.get_or_create(
+        revision=revision,
+        defaults={
+            "tenant_id": grade.tenant_id,
+            "learner_id": submission.learner_id,
+            "submission": submission,
+            "exercise_title": submission.assignment.exercise.title,
+            "score_before": score_before,
+            "score_after": score_after,
+        },
+    )
+    return notice
+
+
+def grade_notice_dismiss(*, user, notice_id) -> bool:
+    """Dismiss one of `user`'s own notices (of the current scope's tenant); False, with nothing
+    changed, for any other id."""
+    with transaction.atomic():
+        return bool(
+            GradeNotice.objects.filter(
+                id=notice_id, learner_id=user.pk, dismissed_at__isnull=True
+            ).update(dismissed_at=timezone.now())
+        )

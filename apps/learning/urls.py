@@ -25,4 +25,9 @@ urlpatterns = [
     path(f"{C}mastery/", views.mastery_page, name="teach-mastery"),
     path(f"{C}mastery/refit/", views.mastery_refit, name="teach-mastery-refit"),
     path(f"{T}tutor/", views.tutor_settings_page, name="tutor-settings"),
+    path(
+        f"{T}notices/<int:notice_id>/dismiss/",
+        views.grade_notice_dismiss,
+        name="grade-notice-dismiss",
+    ),
 ]

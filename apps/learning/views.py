@@ -35,7 +35,12 @@ PAGE_SIZE = 50  # learners per page of the mastery heat map
 def tenant_home(request, tenant_slug):
     """The tenant's home; for a learner, their dashboard: the recommended next step, assignments
     with due dates and status, recent runs, and mastery per skill."""
-    context = {"tenant": request.tenant}
+    context = {
+        "tenant": request.tenant,
+        "grade_notices": list(
+            learning_selectors.grade_notice_list_open(tenant=request.tenant, user=request.user)
+        ),
+    }
     if request.tenant_access.role == Role.LEARNER:
         assignments = list(
             assignment_list_for_learner(user=request.user, tenant=request.tenant).select_related(
@@ -58,6 +63,14 @@ def tenant_home(request, tenant_slug):
         context["next_step"] = step
         context["next_step_url"] = recommendation_url(step, tenant_slug=request.tenant.slug)
     return render(request, "tenants/home.html", context)
+
+
+@require_POST
+def grade_notice_dismiss(request, tenant_slug, notice_id):
+    """Dismiss one of the user's own grade notices; anyone else's id is 404, nothing changed."""
+    if not services.grade_notice_dismiss(user=request.user, notice_id=notice_id):
+        raise Http404
+    return redirect("tenant-home", tenant_slug=request.tenant.slug)
 
 
 def lesson_page(request, tenant_slug, lesson_id):

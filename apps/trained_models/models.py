@@ -102,7 +102,9 @@ class Showcase(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
-    learner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    learner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
     course = models.ForeignKey("courses.Course", on_delete=models.CASCADE, related_name="+")
     exercise = models.ForeignKey("courses.Exercise", on_delete=models.CASCADE, related_name="+")
     model = models.ForeignKey(TrainedModel, on_delete=models.CASCADE, related_name="showcases")
