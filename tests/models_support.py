@@ -3,7 +3,7 @@
 artifact_store for a new graded attempt of a world's learner."""
 
 from django.conf import settings
-from django_scopes import scope
+from django_scopes import scope, scopes_disabled
 
 from apps.jobs.artifacts import artifact_of_spec_model, metrics_of_artifact
 from apps.trained_models.services import artifact_store
@@ -69,6 +69,9 @@ def stored_model(
     submission = graded_submission(
         assignment=assignment, learner=learner or world.learner.user, attempt=attempt
     )
+    with scopes_disabled():  # the spec it was trained from
+        type(submission).objects.filter(pk=submission.pk).update(spec=spec)
+    submission.spec = spec
     artifact = artifact_of_spec_model(model, info=data.info, training=training)
     assert artifact.onnx, artifact.not_kept
     metrics = metrics_of_artifact(artifact, test=data.test, info=data.info, metrics={})

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.learning import run_pages, views
+from apps.learning import compare_pages, run_pages, views
 
 T = "t/<slug:tenant_slug>/"
 C = f"{T}teach/courses/<uuid:course_id>/"
@@ -30,4 +30,5 @@ urlpatterns = [
         views.grade_notice_dismiss,
         name="grade-notice-dismiss",
     ),
+    path(f"{T}models/compare/", compare_pages.compare_page, name="models-compare"),
 ]

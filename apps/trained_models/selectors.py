@@ -13,7 +13,7 @@ from apps.courses.access import course_teaches
 from apps.courses.models import Course
 from apps.tenants.access import TenantNotFound, TenantSuspended, tenant_access
 from apps.tenants.models import Role
-from apps.trained_models.models import TrainedModel
+from apps.trained_models.models import Showcase, TrainedModel
 
 _RELATED = ("onnx", "weights", "course", "exercise", "learner", "submission__assignment")
 
@@ -63,3 +63,26 @@ def trained_model_list(*, user, tenant, course: Course | None = None) -> QuerySe
             visible |= Q(course__teachers=user)
         rows = rows.filter(visible).distinct()
     return rows.order_by("-created_at", "id")
+
+
+def _accuracy(model: TrainedModel) -> float:
+    value = (model.metrics or {}).get("accuracy")
+    return value if isinstance(value, int | float) else -1.0
+
+
+def showcase_list(*, course: Course, exercise=None) -> list[Showcase]:
+    """The course showcase: each learner's chosen model per exercise (of one exercise when
+    given), best hidden-test accuracy first (then the earlier model). Call inside the tenant's
+    scope, having checked that the viewer teaches the course."""
+    rows = Showcase.objects.filter(course=course).select_related(
+        "model__onnx", "model__submission", "learner", "exercise"
+    )
+    if exercise is not None:
+        rows = rows.filter(exercise=exercise)
+    return sorted(rows, key=lambda row: (-_accuracy(row.model), row.model.created_at, row.pk))
+
+
+def showcase_model_ids(*, user, course: Course) -> set:
+    """The ids of the models `user` has chosen for the showcase of `course`."""
+    rows = Showcase.objects.filter(course=course, learner_id=user.pk)
+    return set(rows.values_list("model_id", flat=True))

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
 from django.db import transaction
@@ -28,6 +29,7 @@ from apps.tenants.models import Tenant
 from apps.trained_models.models import (
     ArtifactBlob,
     ArtifactKind,
+    Showcase,
     TrainedModel,
     storage_name_for,
     storage_prefix_for,
@@ -246,6 +248,21 @@ def trained_model_expiry_recompute(*, course: Course) -> int:
     expires_at = None if days is None else F("created_at") + timedelta(days=days)
     with scope(tenant=course.tenant_id):
         return TrainedModel.objects.filter(course=course).update(expires_at=expires_at)
+
+
+def showcase_choose(*, model: TrainedModel, by) -> Showcase:
+    """Make `model` its learner's showcase model for its exercise (replacing their earlier
+    choice). Only the learner who trained it may choose it: PermissionDenied, nothing changed,
+    for anyone else (a teacher who may see the model included)."""
+    if model.learner_id != by.pk:
+        raise PermissionDenied(gettext("Only the learner who trained a model can showcase it."))
+    with scope(tenant=model.tenant_id), transaction.atomic():
+        showcase, _ = Showcase.objects.update_or_create(
+            learner_id=model.learner_id,
+            exercise_id=model.exercise_id,
+            defaults={"tenant_id": model.tenant_id, "course_id": model.course_id, "model": model},
+        )
+    return showcase
 
 
 # --- The retention task ----------------------------------------------------------------------
