@@ -53,11 +53,27 @@ def _learning_rows(world):
 
 
 def _model_rows(world):
-    """Nor trained models, their blobs and the day's prediction count."""
-    from apps.quotas.services import predictions_admit
-    from tests.trained_models.conftest import store
+    """Nor kept models, their files, showcases, regrades, grade notices and the day's
+    prediction count."""
+    from django_scopes import scopes_disabled
 
-    store(world, onnx=b"onnx bytes of " + world.tenant.slug.encode(), weights=None)
+    from apps.jobs.models import Regrade
+    from apps.jobs.regrade import assignment_regrade_run
+    from apps.quotas.services import predictions_admit
+    from apps.trained_models.services import showcase_choose
+    from tests.models_support import stored_model
+
+    model = stored_model(world, dataset="digits", trained=False)
+    showcase_choose(model=model, by=world.learner.user)
+    with scopes_disabled():  # thresholds under which the stored grade (80) changes
+        type(model.exercise).objects.filter(pk=model.exercise_id).update(
+            min_metric=0.0, target_metric=0.01
+        )
+        regrade = Regrade.objects.create(
+            tenant=world.tenant, assignment=model.submission.assignment, requested_by=None
+        )
+    with scope(tenant=world.tenant.id):
+        assert assignment_regrade_run(regrade_id=regrade.id).regraded == 1
     predictions_admit(tenant_id=world.tenant.id, samples=1)
 
 
