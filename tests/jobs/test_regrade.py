@@ -6,20 +6,26 @@ learners on their dashboard, and changes nothing when run again."""
 
 import base64
 import json
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 import redis
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.urls import reverse
+from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from apps.audit.models import AuditEntry
 from apps.jobs.grading import grade_override
 from apps.jobs.models import Grade, GradeRevision, Job, JobEvent, Regrade
+from apps.jobs.regrade import assignment_regrade_start
 from apps.jobs.tasks import regrade_assignment
 from apps.learning.models import GradeNotice
+from apps.tenants.access import tenant_access
 from apps.tenants.models import Role
+from apps.trained_models.services import artifacts_storage
 from tests.conftest import page_client_for
 from tests.factories import (
     AssignmentFactory,
@@ -381,3 +387,49 @@ def test_the_learner_sees_the_notice_and_only_they_may_dismiss_it(
         assert GradeNotice.objects.get(id=notice.id).dismissed_at is not None
     assert f'id="grade-notice-{notice.id}"' not in learner.get(home).content.decode()
     assert learner.post(dismiss).status_code == 404  # dismissed already
+
+
+def test_the_service_refuses_a_learner_and_writes_nothing(regrade_world):
+    world, assignment, *_ = regrade_world
+    before = _state(assignment)
+    access = tenant_access(user=world.learner.user, tenant=world.tenant)
+    with scope(tenant=world.tenant.id), pytest.raises(PermissionDenied):
+        assignment_regrade_start(assignment=assignment, by=world.learner.user, access=access)
+    assert _state(assignment) == before
+    assert _published() == []
+
+
+def test_a_model_whose_file_is_gone_is_counted_failed_and_its_grade_kept(
+    regrade_world, django_capture_on_commit_callbacks
+):
+    world, assignment, mine, theirs, *_ = regrade_world
+    with scopes_disabled():
+        # Both models share the same bytes (the same untrained weights): one file for both.
+        assert mine.onnx_id == theirs.onnx_id
+        artifacts_storage().delete(mine.onnx.storage_name)
+    grades = _state(assignment)["grades"]
+    _thresholds(assignment, 0.0, 0.01)
+    regrade = _run(world, _start(world, assignment, django_capture_on_commit_callbacks))
+    assert _counts(regrade) == ("done", 0, 0, 1, 2)
+    assert _state(assignment)["grades"] == grades
+
+
+def test_a_regrade_lost_for_half_an_hour_gives_way_to_a_new_one(
+    regrade_world, django_capture_on_commit_callbacks
+):
+    world, assignment, *_ = regrade_world
+    lost = _start(world, assignment, django_capture_on_commit_callbacks)
+    with scopes_disabled():
+        Regrade.objects.filter(id=lost.id).update(
+            state="running", updated_at=timezone.now() - timedelta(minutes=31)
+        )
+    fresh = _start(world, assignment, django_capture_on_commit_callbacks)
+    assert fresh.id != lost.id
+    with scopes_disabled():
+        lost.refresh_from_db()
+    assert (lost.state, lost.message) == (
+        "failed",
+        "It did not finish (its worker was lost); start it again.",
+    )
+    # The lost task, delivered at last, finds its regrade finished and does nothing.
+    assert regrade_assignment(str(world.tenant.id), str(lost.id)) == "failed"
