@@ -54,17 +54,20 @@ def _learning_rows(world):
 
 def _model_rows(world):
     """Nor kept models, their files, showcases, regrades, grade notices and the day's
-    prediction count."""
+    prediction count and model API keys."""
     from django_scopes import scopes_disabled
 
     from apps.jobs.models import Regrade
     from apps.jobs.regrade import assignment_regrade_run
     from apps.quotas.services import predictions_admit
+    from apps.serving.services import model_key_create
     from apps.trained_models.services import showcase_choose
     from tests.models_support import stored_model
 
     model = stored_model(world, dataset="digits", trained=False)
     showcase_choose(model=model, by=world.learner.user)
+    with scope(tenant=world.tenant.id):
+        model_key_create(trained_model=model, user=world.learner.user, name="scoping")
     with scopes_disabled():  # thresholds under which the stored grade (80) changes
         type(model.exercise).objects.filter(pk=model.exercise_id).update(
             min_metric=0.0, target_metric=0.01
@@ -101,4 +104,4 @@ def test_a_scope_shows_only_its_tenants_rows(tenant_a, tenant_b, settings, tmp_p
     for model in _tenant_owned_models():
         with scope(tenant=tenant_a.tenant):
             rows = list(model.objects.all())
-        assert rows and {row.tenant_id for row in rows} == {tenant_a.tenant.id}
+        assert rows and {row.tenant_id for row in rows} == {tenant_a.tenant.id}, model

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_safe
 from apps.jobs import selectors
 from apps.jobs.models import SubmissionKind
 from apps.learning.compare import per_class_rows, side_by_side, spec_lines, unified
-from apps.learning.run_pages import _confusion_rows as confusion_rows
+from apps.learning.run_pages import confusion_rows
 
 
 def _visible(request, raw) -> object:

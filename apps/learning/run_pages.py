@@ -50,7 +50,7 @@ def _result_context(submission) -> dict:
         "ended": job.state in FINAL_STATES,
         "grade": grade,
         "metrics": metrics,
-        "confusion": _confusion_rows(metrics),
+        "confusion": confusion_rows(metrics),
         "hints": run_hint_list(job=job, course=assignment.course),
         "trained_model": trained_model,
     }
@@ -133,7 +133,7 @@ def grade_override(request, tenant_slug, submission_id):
     return run_page(request, tenant_slug, submission_id, override_form=form)
 
 
-def _confusion_rows(metrics: dict) -> list[dict]:
+def confusion_rows(metrics: dict) -> list[dict]:
     """The confusion matrix as rows for a heat map: each cell with its count and its share of
     the row (the true class), so the colour reads as "how often this class went there"."""
     matrix, names = metrics.get("confusion_matrix"), metrics.get("class_names") or []

@@ -248,6 +248,8 @@ def test_setting_a_tenants_quota_is_recorded_in_that_tenant(platform_admin, tena
         "max_seconds_per_job": 600,
         "learner_gpu_seconds_per_day": None,
         "pools": ["gpu"],
+        "storage_bytes": 5 * 1024**3,
+        "predictions_per_day": 10_000,
     }
     assert _only_entry() == {
         "tenant": "alpha",

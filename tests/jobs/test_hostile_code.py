@@ -147,8 +147,8 @@ def test_a_20_mb_outcome_fails_and_nothing_large_is_kept(celery_worker_process, 
     job = finished(submit_code(tenant_a, outcome_of_20_mb(XOR_TEST_INPUTS)))
     assert (job.state, job.failure_kind, job.outcome) == ("failed", "protocol", None)
     longest = protocol.result_line_limit(XOR_TEST_INPUTS, 2)
-    assert format_bytes(longest) == "16.5 KiB"
-    assert job.message == protocol_message("line 2 is longer than 16.5 KiB, the most it may be")
+    assert format_bytes(longest) == "22.4 KiB"  # the outcome's 16 KiB, an export error's 6 KiB
+    assert job.message == protocol_message("line 2 is longer than 22.4 KiB, the most it may be")
     with scopes_disabled():
         payloads = list(JobEvent.objects.filter(job=job).values_list("type", "payload"))
     assert [kind for kind, _ in payloads] == ["queued", "started", "failed"]
