@@ -300,3 +300,27 @@ def test_tied_weights_are_saved_each_under_its_name():
     assert set(loaded) == {"0.weight", "1.weight"}
     assert torch.equal(loaded["0.weight"], loaded["1.weight"])
     assert torch.equal(loaded["1.weight"], embedding.weight.detach())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_model_trained_on_cuda_exports_from_a_cpu_copy_and_stays_on_cuda():
+    data = load_dataset("digits")
+    spec = parse_spec(
+        {
+            "version": 1,
+            "layers": [
+                {"type": "linear", "out_features": 16},
+                {"type": "relu"},
+                {"type": "linear", "out_features": 10},
+            ],
+            "training": {"optimizer": {"type": "adam", "lr": 0.01}, "epochs": 2},
+        }
+    )
+    model = seeded(0, lambda: build_model(spec, data.info)).to("cuda")
+    train(
+        model, training=spec.training, train=data.train, val=data.val, info=data.info, device="cuda"
+    )
+    onnx = export_onnx(model, info=data.info, training=spec.training)
+    assert next(model.parameters()).is_cuda  # the caller's model is left where it was
+    expected = predict(model, data.test.x, info=data.info, training=spec.training, device="cuda")
+    assert torch.equal(predict_classes(onnx, data.test.x), expected.cpu())
