@@ -247,7 +247,8 @@ INFERENCE_TIMEOUT_S = env.float("INFERENCE_TIMEOUT_S", default=10.0)
 # Sessions kept per pool process: at most this many models and this many bytes of ONNX.
 INFERENCE_CACHE_BYTES = env.int("INFERENCE_CACHE_BYTES", default=512 * 1024 * 1024)
 INFERENCE_CACHE_MODELS = env.int("INFERENCE_CACHE_MODELS", default=64)
-# Requests for one model arriving within this window run as one batch of at most this many rows.
+# Requests arriving while a run of their model is in flight wait for it (at most this window) and
+# run as one batch of at most this many rows; a request for an idle model runs at once.
 INFERENCE_BATCH_WINDOW_MS = env.float("INFERENCE_BATCH_WINDOW_MS", default=2.0)
 INFERENCE_MAX_BATCH = env.int("INFERENCE_MAX_BATCH", default=256)
 INFERENCE_MAX_REQUEST_BYTES = env.int("INFERENCE_MAX_REQUEST_BYTES", default=64 * 1024 * 1024)

@@ -1,5 +1,7 @@
-"""Requests for the same model that arrive within a short window run as one session.run: their
-rows are stacked, run in a thread (the event loop keeps accepting), and split back."""
+"""Requests for the same model run together as one session.run: their rows are stacked, run in a
+thread (the event loop keeps accepting), and split back. A request for a model with nothing in
+flight runs at once; those that arrive while one of its runs is in flight wait for it to end (at
+most the batch window) and then run together."""
 
 import asyncio
 from concurrent.futures import Executor
@@ -52,6 +54,7 @@ class Batcher:
         self.executor = executor
         self.stats = BatchStats()
         self._pending: dict[tuple, _Pending] = {}
+        self._running: dict[tuple, int] = {}  # runs in flight per group
 
     async def run(self, model: LoadedModel, array: np.ndarray) -> np.ndarray:
         """`model`'s output for `array`, possibly computed together with other requests'."""
@@ -61,10 +64,13 @@ class Batcher:
             return await self._run_alone(model, array)
         group = (model.key, array.dtype.str, array.shape[1:])
         pending = self._pending.get(group)
+        if pending is None and not self._running.get(group):
+            # Nothing of this model in flight: no reason to wait; what comes meanwhile batches.
+            return await self._in_flight(group, self._run_alone(model, array))
         if pending is not None and pending.rows + rows > self.max_rows:
             self._flush(group)
             pending = None
-        if pending is None:
+        if pending is None:  # runs when a run of the group ends, or after the window at most
             pending = self._pending[group] = _Pending(model=model)
             loop = asyncio.get_running_loop()
             pending.timer = loop.call_later(self.window_s, self._flush, group)
@@ -81,8 +87,22 @@ class Batcher:
             return
         if pending.timer is not None:
             pending.timer.cancel()
-        task = asyncio.get_running_loop().create_task(self._run_batch(pending))
+        task = asyncio.get_running_loop().create_task(
+            self._in_flight(group, self._run_batch(pending))
+        )
         task.add_done_callback(lambda t: t.exception())  # failures go to the futures
+
+    async def _in_flight(self, group: tuple, coroutine):
+        """Runs `coroutine` counted as a run of `group` in flight; when it ends, the requests
+        that came meanwhile run."""
+        self._running[group] = self._running.get(group, 0) + 1
+        try:
+            return await coroutine
+        finally:
+            self._running[group] -= 1
+            if not self._running[group]:
+                del self._running[group]
+            self._flush(group)
 
     async def _run_alone(self, model: LoadedModel, array: np.ndarray) -> np.ndarray:
         loop = asyncio.get_running_loop()
