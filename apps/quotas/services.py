@@ -444,14 +444,22 @@ def predictions_admit(*, tenant_id, samples: int) -> bool:
     predictions_per_day."""
     if samples < 1:
         raise ValueError("A prediction request has at least one sample.")
-    quota = TenantQuota.objects.filter(tenant_id=tenant_id).first() or _default_quota(tenant_id)
+    quota = TenantQuota.objects.filter(tenant_id=tenant_id).only("predictions_per_day").first()
+    allowed = (quota or _default_quota(tenant_id)).predictions_per_day
     today = day_start(timezone.now()).date()
-    with transaction.atomic():
+    # Once the day's row exists, one conditional UPDATE counts the request: it takes the row's
+    # lock, and PostgreSQL checks the condition again on the row as it is once locked.
+    counted = PredictionUsage.objects.filter(
+        tenant_id=tenant_id, day=today, samples__lte=allowed - samples
+    ).update(requests=F("requests") + 1, samples=F("samples") + samples)
+    if counted:
+        return True
+    with transaction.atomic():  # the day's first request, or a refusal
         PredictionUsage.objects.bulk_create(
             [PredictionUsage(tenant_id=tenant_id, day=today)], ignore_conflicts=True
         )
         usage = PredictionUsage.objects.select_for_update().get(tenant_id=tenant_id, day=today)
-        if usage.samples + samples > quota.predictions_per_day:
+        if usage.samples + samples > allowed:
             return False
         usage.requests = F("requests") + 1
         usage.samples = F("samples") + samples
