@@ -104,9 +104,26 @@ def _numbers(spec: InputSpec, value, where: str) -> list:
             _("%(where)s has %(count)s numbers; this model takes %(size)s")
             % {"where": where, "count": count, "size": spec.describe()},
         )
-    for index, number in enumerate(flat):
-        _check_number(spec, number, places[index] if places else f"{where}[{index}]")
+    if not _all_fine(spec, flat):  # then find the first problem, and say where it is
+        for index, number in enumerate(flat):
+            _check_number(spec, number, places[index] if places else f"{where}[{index}]")
     return flat
+
+
+def _all_fine(spec: InputSpec, flat: list) -> bool:
+    """True when every number passes _check_number (checked at once, in numpy); False when one
+    may not, for the loop to name it."""
+    kinds = set(map(type, flat))  # bool and NonFinite are types of their own
+    tokens = spec.kind == "tokens"
+    if not flat or not kinds <= ({int} if tokens else {int, float}):
+        return False
+    try:
+        values = np.asarray(flat, dtype=np.int64 if tokens else np.float64)
+    except OverflowError:  # an integer too large for int64 or float64
+        return False
+    if tokens:
+        return bool(values.min() >= 0 and values.max() <= (spec.vocab_size or 1) - 1)
+    return bool(np.all(np.abs(values) <= 3.4e38))  # False for inf and NaN too
 
 
 def _flatten(value, shape, where, flat, places) -> None:

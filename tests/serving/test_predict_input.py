@@ -86,6 +86,7 @@ def test_a_nested_sample_of_the_wrong_shape(tenant_a, mnist_model):
         ("-Infinity", "inputs[1][5] is -Infinity; numbers must be finite"),
         ("1e400", "inputs[1][5] is inf; numbers must be finite"),
         ("1e39", "inputs[1][5] is too large for float32"),
+        ("1" + "0" * 400, "inputs[1][5] is too large for float32"),  # past float64 too
     ],
 )
 def test_a_value_that_is_not_a_finite_number(tenant_a, digits_model, value, message):
@@ -213,7 +214,7 @@ def test_tokens_outside_the_vocabulary():
     spec = InputSpec.of(dataset_info("sequences"))  # 20 tokens from 0 to 15
     good = samples_decode(spec=spec, inputs=[[1] * 20])
     assert good.dtype.name == "int64" and good.shape == (1, 20)
-    for token, shown in ((16, "16"), (-1, "-1"), (2.5, "2.5")):
+    for token, shown in ((16, "16"), (-1, "-1"), (2.5, "2.5"), (2**70, str(2**70))):
         sample = [1] * 20
         sample[3] = token
         with pytest.raises(BadInput) as refused:
