@@ -121,13 +121,17 @@ def _seen(request, model_id) -> TrainedModel:
 
 
 def _model_seen(request, model_id) -> TrainedModel:
-    """The model the caller may use: a key's own model only; for people, the selector's rule."""
+    """The model the caller may use: a key's own model only; for people, the selector's rule
+    (reading only the model and its course: a prediction needs no more)."""
     key = request.auth if isinstance(request.auth, ModelApiKey) else None
     if key is not None:
         if key.trained_model_id != model_id:
             raise Http404  # a key sees its one model; others do not exist for it
-        return TrainedModel.objects.select_related("onnx").get(id=model_id)
-    return _seen(request, model_id)
+        return TrainedModel.objects.get(id=model_id)
+    access = getattr(request, "tenant_access", None)  # TenantMember's, for this tenant
+    return trained_model_get(
+        user=request.user, tenant=request.tenant, model_id=model_id, access=access, related=()
+    )
 
 
 class PredictApi(ApiView):

@@ -27,16 +27,20 @@ def _access(user, tenant):
         raise Http404 from exc
 
 
-def trained_model_get(*, user, tenant, model_id) -> TrainedModel:
-    """The model `model_id` of `tenant` if `user` may see it; Http404 otherwise."""
-    access = _access(user, tenant)
+def trained_model_get(
+    *, user, tenant, model_id, access=None, related: tuple[str, ...] = _RELATED
+) -> TrainedModel:
+    """The model `model_id` of `tenant` if `user` may see it; Http404 otherwise. `access`: the
+    user's TenantAccess in `tenant` when the caller has it (a request does); `related`: the rows
+    read with it (the course always, for the rule)."""
+    access = access or _access(user, tenant)
     try:
         model_id = uuid.UUID(str(model_id))
     except ValueError as exc:
         raise Http404 from exc
     with scope(tenant=tenant.id):
         model = (
-            TrainedModel.objects.select_related(*_RELATED)
+            TrainedModel.objects.select_related("course", *related)
             .filter(tenant_id=tenant.id, id=model_id)
             .first()
         )
