@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python benchmarks/dispatch_latency.py
 	$(BIN)/python benchmarks/fairness_sim.py
 	$(BIN)/python benchmarks/bkt_vs_pybkt.py
+	$(BIN)/python benchmarks/serving.py
 
 lint:
 	$(BIN)/ruff check .

@@ -10,7 +10,7 @@ each after a warm-up:
 (b) onnxruntime in this process (a session made as the pool makes it: one thread);
 (c) api: `POST /api/v1/t/<slug>/models/<id>/predict` over HTTP (keep-alive, one connection per
     client, `Authorization: Token`): uvicorn on `config.asgi:application` (one worker, as
-    production's default `WEB_CONCURRENCY`), which asks the inference pool
+    production's default `WEB_CONCURRENCY`; `--web-workers`), which asks the inference pool
     (`python -m apps.serving.inference`, its own process) to run the model;
 (d) eager-http, the baseline behind the same HTTP layer: a second uvicorn on
     `benchmarks.serving_eager:application`, the same Django application with the pool call
@@ -234,8 +234,9 @@ class Services(Stack):
     """uvicorn on config.asgi (web, asking the pool), the pool, and the baseline uvicorn on
     benchmarks.serving_eager; stopped by pid on exit."""
 
-    def __init__(self, env, *, batch_window_ms: float | None):
+    def __init__(self, env, *, batch_window_ms: float | None, web_workers: int):
         super().__init__(env, pool="")
+        self.web_workers = web_workers
         self.pool_port, self.eager_port = _free_port(), _free_port()
         self.env["INFERENCE_URL"] = f"http://127.0.0.1:{self.pool_port}"
         if batch_window_ms is not None:
@@ -243,7 +244,8 @@ class Services(Stack):
 
     def _uvicorn(self, name: str, app: str, port: int) -> None:
         argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
-        self._spawn(name, [*argv, "--log-level", "warning"])
+        workers = ["--workers", str(self.web_workers)] if self.web_workers > 1 else []
+        self._spawn(name, [*argv, *workers, "--log-level", "warning"])
 
     def start(self) -> None:
         python = sys.executable
@@ -286,6 +288,9 @@ def main() -> None:
     parser.add_argument("--batches", default="1,32", help="batch sizes, comma-separated")
     parser.add_argument("--models", default="digits,shapes", help="digits, shapes or both")
     parser.add_argument(
+        "--web-workers", type=int, default=1, help="uvicorn workers of both web servers"
+    )
+    parser.add_argument(
         "--batch-window-ms", type=float, default=None, help="the pool's batch window (setting)"
     )
     parser.add_argument(
@@ -321,11 +326,13 @@ def main() -> None:
         settings.INFERENCE_BATCH_WINDOW_MS if args.batch_window_ms is None else args.batch_window_ms
     )
     print(
-        f"web: uvicorn config.asgi, 1 worker; pool: 1 process, batch window {window} ms, "
+        f"web: uvicorn config.asgi, {args.web_workers} worker(s); pool: 1 process, "
+        f"batch window {window} ms, "
         f"{settings.INFERENCE_RUN_THREADS} run threads x {settings.INFERENCE_SESSION_THREADS} "
-        "onnxruntime thread; baseline web: uvicorn benchmarks.serving_eager, 1 worker"
+        f"onnxruntime thread; baseline web: uvicorn benchmarks.serving_eager, {args.web_workers} "
+        "worker(s)"
     )
-    stack = Services(env, batch_window_ms=args.batch_window_ms)
+    stack = Services(env, batch_window_ms=args.batch_window_ms, web_workers=args.web_workers)
     rows = []
     finished = False
     try:
