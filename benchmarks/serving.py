@@ -273,6 +273,15 @@ class Services(Stack):
             time.sleep(0.3)
 
 
+def _pool_stats(port: int) -> dict:
+    from apps.serving.inference.app import SECRET_HEADER
+    from apps.serving.inference.config import inference_secret
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/v1/stats", headers={SECRET_HEADER.decode(): inference_secret()})
+    return json.loads(conn.getresponse().read())
+
+
 def _probabilities(answer: bytes):
     import numpy as np
 
@@ -379,6 +388,12 @@ def main() -> None:
                         row = (model.name, batch, count, mode, latencies, rate)
                         rows.append(row)
                         _print_row(row)
+        batcher = _pool_stats(stack.pool_port)["batcher"]
+        print(
+            f"pool: {batcher['requests']} requests in {batcher['runs']} session runs "
+            f"({batcher['rows']} rows): requests that ran together with another: "
+            f"{batcher['requests'] - batcher['runs']}"
+        )
         finished = True
     finally:
         stack.stop(keep_logs=not finished)
