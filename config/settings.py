@@ -254,9 +254,11 @@ INFERENCE_MAX_BATCH = env.int("INFERENCE_MAX_BATCH", default=256)
 INFERENCE_MAX_REQUEST_BYTES = env.int("INFERENCE_MAX_REQUEST_BYTES", default=64 * 1024 * 1024)
 INFERENCE_RUN_THREADS = env.int("INFERENCE_RUN_THREADS", default=2)
 INFERENCE_SESSION_THREADS = env.int("INFERENCE_SESSION_THREADS", default=1)
-# The prediction API's limits: samples per request, and encoded bytes and pixels per image
-# (the body as a whole is under DATA_UPLOAD_MAX_MEMORY_SIZE).
+# The prediction API's limits: samples per request, the body (larger than other requests': a
+# batch of 256 CIFAR-sized images as JSON numbers is about 5 MB), and encoded bytes and pixels
+# per image.
 PREDICT_MAX_BATCH = env.int("PREDICT_MAX_BATCH", default=256)
+PREDICT_MAX_BODY_BYTES = env.int("PREDICT_MAX_BODY_BYTES", default=8 * 1024 * 1024)
 PREDICT_MAX_IMAGE_BYTES = env.int("PREDICT_MAX_IMAGE_BYTES", default=512 * 1024)
 PREDICT_MAX_IMAGE_PIXELS = env.int("PREDICT_MAX_IMAGE_PIXELS", default=4096 * 4096)
 
@@ -320,8 +322,12 @@ X_FRAME_OPTIONS = "DENY"
 if env.bool("BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# Request bodies above this answer 413 before any view runs.
-DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# Request bodies above this answer 413 before any view runs (apps.core.middleware); the paths
+# in REQUEST_BODY_LIMITS have their own. Django's own check sits at the largest of them, so it
+# never refuses what the middleware let through.
+REQUEST_BODY_MAX_BYTES = 1024 * 1024
+REQUEST_BODY_LIMITS = {r"^/api/v1/t/[^/]+/models/[^/]+/predict$": PREDICT_MAX_BODY_BYTES}
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(REQUEST_BODY_MAX_BYTES, *REQUEST_BODY_LIMITS.values())
 
 # --- API --------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -8,6 +8,7 @@ import re
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
+from apps.core.middleware import RequestBodyLimitMiddleware
 from tests.conftest import api_client_for
 from tests.serving.worlds import world_model_row
 from tests.snapshots import db_snapshot
@@ -144,14 +145,16 @@ def test_wrong_types_are_400_and_named(caller, tenant_a, path, method, schema):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("path,method,schema", OPERATIONS, ids=lambda v: str(v)[:60])
-def test_a_body_over_1_mib_is_413(caller, tenant_a, path, method, schema):
+def test_a_body_over_its_limit_is_413(caller, tenant_a, path, method, schema):
+    """1 MiB, or its path's own limit (the prediction API's is 8 MiB)."""
     before = db_snapshot()
-    body = json.dumps({"padding": "x" * (1024 * 1024)})
-    response = getattr(caller, method)(
-        _fill(path, tenant_a), data=body, content_type="application/json"
-    )
+    url = _fill(path, tenant_a)
+    limit = RequestBodyLimitMiddleware.limit_for(url)
+    assert limit == (8 if path.endswith("/predict") else 1) * 1024 * 1024
+    body = json.dumps({"padding": "x" * limit})
+    response = getattr(caller, method)(url, data=body, content_type="application/json")
     error = _assert_error(response, 413, "request_too_large")
-    assert error["message"] == "The request body is larger than 1024 KiB."
+    assert error["message"] == f"The request body is larger than {limit // 1024} KiB."
     assert db_snapshot() == before
 
 

@@ -1,5 +1,6 @@
 """Request-level limits that apply before any view runs, and the user's time zone."""
 
+import re
 import zoneinfo
 
 from django.conf import settings
@@ -10,7 +11,8 @@ from apps.core.api.errors import error_response
 
 
 class RequestBodyLimitMiddleware:
-    """Answers 413 for a body over DATA_UPLOAD_MAX_MEMORY_SIZE.
+    """Answers 413 for a body over REQUEST_BODY_MAX_BYTES, or over the limit of its path in
+    REQUEST_BODY_LIMITS ({path regex: bytes}, the first that matches: the prediction API's).
 
     Django checks the limit only when a view reads request.body; DRF's parsers read the stream
     and skip that check, so it is enforced here, once, for pages and API alike. Django reads a
@@ -21,8 +23,15 @@ class RequestBodyLimitMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
+    @staticmethod
+    def limit_for(path: str) -> int:
+        for pattern, limit in settings.REQUEST_BODY_LIMITS.items():
+            if re.match(pattern, path):
+                return limit
+        return settings.REQUEST_BODY_MAX_BYTES
+
     def __call__(self, request):
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit = self.limit_for(request.path)
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:

@@ -111,7 +111,17 @@ def test_ten_megabytes_of_base64_is_413_before_decoding(tenant_a, mnist_model):
     image = base64.b64encode(b"\0" * (10 * 1024 * 1024)).decode()
     error = _refused(tenant_a, mnist_model, {"images": [image]}, status=413)
     assert error["code"] == "request_too_large"
-    assert error["message"] == "The request body is larger than 1024 KiB."
+    assert error["message"] == "The request body is larger than 8192 KiB."
+
+
+def test_a_full_batch_of_images_as_numbers_passes_the_body_limit(tenant_a, mnist_model):
+    """256 MNIST-sized samples as JSON numbers are over the 1 MiB other requests may send, and
+    within the prediction API's own limit: checked, decoded, and sent on to the pool (here a
+    port nothing listens on: 503, nothing counted)."""
+    body = json.dumps({"inputs": [[[[255.0] * 28] * 28]] * 256}).encode()
+    assert 1024 * 1024 < len(body) < 8 * 1024 * 1024
+    error = _refused(tenant_a, mnist_model, body, status=503)
+    assert error["code"] == "inference_unavailable"
 
 
 def _png_bomb(side: int) -> str:

@@ -50,7 +50,7 @@ DESCRIPTIONS = {
     "401": "Not authenticated, or the credentials are wrong.",
     "403": "Authenticated, but not allowed to do this (a role, a suspended tenant, CSRF).",
     "404": "Not found, or not visible to the caller.",
-    "413": "The request body is larger than the limit (DATA_UPLOAD_MAX_MEMORY_SIZE).",
+    "413": "The request body is larger than the limit (REQUEST_BODY_MAX_BYTES, or its path's own).",
     "415": "The request body is not JSON.",
     "429": "Too many requests (or failed logins); Retry-After says when to try again.",
 }
