@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 
 import celery
+import psutil
 import pytest
 import redis
 from channels.layers import channel_layers
@@ -341,6 +342,25 @@ def _worker_consumes(worker: _SessionWorker, wanted: set[str]) -> bool:
     return False
 
 
+def _worker_waits_on_a_queue(worker: _SessionWorker) -> bool:
+    """Whether one of the worker's Redis connections is blocked in a BRPOP on its queues. The
+    one it sent before its consumers were cancelled runs to its timeout (a second); stopped
+    inside it, the worker would still be handed the next message pushed to those queues, and
+    the message would vanish from the queue into the stopped process (seen in CI: a task the
+    next module published and then read off the queue was not there)."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    server_port = client.connection_pool.connection_kwargs["port"]
+    ports = {
+        connection.laddr.port
+        for connection in psutil.Process(worker.process.pid).net_connections(kind="tcp")
+        if connection.raddr and connection.raddr.port == server_port
+    }
+    return any(
+        int(entry["addr"].rpartition(":")[2]) in ports and "b" in entry["flags"]
+        for entry in client.client_list()
+    )
+
+
 def _worker_pause(worker: _SessionWorker) -> bool:
     """Stops the worker taking jobs, then stops the process itself (SIGSTOP: no heartbeat, no
     database or Redis traffic) until the next module asks for it. False if it did not answer."""
@@ -350,6 +370,11 @@ def _worker_pause(worker: _SessionWorker) -> bool:
         return False
     if not _worker_consumes(worker, set()):
         return False
+    wait_for(
+        lambda: worker.process.poll() is not None or not _worker_waits_on_a_queue(worker),
+        timeout=10,
+        message="the worker's last wait on its queues to end",
+    )
     worker.process.send_signal(signal.SIGSTOP)
     wait_for(
         lambda: worker.process.poll() is not None or _process_state(worker.process.pid) == "T",
