@@ -22,6 +22,7 @@ import celery
 import psutil
 import pytest
 import redis
+import torch
 from channels.layers import channel_layers
 from django.conf import settings
 from django.test import Client
@@ -54,7 +55,17 @@ WORKER_QUEUES = ("default", "gpu")
 
 def pytest_configure(config):
     """Trained models the tests' runs keep go to a folder of this process's own, not var/:
-    this process's settings and the environment the workers and servers it starts inherit."""
+    this process's settings and the environment the workers and servers it starts inherit.
+
+    Under pytest-xdist each process gets its share of the CPUs for torch (and the workers,
+    sandboxes and servers it starts, through OMP_NUM_THREADS): two processes each training
+    with every core's worth of threads oversubscribe them, and a run took five times as long."""
+    processes = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    if processes > 1:
+        threads = max(1, (os.cpu_count() or 1) // processes)
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = str(threads)
+        torch.set_num_threads(threads)
     folder = tempfile.mkdtemp(prefix="aula-test-artifacts-")
     os.environ["ARTIFACTS_DIR"] = folder
     if "location" in settings.STORAGES["artifacts"].get("OPTIONS", {}):

@@ -1,7 +1,6 @@
 """What a code submission may use, what a run returns, and the sentences that explain a failure."""
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,9 @@ KEPT_OUTPUT_BYTES = 16 * KiB
 
 
 def _default_threads() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+    """As many as this process's torch uses (the CPUs, or OMP_NUM_THREADS when it is set), at
+    most 4."""
+    return max(1, min(4, torch.get_num_threads()))
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class SandboxLimits:
     max_file_bytes: the largest file the code may write (RLIMIT_FSIZE).
     tmp_bytes: the size of the private /tmp (and /dev/shm), both in memory.
     max_output_bytes: stdout and stderr together; more and the run is stopped.
-    threads: torch's intra-op threads (and OMP_NUM_THREADS); None: min(4, CPUs).
+    threads: torch's intra-op threads (and OMP_NUM_THREADS); None: min(4, this process's).
     max_artifact_bytes: the most the parent reads of each exported file (the ONNX model, the
         weights); a larger one is not kept. It cannot exceed max_file_bytes in effect: the
         sandbox cannot write more than that into a file.
