@@ -9,7 +9,6 @@ import pytest
 import torch
 from django.conf import settings
 from django_scopes import scope, scopes_disabled
-from onnx import TensorProto, helper
 
 from apps.jobs import runner
 from apps.jobs.lease import job_claim
@@ -21,7 +20,14 @@ from runtime.sandbox.limits import CodeRunResult
 from runtime.templates import TEMPLATES
 from tests.conftest import api_client_for
 from tests.factories import AssignmentFactory, ExerciseFactory
-from tests.runtime.test_artifact_checks import _varint, model_bytes
+from tests.onnx_support import (
+    custom_domain_node,
+    external_data_model,
+    huge_initializer_model,
+    huge_loop_model,
+    million_nodes_model,
+    model_bytes,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,63 +35,29 @@ XOR = TEMPLATES["xor"]
 OUTCOME = {"status": "completed", "epochs_completed": 1, "steps": 1, "seconds": 0.1}
 
 
-def _external() -> bytes:
-    tensor = TensorProto(name="outside", data_type=TensorProto.FLOAT, dims=[4])
-    tensor.data_location = TensorProto.EXTERNAL
-    entry = tensor.external_data.add()
-    entry.key, entry.value = "location", "../../etc/passwd"
-    return model_bytes(initializers=[tensor])
-
-
-def _loop() -> bytes:
-    body = helper.make_graph(
-        [helper.make_node("Identity", ["cond_in"], ["cond_out"])],
-        "body",
-        [
-            helper.make_tensor_value_info("i", TensorProto.INT64, []),
-            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-        ],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, [])],
-    )
-    trips = helper.make_node(
-        "Constant", [], ["trips"], name="trips", value=helper.make_tensor("t", 7, [], [2**62])
-    )
-    return model_bytes(nodes=[trips, helper.make_node("Loop", ["trips", ""], [], body=body)])
-
-
-def _million_nodes() -> bytes:
-    node = helper.make_node("Relu", ["input"], ["input"]).SerializeToString()
-    nodes = (b"\x0a" + _varint(len(node)) + node) * 1_000_000
-    return model_bytes() + b"\x3a" + _varint(len(nodes)) + nodes
-
-
 HOSTILE = {
     "2 GB initializer": (
-        lambda: model_bytes(
-            initializers=[TensorProto(name="huge", data_type=TensorProto.FLOAT, dims=[2**29])]
-        ),
+        huge_initializer_model,
         'The initializer "huge" declares 2 GiB (float32 [536870912]); the most a tensor may '
         "hold is 64 MiB.",
     ),
     "custom domain": (
-        lambda: model_bytes(
-            nodes=[helper.make_node("Evil", ["input"], ["x"], name="evil", domain="com.evil")]
-        ),
+        lambda: model_bytes(nodes=[custom_domain_node()]),
         'Node 0 ("evil", Evil) is an operator of the domain "com.evil"; only the standard '
         "operators (the default domain) are accepted.",
     ),
     "external data": (
-        _external,
+        external_data_model,
         'The initializer "outside" keeps its data outside the file (external data, location '
         '"../../etc/passwd"); external data is not accepted.',
     ),
     "huge loop": (
-        _loop,
+        lambda: huge_loop_model(name=None),
         "Node 1 (Loop) is control flow; loops and conditionals (If, Loop, Scan) are "
         "not accepted, since they can run without bound.",
     ),
     "a million nodes": (
-        _million_nodes,
+        million_nodes_model,
         "The ONNX model has 1,000,002 nodes; the most accepted is 10,000.",
     ),
 }

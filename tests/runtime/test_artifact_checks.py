@@ -5,9 +5,8 @@ import json
 import struct
 import tracemalloc
 
-import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from runtime.artifacts.check import (
     ALLOWED_OPERATORS,
@@ -20,51 +19,17 @@ from runtime.artifacts.export import export_onnx
 from runtime.datasets import dataset_info
 from runtime.spec import build_model, parse_spec
 from runtime.spec.layers import LAYERS
+from tests.onnx_support import (
+    custom_domain_node,
+    external_data_model,
+    huge_initializer_model,
+    huge_loop_model,
+    million_nodes_model,
+    model_bytes,
+)
 
 XOR = dataset_info("xor")  # vectors [2], two classes
 DIGITS = dataset_info("digits")
-
-
-def weight(name="w"):
-    return numpy_helper.from_array(np.ones((2, 2), dtype=np.float32), name)
-
-
-def model_bytes(
-    *,
-    nodes=None,
-    initializers=None,
-    inputs=None,
-    outputs=None,
-    opset=17,
-    ir_version=8,
-    opsets=None,
-    functions=(),
-    sparse=(),
-) -> bytes:
-    """A small valid model (input [batch, 2] -> Gemm -> Softmax -> [batch, 2]) with parts
-    replaced."""
-    nodes = nodes if nodes is not None else []
-    nodes = [
-        *nodes,
-        helper.make_node("Gemm", ["input", "w"], ["scores"], name="gemm"),
-        helper.make_node("Softmax", ["scores"], ["probabilities"], name="softmax"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        inputs or [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 2])],
-        outputs
-        or [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 2])],
-        initializer=[weight(), *(initializers or [])],
-        sparse_initializer=list(sparse),
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=opsets or [helper.make_opsetid("", opset)],
-        ir_version=ir_version,
-        functions=list(functions),
-    )
-    return model.SerializeToString()
 
 
 def refused(data: bytes, **kwargs) -> str:
@@ -82,8 +47,7 @@ def test_the_valid_model_passes():
 
 
 def test_an_initializer_declaring_2_gb_is_refused_without_allocating_it():
-    huge = TensorProto(name="huge", data_type=TensorProto.FLOAT, dims=[2**29])  # no data at all
-    data = model_bytes(initializers=[huge])
+    data = huge_initializer_model()  # no data at all
     assert len(data) < 1000
     tracemalloc.start()
     try:
@@ -106,7 +70,7 @@ def test_an_initializer_holding_less_than_it_declares_is_refused():
 
 
 def test_a_custom_domain_operator_is_refused():
-    node = helper.make_node("Evil", ["input"], ["x"], name="evil", domain="com.evil")
+    node = custom_domain_node()
     assert refused(model_bytes(nodes=[node])) == (
         'Node 0 ("evil", Evil) is an operator of the domain "com.evil"; only the standard '
         "operators (the default domain) are accepted."
@@ -119,57 +83,23 @@ def test_a_custom_domain_operator_is_refused():
 
 
 def test_external_data_pointing_outside_is_refused():
-    tensor = TensorProto(name="outside", data_type=TensorProto.FLOAT, dims=[4])
-    tensor.data_location = TensorProto.EXTERNAL
-    entry = tensor.external_data.add()
-    entry.key, entry.value = "location", "../../etc/passwd"
-    assert refused(model_bytes(initializers=[tensor])) == (
+    assert refused(external_data_model()) == (
         'The initializer "outside" keeps its data outside the file (external data, location '
         '"../../etc/passwd"); external data is not accepted.'
     )
 
 
 def test_a_loop_with_a_huge_trip_count_is_refused():
-    body = helper.make_graph(
-        [helper.make_node("Identity", ["cond_in"], ["cond_out"])],
-        "body",
-        [
-            helper.make_tensor_value_info("i", TensorProto.INT64, []),
-            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-        ],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, [])],
-    )
-    trips = helper.make_node(
-        "Constant",
-        [],
-        ["trips"],
-        name="trips",
-        value=helper.make_tensor("t", TensorProto.INT64, [], [2**62]),
-    )
-    loop = helper.make_node("Loop", ["trips", ""], [], name="loop", body=body)
-    assert refused(model_bytes(nodes=[trips, loop])) == (
+    assert refused(huge_loop_model()) == (
         'Node 1 ("loop", Loop) is control flow; loops and conditionals (If, Loop, Scan) are not '
         "accepted, since they can run without bound."
     )
 
 
 def test_a_million_nodes_are_refused_by_the_node_cap():
-    # The graph message once more: protobuf merges it into the first, appending its nodes.
-    node = helper.make_node("Relu", ["input"], ["input"]).SerializeToString()
-    field = b"\x0a" + _varint(len(node)) + node  # GraphProto.node = 1
-    nodes = field * 1_000_000
-    data = model_bytes() + b"\x3a" + _varint(len(nodes)) + nodes  # ModelProto.graph = 7
+    data = million_nodes_model()
     assert len(data) < 64 * 2**20
     assert refused(data) == "The ONNX model has 1,000,002 nodes; the most accepted is 10,000."
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def test_bytes_that_are_not_protobuf_are_refused():

@@ -2,7 +2,6 @@
 time) stored through the trained-models app, and the real inference pool in its own process
 on the test database and storage."""
 
-import io
 import urllib.request
 
 import numpy as np
@@ -14,24 +13,7 @@ from onnx import TensorProto, helper
 from apps.serving.inference.config import inference_secret
 from apps.trained_models.services import artifact_store
 from tests.factories import AssignmentFactory, ExerciseFactory, graded_submission
-
-
-def onnx_export(module: torch.nn.Module, sample: torch.Tensor) -> bytes:
-    """`module` as the trusted side exports it: input "input", output "probabilities", a
-    dynamic batch axis, opset 17."""
-    module.eval()
-    buffer = io.BytesIO()
-    torch.onnx.export(
-        module,
-        sample,
-        buffer,
-        input_names=["input"],
-        output_names=["probabilities"],
-        dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    return buffer.getvalue()
+from tests.onnx_support import onnx_export
 
 
 def mlp_onnx(features: int, classes: int, *, hidden: int = 16, seed: int = 0) -> bytes:

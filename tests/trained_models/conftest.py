@@ -3,8 +3,6 @@ ONNX and safetensors bytes (a tiny nn.Linear), and a helper that stores a model 
 attempt of a world's learner."""
 
 import hashlib
-import io
-import warnings
 from pathlib import Path
 
 import pytest
@@ -16,30 +14,15 @@ from apps.quotas.models import StorageUsage
 from apps.trained_models.models import ArtifactBlob, TrainedModel
 from apps.trained_models.services import artifact_store
 from tests.factories import JobFactory, SubmissionFactory
+from tests.onnx_support import onnx_export
 
 
 def _linear_onnx(seed: int) -> tuple[bytes, bytes]:
     torch.manual_seed(seed)
     model = torch.nn.Linear(2, 2)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():  # the legacy exporter's deprecation notice
-        warnings.simplefilter("ignore", DeprecationWarning)
-        _export(model, buffer)
+    onnx = onnx_export(model, torch.zeros(1, 2))
     weights = safetensors_save({k: v.contiguous() for k, v in model.state_dict().items()})
-    return buffer.getvalue(), weights
-
-
-def _export(model, buffer) -> None:
-    torch.onnx.export(
-        model,
-        (torch.zeros(1, 2),),
-        buffer,
-        dynamo=False,
-        opset_version=17,
-        input_names=["input"],
-        output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-    )
+    return onnx, weights
 
 
 @pytest.fixture(scope="session")
