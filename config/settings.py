@@ -254,6 +254,9 @@ INFERENCE_MAX_BATCH = env.int("INFERENCE_MAX_BATCH", default=256)
 INFERENCE_MAX_REQUEST_BYTES = env.int("INFERENCE_MAX_REQUEST_BYTES", default=64 * 1024 * 1024)
 INFERENCE_RUN_THREADS = env.int("INFERENCE_RUN_THREADS", default=2)
 INFERENCE_SESSION_THREADS = env.int("INFERENCE_SESSION_THREADS", default=1)
+# The prediction API's fast path (apps/serving/fastpath.py): callers Django has answered once
+# with a token or key are answered before Django until anything about their access changes.
+PREDICT_FAST_PATH = env.bool("PREDICT_FAST_PATH", default=True)
 # The prediction API's limits: samples per request, the body (larger than other requests': a
 # batch of 256 CIFAR-sized images as JSON numbers is about 5 MB), and encoded bytes and pixels
 # per image.

@@ -481,6 +481,16 @@ def asgi_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterato
     process, on the test database and Redis; its URL. Tests using it need committed data
     (transactional_db, which the browser tests' `new_page` brings). One for the session: it only
     answers requests, so the modules that use it can share it (each start imports the app)."""
+    process, url = uvicorn_start(tmp_path_factory)
+    try:
+        yield url
+    finally:
+        stop_process(process)
+
+
+def uvicorn_start(tmp_path_factory, **environment) -> tuple[subprocess.Popen, str]:
+    """uvicorn on config.asgi with these settings (environment variables) added, answering
+    /healthz; the process and its URL (stop it with stop_process)."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("uvicorn") / "uvicorn.log"
     env = {
@@ -488,6 +498,7 @@ def asgi_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterato
         "DATABASE_URL": database_url_of_test_db(),
         "STATIC_FROM_SOURCE": "true",
         "DATABASE_POOL": "true",  # as production runs (the test process itself does not)
+        **{name: str(value) for name, value in environment.items()},
     }
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -521,9 +532,10 @@ def asgi_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterato
 
     try:
         wait_for(answers, timeout=60, message="uvicorn answering /healthz")
-        yield url
-    finally:
+    except BaseException:
         stop_process(process)
+        raise
+    return process, url
 
 
 def free_port() -> int:

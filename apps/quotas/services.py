@@ -444,16 +444,10 @@ def predictions_admit(*, tenant_id, samples: int) -> bool:
     predictions_per_day."""
     if samples < 1:
         raise ValueError("A prediction request has at least one sample.")
-    quota = TenantQuota.objects.filter(tenant_id=tenant_id).only("predictions_per_day").first()
-    allowed = (quota or _default_quota(tenant_id)).predictions_per_day
-    today = day_start(timezone.now()).date()
-    # Once the day's row exists, one conditional UPDATE counts the request: it takes the row's
-    # lock, and PostgreSQL checks the condition again on the row as it is once locked.
-    counted = PredictionUsage.objects.filter(
-        tenant_id=tenant_id, day=today, samples__lte=allowed - samples
-    ).update(requests=F("requests") + 1, samples=F("samples") + samples)
-    if counted:
+    allowed = predictions_allowed(tenant_id)
+    if predictions_count(tenant_id=tenant_id, samples=samples, allowed=allowed):
         return True
+    today = day_start(timezone.now()).date()
     with transaction.atomic():  # the day's first request, or a refusal
         PredictionUsage.objects.bulk_create(
             [PredictionUsage(tenant_id=tenant_id, day=today)], ignore_conflicts=True
@@ -465,6 +459,27 @@ def predictions_admit(*, tenant_id, samples: int) -> bool:
         usage.samples = F("samples") + samples
         usage.save(update_fields=["requests", "samples"])
     return True
+
+
+@_in_tenant_scope
+def predictions_allowed(tenant_id) -> int:
+    """The samples the tenant may have predicted per day (UTC)."""
+    quota = TenantQuota.objects.filter(tenant_id=tenant_id).only("predictions_per_day").first()
+    return (quota or _default_quota(tenant_id)).predictions_per_day
+
+
+@_in_tenant_scope
+def predictions_count(*, tenant_id, samples: int, allowed: int) -> bool:
+    """Count one request of `samples` samples in one statement when today's row exists and
+    they fit in `allowed`; False, counting nothing, otherwise (no row yet, or over). The
+    conditional UPDATE takes the row's lock, and PostgreSQL checks the condition again on the
+    row as it is once locked, so two requests cannot both take the last of the allowance."""
+    today = day_start(timezone.now()).date()
+    return bool(
+        PredictionUsage.objects.filter(
+            tenant_id=tenant_id, day=today, samples__lte=allowed - samples
+        ).update(requests=F("requests") + 1, samples=F("samples") + samples)
+    )
 
 
 @_in_tenant_scope

@@ -65,3 +65,17 @@ def prediction_run(*, trained_model, samples: np.ndarray, key: ModelApiKey | Non
     if key is not None:
         ModelApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
     return output
+
+
+def prediction_answer(*, model_id, info, output: np.ndarray) -> dict | None:
+    """The API's answer for the model's `output` (one row of probabilities per sample); None
+    when the rows do not have one probability per class of the dataset (`info`)."""
+    names = list(info.class_names)
+    if output.ndim != 2 or output.shape[1] != len(names):
+        return None
+    best = output.argmax(axis=1)
+    predictions = [
+        {"label": names[index], "class_index": int(index), "probabilities": row.tolist()}
+        for index, row in zip(best, output, strict=True)
+    ]
+    return {"model": str(model_id), "predictions": predictions, "class_names": names}

@@ -1,6 +1,7 @@
 """The web side of the pool: one keep-alive httpx client per process, the wire format out and
 back, and exceptions the prediction API answers (503 when the pool is down)."""
 
+import asyncio
 import threading
 
 import httpx
@@ -50,6 +51,7 @@ def inference_client_reset() -> None:
         if _client is not None:
             _client.close()
         _client = None
+        _async_clients.clear()  # each is closed with its loop's end
 
 
 def inference_run(*, tenant_id, blob_id, array: np.ndarray) -> np.ndarray:
@@ -60,13 +62,46 @@ def inference_run(*, tenant_id, blob_id, array: np.ndarray) -> np.ndarray:
             "/v1/run", content=body, headers={"content-type": "application/octet-stream"}
         )
     except httpx.HTTPError as exc:
-        raise InferenceUnavailable(
-            _("The inference service is not answering (%(reason)s); try again shortly.")
-            % {"reason": type(exc).__name__}
-        ) from exc
+        raise _unavailable(exc) from exc
+    return _output(response, rows=array.shape[0])
+
+
+_async_clients: dict[int, httpx.AsyncClient] = {}
+
+
+async def inference_run_async(*, tenant_id, blob_id, array: np.ndarray) -> np.ndarray:
+    """inference_run for an event loop (the prediction API's fast path): one keep-alive
+    client per loop."""
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(id(loop))
+    if client is None:
+        client = _async_clients[id(loop)] = httpx.AsyncClient(
+            base_url=settings.INFERENCE_URL,
+            timeout=httpx.Timeout(settings.INFERENCE_TIMEOUT_S, connect=1.0),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            headers={SECRET_HEADER.decode(): inference_secret()},
+        )
+    body = wire.encode({"tenant": str(tenant_id), "blob": str(blob_id)}, array)
+    try:
+        response = await client.post(
+            "/v1/run", content=body, headers={"content-type": "application/octet-stream"}
+        )
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from exc
+    return _output(response, rows=array.shape[0])
+
+
+def _unavailable(exc: httpx.HTTPError) -> InferenceUnavailable:
+    return InferenceUnavailable(
+        _("The inference service is not answering (%(reason)s); try again shortly.")
+        % {"reason": type(exc).__name__}
+    )
+
+
+def _output(response: httpx.Response, *, rows: int) -> np.ndarray:
     if response.status_code == 200:
         try:
-            return wire.decode(response.content, max_elements=array.shape[0] * 2**20).array
+            return wire.decode(response.content, max_elements=rows * 2**20).array
         except wire.WireError as exc:
             raise InferenceUnavailable(_("The inference service answered garbage.")) from exc
     try:
