@@ -1,15 +1,19 @@
 """The baseline web server of benchmarks/serving.py: Aula's own ASGI application, with the one
 call to the inference pool replaced, in this process only, by PyTorch eager on the same model.
 
-`uvicorn benchmarks.serving_eager:application` serves the same URL through the same middleware,
-authentication, view, validation, quota count and answer as `config.asgi:application`; only
-`apps.serving.services.inference_run` differs: instead of the binary request to the pool, the
-model is rebuilt once from its spec and its stored safetensors weights, wrapped as it is exported
-(`runtime.artifacts.export.ServingModel`: raw inputs in, probabilities out), and run per request
-under `torch.inference_mode()` in the web process, with no batching. Benchmark-only: nothing in
-the product imports it (the product never runs a model in the web process).
+`uvicorn benchmarks.serving_eager:application` serves the same URL through the same fast path,
+middleware, authentication, view, validation, quota count and answer as
+`config.asgi:application`; only the two calls to the pool differ (`inference_run`, the view's,
+and `inference_run_async`, the fast path's, which runs it in a thread so that the event loop
+goes on with other requests while PyTorch computes). Instead of the binary request to the
+pool, the model is rebuilt once from its spec and its stored safetensors weights, wrapped as it
+is exported (`runtime.artifacts.export.ServingModel`: raw inputs in, probabilities out), and
+run per request under `torch.inference_mode()` in the web process, with no batching.
+Benchmark-only: nothing in the product imports it (the product never runs a model in the web
+process).
 """
 
+import asyncio
 import os
 import threading
 
@@ -22,7 +26,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from django_scopes import scope  # noqa: E402
 
-from apps.serving import services  # noqa: E402
+from apps.serving import fastpath, services  # noqa: E402
 from config.asgi import application  # noqa: E402
 
 __all__ = ["application"]
@@ -67,4 +71,9 @@ def eager_run(*, tenant_id, blob_id, array: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(array)).numpy()
 
 
+async def eager_run_async(*, tenant_id, blob_id, array: np.ndarray) -> np.ndarray:
+    return await asyncio.to_thread(eager_run, tenant_id=tenant_id, blob_id=blob_id, array=array)
+
+
 services.inference_run = eager_run  # the name prediction_run calls
+fastpath.inference_run_async = eager_run_async  # the name the fast path calls

@@ -84,13 +84,14 @@ async def epochs_read(client, slug: str) -> tuple[int, int]:
 
 
 async def grant_valid(client, *, authorization: bytes, slug: str, model_id: str, now: float):
-    """The grant for this request if it is still good (redis.asyncio `client`), else None."""
-    raw = await client.get(grant_key(authorization=authorization, slug=slug, model_id=model_id))
+    """The grant for this request if it is still good (redis.asyncio `client`), else None: one
+    round trip reads the grant and both epochs."""
+    key = grant_key(authorization=authorization, slug=slug, model_id=model_id)
+    raw, *current = await client.mget(key, PLATFORM_EPOCH, tenant_epoch_key(slug))
     if raw is None:
         return None
     grant = Grant.loads(raw)
-    current = tuple(_epoch(v) for v in await client.mget(PLATFORM_EPOCH, tenant_epoch_key(slug)))
-    if current != grant.epochs or now >= grant.expires_at:
+    if tuple(_epoch(v) for v in current) != grant.epochs or now >= grant.expires_at:
         return None
     return grant
 

@@ -2,14 +2,24 @@
 not wait the batch window when nothing runs; sessions are evicted least recently used first by
 bytes."""
 
+import asyncio
 import threading
+import uuid
 
 import numpy as np
 import pytest
 
 from apps.serving.inference import wire
-from apps.serving.inference.client import inference_client_reset, inference_run
+from apps.serving.inference.client import (
+    InferenceRefused,
+    InferenceUnavailable,
+    inference_async_close,
+    inference_client_reset,
+    inference_run,
+    inference_run_async,
+)
 from runtime.artifacts.session import onnx_session
+from tests.conftest import free_port
 from tests.serving.conftest import mlp_onnx, pool_stats, random_inputs, store_model
 
 
@@ -99,3 +109,37 @@ def test_sessions_are_evicted_least_recently_used_by_bytes(pool_start, tenant_a,
         assert (cache["loads"], cache["evictions"]) == (4, 2)
     finally:
         inference_client_reset()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_event_loops_client_answers_as_the_threads_client_does(pool, tenant_a, settings):
+    model = store_model(tenant_a, mlp_onnx(2, 2))
+    tenant, inputs = str(tenant_a.tenant.id), random_inputs(3, 2)
+
+    async def calls():
+        try:
+            answer = await inference_run_async(
+                tenant_id=tenant, blob_id=model.onnx_id, array=inputs
+            )
+            with pytest.raises(InferenceRefused) as refused:
+                await inference_run_async(tenant_id=tenant, blob_id=uuid.uuid4(), array=inputs)
+            return answer, refused.value.code
+        finally:
+            await inference_async_close()
+
+    answer, code = asyncio.run(calls())
+    expected = inference_run(tenant_id=tenant, blob_id=model.onnx_id, array=inputs)
+    np.testing.assert_array_equal(answer, expected)
+    assert code == "not_found"
+
+    settings.INFERENCE_URL = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    inference_client_reset()
+
+    async def down():
+        try:
+            await inference_run_async(tenant_id=tenant, blob_id=model.onnx_id, array=inputs)
+        finally:
+            await inference_async_close()
+
+    with pytest.raises(InferenceUnavailable, match="not answering"):
+        asyncio.run(down())
