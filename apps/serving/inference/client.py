@@ -1,5 +1,6 @@
-"""The web side of the pool: one keep-alive httpx client per process, the wire format out and
-back, and exceptions the prediction API answers (503 when the pool is down)."""
+"""The web side of the pool: one keep-alive httpx client per process for the view's threads and
+one aiohttp session per event loop for the fast path, the wire format out and back, and the
+exceptions the prediction API answers (503 when the pool is down)."""
 
 import asyncio
 import threading
