@@ -1,0 +1,90 @@
+"""What every ingester shares: the limits, the refusal (every problem with where it is), and
+the text encodings a teacher's file may be in."""
+
+import codecs
+from dataclasses import dataclass
+
+from runtime.errors import Problem
+
+MAX_PROBLEMS = 20  # a refusal lists this many, then says how many more there were
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    max_bytes: int = 512 * 1024 * 1024  # the uploaded file
+    max_rows: int = 2_000_000
+    max_columns: int = 1_000
+    max_line_bytes: int = 1024 * 1024  # one physical line of a CSV
+    max_field_chars: int = 64 * 1024  # one cell (a text sample)
+    min_per_class: int = 2  # a class with fewer cannot be split into train and test
+    max_classes: int = 1_000
+
+
+class IngestRefused(Exception):
+    """The file cannot become a dataset; `problems` lists each reason found, with where."""
+
+    def __init__(self, problems: list[Problem], more: int = 0):
+        self.problems = problems
+        self.more = more
+        text = "; ".join(f"{p.path}: {p.message}" for p in problems)
+        super().__init__(text + (f"; and {more} more" if more else ""))
+
+    @classmethod
+    def one(cls, where: str, message: str) -> "IngestRefused":
+        return cls([Problem(path=where, message=message)])
+
+
+class Problems:
+    """Collects problems up to MAX_PROBLEMS, counting the rest."""
+
+    def __init__(self):
+        self.found: list[Problem] = []
+        self.more = 0
+
+    def add(self, where: str, message: str) -> None:
+        if len(self.found) < MAX_PROBLEMS:
+            self.found.append(Problem(path=where, message=message))
+        else:
+            self.more += 1
+
+    def __bool__(self) -> bool:
+        return bool(self.found)
+
+    def full(self) -> bool:
+        return len(self.found) >= MAX_PROBLEMS
+
+    def refuse_if_any(self) -> None:
+        if self.found:
+            raise IngestRefused(self.found, self.more)
+
+
+# Python codec, and the name reported to the teacher.
+ENCODINGS = {"utf-8-sig": "UTF-8 with BOM", "utf-8": "UTF-8", "gb18030": "GB18030 (GBK)"}
+
+
+def encoding_detect(head: bytes, *, complete: bool) -> str:
+    """The codec of a file starting with `head` (all of it when `complete`): a UTF-8 BOM, else
+    UTF-8 if it decodes, else GB18030 (a superset of GBK and GB2312) if it decodes; IngestRefused
+    naming the first byte neither can read."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    offsets = {}
+    for codec in ("utf-8", "gb18030"):
+        decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+        try:
+            decoder.decode(head, final=complete)  # an incomplete last character may follow
+            return codec
+        except UnicodeDecodeError as exc:
+            offsets[codec] = exc.start
+    offset = max(offsets.values())
+    raise IngestRefused(
+        [
+            Problem(
+                path=f"byte {offset}",
+                message=(
+                    f"the bytes {head[offset : offset + 4].hex(' ')} are neither UTF-8 nor "
+                    "GB18030 (GBK); save the file as UTF-8"
+                ),
+            )
+        ]
+    )

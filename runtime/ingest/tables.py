@@ -1,0 +1,343 @@
+"""CSV and TSV files as datasets: tabular (number columns and a label column) or text
+classification (a text column and a label column).
+
+The file is read once, streaming: a line at a time through a strict decoder (UTF-8, UTF-8 with
+a BOM, or GB18030/GBK, detected from its start), each row checked and written in batches to an
+Arrow IPC file (memory-mappable: `pyarrow.ipc.open_file(pyarrow.memory_map(path))`), so memory
+holds one batch and the class counts, whatever the file's size. Every problem is named with
+where it is (row numbers count the header as row 1, as a spreadsheet shows them); a refused
+file leaves no output behind. Cells are stored as they were written: a cell like
+`=HYPERLINK(...)` stays text here and is neutralised wherever the platform exports CSV
+(apps/core/csv_export.py).
+"""
+
+import codecs
+import contextlib
+import csv
+import io
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import pyarrow as pa
+
+from runtime.ingest.common import (
+    ENCODINGS,
+    IngestLimits,
+    IngestRefused,
+    Problems,
+    encoding_detect,
+)
+
+BATCH_ROWS = 8192
+HEAD_BYTES = 64 * 1024
+KINDS = ("tabular", "text")
+DEFAULT_LIMITS = IngestLimits()
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    kind: str  # "tabular" or "text"
+    rows: int
+    label_column: str
+    feature_columns: tuple[str, ...]  # the number columns (tabular) or the text column (text)
+    classes: dict[str, int] = field(default_factory=dict)  # label -> rows, by label
+    encoding: str = ""  # as reported: "UTF-8", "UTF-8 with BOM", "GB18030 (GBK)"
+    delimiter: str = ","
+
+    def as_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "rows": self.rows,
+            "label_column": self.label_column,
+            "feature_columns": list(self.feature_columns),
+            "classes": self.classes,
+            "encoding": self.encoding,
+            "delimiter": self.delimiter,
+        }
+
+
+def table_ingest(
+    source: BinaryIO,
+    out_path: Path,
+    *,
+    kind: str,
+    label_column: str,
+    text_column: str | None = None,
+    delimiter: str | None = None,
+    limits: IngestLimits = DEFAULT_LIMITS,
+) -> TableSummary:
+    """Reads the CSV/TSV `source` (a seekable binary file) into the Arrow file `out_path`;
+    IngestRefused, with nothing at `out_path`, when it cannot be a dataset."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    size = _size(source)
+    if size > limits.max_bytes:
+        raise IngestRefused.one("file", f"{size} bytes; at most {limits.max_bytes}")
+    head = source.read(HEAD_BYTES)
+    source.seek(0)
+    if not head.strip():
+        raise IngestRefused.one("file", "it is empty")
+    codec = encoding_detect(head, complete=size <= HEAD_BYTES)
+    delimiter = delimiter or _delimiter(head)
+    try:
+        return _ingest(source, out_path, kind, label_column, text_column, delimiter, codec, limits)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(out_path)
+        raise
+
+
+def _size(source: BinaryIO) -> int:
+    position = source.tell()
+    source.seek(0, io.SEEK_END)
+    size = source.tell()
+    source.seek(position)
+    return size
+
+
+def _delimiter(head: bytes) -> str:
+    first = head.split(b"\n", 1)[0]
+    return "\t" if first.count(b"\t") > first.count(b",") else ","
+
+
+@contextlib.contextmanager
+def _field_limit(chars: int):
+    previous = csv.field_size_limit(chars)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
+class _Lines:
+    """The file's physical lines, decoded one at a time (so a decoding error names its line),
+    each within the limit and free of NUL; `number` is the last one's (csv.reader asks for more
+    lines for a quoted cell that spans them). Splitting the bytes at b"\n" is safe in all three
+    encodings: no multi-byte character of UTF-8 or GB18030 contains that byte."""
+
+    def __init__(self, source: BinaryIO, limits: IngestLimits, codec: str):
+        self.source, self.limits, self.codec = source, limits, codec
+        self.decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+        self.number = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        limit = self.limits.max_line_bytes
+        raw = self.source.readline(limit + 1)
+        if not raw:
+            raise StopIteration
+        self.number += 1
+        if len(raw) > limit and not raw.endswith(b"\n"):
+            raise IngestRefused.one(
+                f"line {self.number}", f"longer than {limit} bytes (one line of a CSV)"
+            )
+        if b"\x00" in raw:
+            raise IngestRefused.one(
+                f"line {self.number}", "a NUL byte: this is not a text file (CSV or TSV)"
+            )
+        try:
+            return self.decoder.decode(raw, final=not raw.endswith(b"\n"))
+        except UnicodeDecodeError as exc:
+            raise IngestRefused.one(
+                f"line {self.number}",
+                f"bytes that are not {ENCODINGS[self.codec]} "
+                f"({raw[exc.start : exc.start + 4].hex(' ')}); "
+                "the file mixes encodings: save it as UTF-8",
+            ) from None
+
+
+def _ingest(source, out_path, kind, label_column, text_column, delimiter, codec, limits):
+    lines = _Lines(source, limits, codec)
+    problems = Problems()
+    with _field_limit(limits.max_field_chars):
+        reader = csv.reader(lines, delimiter=delimiter, strict=True)
+        try:
+            header = [name.strip() for name in next(reader)]
+        except StopIteration:
+            raise IngestRefused.one("file", "it is empty") from None
+        except csv.Error as exc:
+            raise IngestRefused.one("row 1", f"not readable as CSV: {exc}") from None
+        label_at, feature_at = _header(header, kind, label_column, text_column, limits)
+        schema = _schema(kind, [header[i] for i in feature_at])
+        classes: Counter = Counter()
+        rows = 0
+        with pa.OSFile(str(out_path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            batch = _Batch(kind, len(feature_at))
+            row_number = 1
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    message = str(exc)
+                    if "field larger than field limit" in message:
+                        message = f"a cell longer than {limits.max_field_chars} characters"
+                    raise IngestRefused.one(f"row {row_number + 1}", message) from None
+                row_number += 1
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue  # a blank line
+                rows += 1
+                if rows > limits.max_rows:
+                    raise IngestRefused.one(
+                        f"row {row_number}", f"more than {limits.max_rows} rows"
+                    )
+                values = _row(row, row_number, header, label_at, feature_at, kind, problems)
+                if values is None:
+                    if problems.full():
+                        break
+                    continue
+                label, features = values
+                if label not in classes and len(classes) >= limits.max_classes:
+                    problems.add(
+                        f"row {row_number}, column {header[label_at]!r}",
+                        f"more than {limits.max_classes} classes",
+                    )
+                    break
+                classes[label] += 1
+                if not problems:
+                    batch.add(label, features)
+                    if batch.rows >= BATCH_ROWS:
+                        writer.write_batch(batch.take(schema))
+            if not problems and batch.rows:
+                writer.write_batch(batch.take(schema))
+    _classes_check(classes, header[label_at], limits, problems)
+    problems.refuse_if_any()
+    return TableSummary(
+        kind=kind,
+        rows=rows,
+        label_column=header[label_at],
+        feature_columns=tuple(header[i] for i in feature_at),
+        classes=dict(sorted(classes.items())),
+        encoding=ENCODINGS[codec],
+        delimiter=delimiter,
+    )
+
+
+def _header(header, kind, label_column, text_column, limits):
+    problems = Problems()
+    if len(header) > limits.max_columns:
+        raise IngestRefused.one("row 1", f"{len(header)} columns; at most {limits.max_columns}")
+    seen: dict[str, int] = {}
+    for index, name in enumerate(header, start=1):
+        if not name:
+            problems.add(f"row 1, column {index}", "a column without a name")
+        elif name in seen:
+            problems.add(
+                f"row 1, column {index}",
+                f"the name {name!r} again (column {seen[name]} has it too); names must differ",
+            )
+        else:
+            seen[name] = index
+    problems.refuse_if_any()
+    named = ", ".join(repr(name) for name in header)
+    if label_column not in seen:
+        raise IngestRefused.one("row 1", f"no label column {label_column!r}; the columns: {named}")
+    label_at = seen[label_column] - 1
+    if kind == "text":
+        if text_column is None or text_column not in seen:
+            raise IngestRefused.one(
+                "row 1", f"no text column {text_column!r}; the columns: {named}"
+            )
+        if text_column == label_column:
+            raise IngestRefused.one("row 1", "the text column and the label column are the same")
+        return label_at, [seen[text_column] - 1]
+    features = [i for i in range(len(header)) if i != label_at]
+    if not features:
+        raise IngestRefused.one("row 1", "no columns besides the label: nothing to learn from")
+    return label_at, features
+
+
+def _schema(kind: str, names: list[str]) -> pa.Schema:
+    if kind == "text":
+        return pa.schema([("text", pa.string()), ("label", pa.string())])
+    return pa.schema([*((name, pa.float32()) for name in names), ("label", pa.string())])
+
+
+def _row(row, number, header, label_at, feature_at, kind, problems):
+    """(label, features) of a data row, or None with its problems added."""
+    if len(row) != len(header):
+        problems.add(f"row {number}", f"{len(row)} values; the header has {len(header)}")
+        return None
+    label = row[label_at].strip()
+    ok = True
+    if not label:
+        problems.add(f"row {number}, column {header[label_at]!r}", "empty: every row needs a label")
+        ok = False
+    if kind == "text":
+        sample = row[feature_at[0]]
+        if not sample.strip():
+            problems.add(f"row {number}, column {header[feature_at[0]]!r}", "empty text")
+            return None
+        return (label, [sample]) if ok else None
+    numbers = []
+    for index in feature_at:
+        cell = row[index].strip()
+        try:
+            value = float(cell)
+        except ValueError:
+            problems.add(
+                f"row {number}, column {header[index]!r}",
+                f"{cell[:40]!r} is not a number" if cell else "empty: a number is needed",
+            )
+            ok = False
+            continue
+        if not math.isfinite(value) or abs(value) > 3.4e38:
+            problems.add(
+                f"row {number}, column {header[index]!r}", f"{cell!r} is not a finite number"
+            )
+            ok = False
+            continue
+        numbers.append(value)
+    return (label, numbers) if ok else None
+
+
+class _Batch:
+    def __init__(self, kind: str, features: int):
+        self.kind = kind
+        self.columns: list[list] = [[] for _ in range(features)]
+        self.labels: list[str] = []
+
+    @property
+    def rows(self) -> int:
+        return len(self.labels)
+
+    def add(self, label: str, features: list) -> None:
+        for column, value in zip(self.columns, features, strict=True):
+            column.append(value)
+        self.labels.append(label)
+
+    def take(self, schema: pa.Schema) -> pa.RecordBatch:
+        arrays = [
+            pa.array(values, type=schema.field(i).type) for i, values in enumerate(self.columns)
+        ]
+        batch = pa.record_batch([*arrays, pa.array(self.labels, pa.string())], schema=schema)
+        self.columns = [[] for _ in self.columns]
+        self.labels = []
+        return batch
+
+
+def _classes_check(classes: Counter, column: str, limits: IngestLimits, problems: Problems):
+    if problems or not classes:
+        if not classes and not problems:
+            problems.add("file", "no data rows, only the header")
+        return
+    where = f"column {column!r}"
+    if len(classes) == 1:
+        (only,) = classes
+        problems.add(where, f"one class only ({only!r}): a classifier needs two or more")
+        return
+    few = sorted(name for name, count in classes.items() if count < limits.min_per_class)
+    if few:
+        listed = ", ".join(f"{name!r} ({classes[name]})" for name in few[:10])
+        problems.add(
+            where,
+            f"classes with fewer than {limits.min_per_class} examples: {listed}"
+            + (f" and {len(few) - 10} more" if len(few) > 10 else ""),
+        )
