@@ -2,6 +2,7 @@
 the text encodings a teacher's file may be in."""
 
 import codecs
+from collections import Counter
 from dataclasses import dataclass
 
 from runtime.errors import Problem
@@ -18,6 +19,12 @@ class IngestLimits:
     max_field_chars: int = 64 * 1024  # one cell (a text sample)
     min_per_class: int = 2  # a class with fewer cannot be split into train and test
     max_classes: int = 1_000
+    # Archives of images:
+    max_files: int = 80_000  # entries of an archive (MNIST has 70,000 images)
+    max_member_bytes: int = 16 * 1024 * 1024  # one file in it, unpacked
+    max_unpacked_bytes: int = 4 * 1024 * 1024 * 1024  # all of them
+    max_ratio: int = 100  # unpacked : packed, for a member over 1 MiB unpacked
+    max_pixels: int = 4096 * 4096  # one image, checked from its header before it is decoded
 
 
 class IngestRefused(Exception):
@@ -88,3 +95,23 @@ def encoding_detect(head: bytes, *, complete: bool) -> str:
             )
         ]
     )
+
+
+def classes_check(classes: Counter, where: str, limits: IngestLimits, problems: Problems):
+    """Adds what is wrong with the class counts, if nothing else is: none, one, or too few."""
+    if problems or not classes:
+        if not classes and not problems:
+            problems.add("file", "no examples in it")
+        return
+    if len(classes) == 1:
+        (only,) = classes
+        problems.add(where, f"one class only ({only!r}): a classifier needs two or more")
+        return
+    few = sorted(name for name, count in classes.items() if count < limits.min_per_class)
+    if few:
+        listed = ", ".join(f"{name!r} ({classes[name]})" for name in few[:10])
+        problems.add(
+            where,
+            f"classes with fewer than {limits.min_per_class} examples: {listed}"
+            + (f" and {len(few) - 10} more" if len(few) > 10 else ""),
+        )

@@ -29,6 +29,7 @@ from runtime.ingest.common import (
     IngestLimits,
     IngestRefused,
     Problems,
+    classes_check,
     encoding_detect,
 )
 
@@ -207,7 +208,7 @@ def _ingest(source, out_path, kind, label_column, text_column, delimiter, codec,
                         writer.write_batch(batch.take(schema))
             if not problems and batch.rows:
                 writer.write_batch(batch.take(schema))
-    _classes_check(classes, header[label_at], limits, problems)
+    classes_check(classes, f"column {header[label_at]!r}", limits, problems)
     problems.refuse_if_any()
     return TableSummary(
         kind=kind,
@@ -321,23 +322,3 @@ class _Batch:
         self.columns = [[] for _ in self.columns]
         self.labels = []
         return batch
-
-
-def _classes_check(classes: Counter, column: str, limits: IngestLimits, problems: Problems):
-    if problems or not classes:
-        if not classes and not problems:
-            problems.add("file", "no data rows, only the header")
-        return
-    where = f"column {column!r}"
-    if len(classes) == 1:
-        (only,) = classes
-        problems.add(where, f"one class only ({only!r}): a classifier needs two or more")
-        return
-    few = sorted(name for name, count in classes.items() if count < limits.min_per_class)
-    if few:
-        listed = ", ".join(f"{name!r} ({classes[name]})" for name in few[:10])
-        problems.add(
-            where,
-            f"classes with fewer than {limits.min_per_class} examples: {listed}"
-            + (f" and {len(few) - 10} more" if len(few) > 10 else ""),
-        )

@@ -160,7 +160,7 @@ def test_every_problem_is_named_with_its_row_and_column(tmp_path):
             {},
             [("column 'label'", "classes with fewer than 2 examples: 'b' (1), 'c' (1)")],
         ),
-        (b"x,label\n", {}, [("file", "no data rows, only the header")]),
+        (b"x,label\n", {}, [("file", "no examples in it")]),
         (b"", {}, [("file", "it is empty")]),
         (b"label\na\nb\n", {}, [("row 1", "no columns besides the label: nothing to learn from")]),
     ],

@@ -1,0 +1,237 @@
+"""Image archives (runtime/ingest/images.py), built by the tests: the pixels read back are the
+files' own, from zip and tar alike; each hostile archive is refused naming the entry and the
+problem, with no output and nothing extracted anywhere."""
+
+import io
+import struct
+import tarfile
+import zipfile
+import zlib
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from PIL import Image
+
+from runtime.ingest.common import IngestLimits, IngestRefused
+from runtime.ingest.images import images_ingest
+
+
+def _png(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _pixels(seed: int, shape=(8, 8, 3)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
+
+
+def _zip(entries: dict[str, bytes], *, compression=zipfile.ZIP_DEFLATED) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=compression) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def _tar(entries: dict[str, bytes], mode="w:gz", links: dict[str, str] | None = None) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode=mode) as archive:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            archive.addfile(info)
+    return out.getvalue()
+
+
+def _dataset(seeds=range(6), prefix="") -> tuple[dict[str, bytes], dict[str, np.ndarray]]:
+    entries, arrays = {}, {}
+    for seed in seeds:
+        label = "cat" if seed % 2 else "dog"
+        name = f"{prefix}{label}/{seed}.png"
+        arrays[name] = _pixels(seed)
+        entries[name] = _png(arrays[name])
+    return entries, arrays
+
+
+def _read(path) -> tuple[pa.Table, dict]:
+    with pa.memory_map(str(path)) as source:
+        reader = pa.ipc.open_file(source)
+        table = reader.read_all()
+    return table, {k.decode(): v.decode() for k, v in table.schema.metadata.items()}
+
+
+def _refusal(data: bytes, tmp_path, **kwargs) -> list[tuple[str, str]]:
+    before = sorted(p.name for p in tmp_path.iterdir())
+    out = tmp_path / "out.arrow"
+    with pytest.raises(IngestRefused) as refused:
+        images_ingest(io.BytesIO(data), out, **kwargs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, nothing out
+    return [(p.path, p.message) for p in refused.value.problems]
+
+
+@pytest.mark.parametrize("pack", [_zip, _tar, lambda e: _tar(e, mode="w:xz")])
+def test_an_archive_of_class_folders_is_read_back_pixel_for_pixel(tmp_path, pack):
+    entries, arrays = _dataset(prefix="my-data/")
+    entries["__MACOSX/._x"] = b"junk"
+    out = tmp_path / "images.arrow"
+    summary = images_ingest(io.BytesIO(pack(entries)), out)
+    assert summary.as_dict() == {
+        "images": 6,
+        "height": 8,
+        "width": 8,
+        "channels": 3,
+        "classes": {"cat": 3, "dog": 3},
+        "resized": 0,
+        "skipped": ["__MACOSX/._x"],
+    }
+    table, metadata = _read(out)
+    assert metadata == {"height": "8", "width": "8", "channels": "3"}
+    names = list(arrays)
+    assert table["label"].to_pylist() == [name.split("/")[1] for name in names]
+    for row, name in enumerate(names):
+        got = np.frombuffer(table["image"][row].as_py(), np.uint8).reshape(8, 8, 3)
+        np.testing.assert_array_equal(got, arrays[name])
+
+
+def test_grey_images_keep_one_channel_and_other_sizes_are_resized_when_asked(tmp_path):
+    entries = {f"{c}/{i}.png": _png(_pixels(i, (8, 8))) for c in "ab" for i in range(2)}
+    entries["b/big.png"] = _png(_pixels(9, (16, 12)))
+    assert _refusal(_zip(entries), tmp_path) == [
+        (
+            "archive",
+            "images of different sizes: 8 x 8 (4 images, e.g. a/0.png), 12 x 16 (1 image, "
+            "e.g. b/big.png); choose a size for all",
+        )
+    ]
+    out = tmp_path / "grey.arrow"
+    summary = images_ingest(io.BytesIO(_zip(entries)), out, resize_to=(8, 8))
+    assert (summary.channels, summary.resized, summary.images) == (1, 1, 5)
+    table, metadata = _read(out)
+    assert metadata["channels"] == "1"
+    assert table.schema.field("image").type == pa.binary(64)
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _zip_with_symlink() -> bytes:
+    entries, _ = _dataset()
+    out = io.BytesIO(_zip(entries))
+    with zipfile.ZipFile(out, "a") as archive:
+        info = zipfile.ZipInfo("cat/link.png")
+        info.external_attr = (0o120777 << 16) | 0x20  # a symbolic link, as Info-ZIP stores one
+        archive.writestr(info, "/etc/passwd")
+    return out.getvalue()
+
+
+def _with(extra: dict[str, bytes]) -> dict[str, bytes]:
+    entries, _ = _dataset()
+    return {**entries, **extra}
+
+
+@pytest.mark.parametrize(
+    ("archive", "problems"),
+    [
+        (
+            _zip(_with({"../evil.png": _png(_pixels(1))})),
+            [("../evil.png", "a path that leaves the archive (..)")],
+        ),
+        (
+            _tar(_with({"/etc/cron.d/x.png": _png(_pixels(1))})),
+            [("/etc/cron.d/x.png", "an absolute path: entries must be relative to the archive")],
+        ),
+        (
+            _zip_with_symlink(),
+            [("cat/link.png", "a link: only regular files may be in the archive")],
+        ),
+        (
+            _tar(_with({}), links={"dog/link.png": "../../etc/passwd"}),
+            [("dog/link.png", "a link: only regular files may be in the archive")],
+        ),
+        (
+            _zip(_with({"cat/more.zip": _zip({"x/1.png": _png(_pixels(1))})})),
+            [("cat/more.zip", "an archive inside the archive: put its images in the folders")],
+        ),
+        (
+            _zip(_with({"cat/sneaky.png": _zip({"x/1.png": _png(_pixels(1))})})),
+            [("cat/sneaky.png", "an archive inside the archive: put its images in the folders")],
+        ),
+        (
+            _zip(_with({"cat/bomb.png": _png_declaring(100_000, 100_000)})),
+            [("cat/bomb.png", "its header declares more than 16777216 pixels per image")],
+        ),
+        (
+            _zip(_with({"cat/tall.png": _png_declaring(8, 5_000_000)})),
+            [("cat/tall.png", "8 x 5000000 pixels; at most 16777216 pixels per image")],
+        ),
+        (
+            _zip(_with({"cat/notes.txt": b"hello"})),
+            [("cat/notes.txt", "not a PNG, JPEG or WebP file")],
+        ),
+        (
+            _zip(_with({"loose.png": _png(_pixels(1))})),
+            [("loose.png", "not in a class folder: the archive has one folder per class")],
+        ),
+        (
+            _zip(_with({"cat/broken.png": _png(_pixels(1))[:-40]})),
+            [("cat/broken.png", "a corrupt image: image file is truncated")],
+        ),
+        (
+            _zip({"only/1.png": _png(_pixels(1)), "only/2.png": _png(_pixels(2))}),
+            [("archive", "one class only ('only'): a classifier needs two or more")],
+        ),
+        (b"just some bytes", [("archive", "not a zip or tar archive")]),
+    ],
+    ids=[
+        "traversal",
+        "absolute",
+        "zip-symlink",
+        "tar-symlink",
+        "nested",
+        "nested-disguised",
+        "png-bomb",
+        "too-many-pixels",
+        "not-an-image",
+        "no-class-folder",
+        "truncated",
+        "one-class",
+        "not-an-archive",
+    ],
+)
+def test_hostile_and_broken_archives_are_refused_naming_the_entry(tmp_path, archive, problems):
+    assert _refusal(archive, tmp_path) == problems
+
+
+def test_a_zip_bomb_is_refused_from_its_declared_sizes(tmp_path):
+    bomb = _zip(_with({"cat/zeros.png": b"\x00" * (200 * 1024 * 1024)}))
+    assert len(bomb) < 1024 * 1024  # 200 MB of zeros pack into a few hundred KB
+    assert _refusal(bomb, tmp_path) == [
+        ("cat/zeros.png", f"{200 * 1024 * 1024} bytes unpacked; at most {16 * 1024 * 1024}")
+    ]
+    limits = IngestLimits(max_member_bytes=512 * 1024 * 1024)
+    assert _refusal(bomb, tmp_path, limits=limits)[0][1].startswith("packed ")
+
+
+def test_an_archive_of_too_many_files_is_refused(tmp_path):
+    entries = {f"c{i % 2}/{i}.png": b"" for i in range(100_000)}
+    assert _refusal(_zip(entries, compression=zipfile.ZIP_STORED), tmp_path) == [
+        ("archive", "more than 80000 entries")
+    ]
