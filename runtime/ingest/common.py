@@ -36,6 +36,9 @@ class IngestRefused(Exception):
         text = "; ".join(f"{p.path}: {p.message}" for p in problems)
         super().__init__(text + (f"; and {more} more" if more else ""))
 
+    def __reduce__(self):  # across processes (the image ingester's), problems and all
+        return (type(self), (self.problems, self.more))
+
     @classmethod
     def one(cls, where: str, message: str) -> "IngestRefused":
         return cls([Problem(path=where, message=message)])

@@ -1,13 +1,15 @@
 """Image archives as datasets: a zip or tar (plain, gzip, bzip2 or xz) with one folder per
 class of PNG, JPEG or WebP images, written as one Arrow IPC file of uint8 pixels.
 
-Two sequential passes over the archive, each holding one member at a time (at most
-`max_member_bytes`): the first checks every entry (its path stays inside the archive, it is a
-regular file, not an archive itself, not packed suspiciously tightly, an image whose header
-gives a size within `max_pixels`) and counts the classes, sizes and colour modes without
-decoding any pixels; the second decodes each image, converts it (grey if every image is grey,
-else RGB), resizes it when asked, and writes it in batches. Nothing of the archive is ever
-extracted to disk; a refused archive leaves no output behind.
+One sequential pass over the archive, holding one member at a time (at most
+`max_member_bytes`) and one batch of pixels: every entry is checked (its path stays inside the
+archive, it is a regular file, not an archive itself, not packed suspiciously tightly, an image
+whose header gives a size within `max_pixels`) before its pixels are decoded, converted (grey
+while every image so far is grey, else RGB: a colour image after grey ones starts the pass
+again in RGB), resized when asked, and written. The first image decides the layout (class
+folders at the root, or under one folder; its size, unless `resize_to` gives one) and every
+other is checked against it. Nothing of the archive is ever extracted to disk; a refused
+archive leaves no output behind.
 
 The file: columns `image` (fixed_size_binary, height x width x channels bytes, row-major HWC)
 and `label` (string); the schema's metadata holds `height`, `width` and `channels`.
@@ -15,6 +17,8 @@ and `label` (string); the schema's metadata holds `height`, `width` and `channel
 
 import contextlib
 import io
+import itertools
+import multiprocessing
 import os
 import stat
 import tarfile
@@ -22,11 +26,11 @@ import warnings
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
 import pyarrow as pa
 from PIL import Image
 
@@ -78,160 +82,336 @@ def images_ingest(
     *,
     resize_to: tuple[int, int] | None = None,
     limits: IngestLimits = DEFAULT_LIMITS,
+    processes: int | None = None,
 ) -> ImageSummary:
     """Reads the archive `source` (a seekable binary file) into the Arrow file `out_path`;
     IngestRefused, with nothing at `out_path`, when it cannot be a dataset. `resize_to`:
-    (height, width) for every image; without it, images of different sizes are refused."""
+    (height, width) for every image; without it, images of different sizes are refused.
+    `processes`: for a zip file on disk of at least PARALLEL_ENTRIES entries, how many scan it
+    at once (default: the CPUs, at most 4); 1 for one pass in this process."""
     try:
-        return _ingest(source, out_path, resize_to, limits)
+        return _ingest(source, out_path, resize_to, limits, processes or _processes())
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(out_path)
         raise
 
 
-def _ingest(source, out_path, resize_to, limits) -> ImageSummary:
-    problems = Problems()
-    files, skipped = _check_pass(source, limits, problems)
-    classes = Counter(label for label, _size, _mode in files.values())
-    classes_check(classes, "archive", limits, problems)
-    sizes = Counter(size for _label, size, _mode in files.values())
-    if resize_to is None and len(sizes) > 1:
-        listed = ", ".join(
-            f"{w} x {h} ({count} {'image' if count == 1 else 'images'}, e.g. "
-            f"{next(n for n, (_l, s, _m) in files.items() if s == (w, h))})"
-            for (w, h), count in sizes.most_common(5)
-        )
-        problems.add("archive", f"images of different sizes: {listed}; choose a size for all")
-    problems.refuse_if_any()
-    if resize_to is not None:
-        height, width = resize_to
-    else:
-        ((width, height),) = sizes
-    grey = all(mode in ("L", "1", "LA", "I;16", "I") for _l, _s, mode in files.values())
-    channels = 1 if grey else 3
-    schema = pa.schema(
-        [("image", pa.binary(height * width * channels)), ("label", pa.string())],
-        metadata={"height": str(height), "width": str(width), "channels": str(channels)},
-    )
-    resized = 0
+GREY_MODES = ("L", "1", "LA", "I;16", "I")
+PARALLEL_ENTRIES = 4000  # below this, starting processes costs more than it saves
+
+
+def _processes() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+class _GreyThenColour(Exception):
+    """A colour image after grey ones: the pass starts again, storing RGB."""
+
+
+def _ingest(source, out_path, resize_to, limits, processes) -> ImageSummary:
+    path = getattr(source, "name", None)
+    magic = source.read(4)
     source.seek(0)
-    with pa.OSFile(str(out_path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-        pixels: list[bytes] = []
-        labels: list[str] = []
-        for member in _members(source, limits):
-            if member.name not in files:
+    if processes > 1 and magic.startswith(b"PK") and isinstance(path, str) and os.path.isfile(path):
+        return _parallel(path, out_path, resize_to, limits, processes)
+    for colour in (None, True):
+        try:
+            scan = _scan(_members(source, limits), out_path, _Layout(resize_to, colour), limits)
+            return _finish([scan], limits)
+        except _GreyThenColour:
+            source.seek(0)
+    raise AssertionError("unreachable: a colour pass never meets colour after grey")
+
+
+@dataclass
+class _Layout:
+    """What the first image decides for all: the folder holding the class folders ("" for
+    none), the size (w, h; unless resize_to gives it), grey or colour (unless a pass has shown
+    colour)."""
+
+    resize_to: tuple[int, int] | None
+    colour: bool | None
+    top: str | None = None
+    size: tuple[int, int] | None = None
+
+    def __post_init__(self):
+        if self.resize_to is not None:
+            self.size = (self.resize_to[1], self.resize_to[0])
+
+    def label(self, parts: list[str]) -> str | None:
+        if self.top is None:
+            self.top = parts[0] if len(parts) == 3 else ""
+        if self.top:
+            return parts[1] if len(parts) == 3 and parts[0] == self.top else None
+        return parts[0] if len(parts) == 2 else None
+
+
+@dataclass
+class _Scan:
+    """What one pass over (a slice of) the archive found, and wrote if it found no problem."""
+
+    layout: _Layout
+    problems: Problems = field(default_factory=Problems)
+    classes: Counter = field(default_factory=Counter)
+    sizes: Counter = field(default_factory=Counter)
+    examples: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)
+    entries: int = 0
+    unpacked: int = 0
+    resized: int = 0
+    written: int = 0
+
+
+def _scan(members, out_path, layout: _Layout, limits) -> _Scan:
+    """One pass: every entry checked, every image decoded and written as it comes; what the
+    first image decides (the layout) is checked against every other."""
+    scan = _Scan(layout)
+    problems = scan.problems
+    pixels: list[bytes] = []
+    labels: list[str] = []
+    writer = sink = schema = None
+    try:
+        for member in members:
+            scan.entries += 1
+            if scan.entries > limits.max_files:
+                raise IngestRefused.one("archive", f"more than {limits.max_files} entries")
+            image = _entry(member, limits, problems, scan.skipped)
+            if image is None:
                 continue
-            label, size, _mode = files[member.name]
+            scan.unpacked += member.size
+            if scan.unpacked > limits.max_unpacked_bytes:
+                limit = limits.max_unpacked_bytes
+                raise IngestRefused.one(
+                    member.name, f"the images unpack to more than {limit} bytes"
+                )
+            label = layout.label(member.name.split("/"))
+            if label is None:
+                problems.add(
+                    member.name, "not in a class folder: the archive has one folder per class"
+                )
+                continue
+            scan.classes[label] += 1
+            scan.sizes[image.size] += 1
+            scan.examples.setdefault(image.size, member.name)
+            grey = image.mode in GREY_MODES
+            if layout.colour is None:
+                layout.colour = not grey
+            elif not layout.colour and not grey:
+                raise _GreyThenColour
+            if layout.size is None:
+                layout.size = image.size
+            if problems or (image.size != layout.size and layout.resize_to is None):
+                continue  # a refusal is coming: the rest is only checked
+            if out_path is None:
+                continue  # checking only (the layout of a parallel scan)
             try:
-                image = _decoded(member.read(), limits)
+                if image.size != layout.size:
+                    image = image.resize(layout.size, Image.Resampling.BILINEAR)
+                    scan.resized += 1
+                data = image.convert("RGB" if layout.colour else "L").tobytes()
             except (OSError, ValueError, SyntaxError) as exc:
                 problems.add(member.name, f"a corrupt image: {exc}")
                 continue
-            if size != (width, height):
-                image = image.resize((width, height), Image.Resampling.BILINEAR)
-                resized += 1
-            array = np.asarray(image.convert("L" if grey else "RGB"), dtype=np.uint8)
-            pixels.append(array.tobytes())
+            if writer is None:
+                schema = _schema(*layout.size, 3 if layout.colour else 1)
+                sink = pa.OSFile(str(out_path), "wb")
+                writer = pa.ipc.new_file(sink, schema)
+            pixels.append(data)
             labels.append(label)
-            if len(labels) >= BATCH_IMAGES and not problems:
+            scan.written += 1
+            if len(labels) >= BATCH_IMAGES:
                 writer.write_batch(_batch(pixels, labels, schema))
                 pixels, labels = [], []
+            if problems.full():
+                break
         if labels and not problems:
             writer.write_batch(_batch(pixels, labels, schema))
+    finally:
+        if writer is not None:
+            writer.close()
+            sink.close()
+    return scan
+
+
+def _finish(scans: list[_Scan], limits) -> ImageSummary:
+    """The summary of the scans (of consecutive slices, in order), or their refusal."""
+    problems = Problems()
+    classes, sizes, examples = Counter(), Counter(), {}
+    for scan in scans:
+        for problem in scan.problems.found:
+            problems.add(problem.path, problem.message)
+        problems.more += scan.problems.more
+        classes.update(scan.classes)
+        sizes.update(scan.sizes)
+        for size, name in scan.examples.items():
+            examples.setdefault(size, name)
+    if sum(scan.unpacked for scan in scans) > limits.max_unpacked_bytes:
+        raise IngestRefused.one(
+            "archive", f"the images unpack to more than {limits.max_unpacked_bytes} bytes"
+        )
+    layout = scans[0].layout
+    if len(sizes) > 1 and layout.resize_to is None:
+        listed = ", ".join(
+            f"{w} x {h} ({n} {'image' if n == 1 else 'images'}, e.g. {examples[(w, h)]})"
+            for (w, h), n in sizes.most_common(5)
+        )
+        problems.add("archive", f"images of different sizes: {listed}; choose a size for all")
+    classes_check(classes, "archive", limits, problems)
     problems.refuse_if_any()
+    width, height = layout.size
     return ImageSummary(
         images=sum(classes.values()),
         height=height,
         width=width,
-        channels=channels,
+        channels=3 if layout.colour else 1,
         classes=dict(sorted(classes.items())),
-        resized=resized,
-        skipped=tuple(skipped),
+        resized=sum(scan.resized for scan in scans),
+        skipped=tuple(name for scan in scans for name in scan.skipped),
+    )
+
+
+# --- several processes, for a zip on disk --------------------------------------------------------
+
+
+def _parallel(path: str, out_path, resize_to, limits, processes: int) -> ImageSummary:
+    """Consecutive slices of the zip's entries scanned by `processes` processes at once (each
+    opens the zip itself), each into a part file, with the layout the first image decides;
+    then the parts copied, in order, into `out_path`. The same answers as one pass."""
+    with zipfile.ZipFile(path) as archive:
+        count = len(archive.infolist())
+        if count > limits.max_files:
+            raise IngestRefused.one("archive", f"more than {limits.max_files} entries")
+    if count < PARALLEL_ENTRIES:
+        with open(path, "rb") as source:
+            return _ingest(source, out_path, resize_to, limits, processes=1)
+    layout = _Layout(resize_to, None)
+    with open(path, "rb") as source:
+        first = _scan(_first_image(source, limits), None, layout, limits)
+    if first.problems or layout.size is None:  # no images, or the first is refused: one pass
+        with open(path, "rb") as source:
+            return _ingest(source, out_path, resize_to, limits, processes=1)
+    bounds = [count * i // processes for i in range(processes + 1)]
+    parts = [f"{out_path}.part{i}" for i in range(processes)]
+    context = multiprocessing.get_context("spawn")
+    try:
+        for colour in (layout.colour, True):
+            try:
+                with ProcessPoolExecutor(processes, mp_context=context) as pool:
+                    jobs = [
+                        pool.submit(
+                            _slice_scan,
+                            path,
+                            part,
+                            _Layout(resize_to, colour, layout.top, layout.size),
+                            limits,
+                            start,
+                            stop,
+                        )
+                        for part, start, stop in zip(parts, bounds, bounds[1:], strict=False)
+                    ]
+                    scans = [job.result() for job in jobs]
+                break
+            except _GreyThenColour:
+                continue
+        summary = _finish(scans, limits)
+        schema = _schema(summary.width, summary.height, summary.channels)
+        with pa.OSFile(str(out_path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            for part, scan in zip(parts, scans, strict=True):
+                if scan.written:
+                    with pa.memory_map(part) as mapped:
+                        reader = pa.ipc.open_file(mapped)
+                        for index in range(reader.num_record_batches):
+                            writer.write_batch(reader.get_batch(index))
+        return summary
+    finally:
+        for part in parts:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(part)
+
+
+def _first_image(source, limits):
+    """The archive's entries up to its first image (for the layout)."""
+    for member in _members(source, limits):
+        yield member
+        if member.kind == "file" and member.name.lower().endswith(EXTENSIONS):
+            return
+
+
+def _slice_scan(path, part, layout, limits, start, stop) -> _Scan:
+    with open(path, "rb") as source:
+        members = itertools.islice(_members(source, limits), start, stop)
+        return _scan(members, part, layout, limits)
+
+
+def _schema(width: int, height: int, channels: int) -> pa.Schema:
+    return pa.schema(
+        [("image", pa.binary(height * width * channels)), ("label", pa.string())],
+        metadata={"height": str(height), "width": str(width), "channels": str(channels)},
     )
 
 
 def _batch(pixels, labels, schema) -> pa.RecordBatch:
-    images = pa.array(pixels, type=schema.field("image").type)
+    images = pa.FixedSizeBinaryArray.from_buffers(
+        schema.field("image").type, len(pixels), [None, pa.py_buffer(b"".join(pixels))]
+    )
     return pa.record_batch([images, pa.array(labels, pa.string())], schema=schema)
 
 
-def _check_pass(source, limits, problems) -> tuple[dict, list[str]]:
-    """{name: (label, (width, height), mode)} of the images, and the entries skipped; every
-    problem added, the fatal ones (the archive as a whole) raised."""
-    images: dict[str, tuple[tuple[str, ...], tuple[int, int], str]] = {}
-    skipped: list[str] = []
-    unpacked = 0
-    for count, member in enumerate(_members(source, limits), start=1):
-        if count > limits.max_files:
-            raise IngestRefused.one("archive", f"more than {limits.max_files} entries")
-        name = member.name
-        problem = _path_problem(name)
-        if problem:
-            problems.add(name, problem)
-            continue
-        if member.kind == "dir":
-            continue
-        if member.kind == "link":
-            problems.add(name, "a link: only regular files may be in the archive")
-            continue
-        if member.kind != "file":
-            problems.add(name, "not a regular file (a device, a pipe?)")
-            continue
-        base = PurePosixPath(name).name
-        if name.startswith(IGNORED) or base.startswith("."):
-            skipped.append(name)
-            continue
-        if name.lower().endswith(ARCHIVE_EXTENSIONS):
-            problems.add(name, "an archive inside the archive: put its images in the folders")
-            continue
-        unpacked += member.size
-        if unpacked > limits.max_unpacked_bytes:
-            raise IngestRefused.one(
-                name, f"the images unpack to more than {limits.max_unpacked_bytes} bytes"
-            )
-        if member.size > limits.max_member_bytes:
-            problems.add(name, f"{member.size} bytes unpacked; at most {limits.max_member_bytes}")
-            continue
-        if (
-            member.packed is not None
-            and member.size > 1024 * 1024
-            and member.size > limits.max_ratio * max(member.packed, 1)
-        ):
-            ratio = member.size // max(member.packed, 1)
-            problems.add(name, f"packed {ratio}:1, more than {limits.max_ratio}:1 (a zip bomb?)")
-            continue
-        if not base.lower().endswith(EXTENSIONS):
-            problems.add(name, "not a PNG, JPEG or WebP file")
-            continue
-        data = member.read()
-        if len(data) > limits.max_member_bytes:
-            problems.add(name, f"more than {limits.max_member_bytes} bytes unpacked")
-            continue
-        if data.startswith(ARCHIVE_MAGIC):
-            problems.add(name, "an archive inside the archive: put its images in the folders")
-            continue
-        header = _header(data, limits)
-        if isinstance(header, str):
-            problems.add(name, header)
-            continue
-        images[name] = (PurePosixPath(name).parts, *header)
-        if problems.full():
-            break
-    # An archive of one folder holding the class folders, or of the class folders themselves.
-    tops = {parts[0] for parts, _size, _mode in images.values()}
-    top = 1 if len(tops) == 1 and all(len(p) == 3 for p, _s, _m in images.values()) else 0
-    files: dict[str, tuple[str, tuple[int, int], str]] = {}
-    for name, (parts, size, mode) in images.items():
-        if len(parts) - top != 2:
-            problems.add(name, "not in a class folder: the archive has one folder per class")
-            continue
-        files[name] = (parts[top], size, mode)
-    return files, skipped
+def _entry(member, limits, problems, skipped) -> Image.Image | None:
+    """The entry's image, opened (its header read, no pixels decoded) when it passes every
+    check; None, with its problem added (or it skipped), otherwise."""
+    name = member.name
+    problem = _path_problem(name)
+    if problem:
+        problems.add(name, problem)
+        return None
+    if member.kind == "dir":
+        return None
+    if member.kind == "link":
+        problems.add(name, "a link: only regular files may be in the archive")
+        return None
+    if member.kind != "file":
+        problems.add(name, "not a regular file (a device, a pipe?)")
+        return None
+    base = name.rsplit("/", 1)[-1]
+    if name.startswith(IGNORED) or base.startswith("."):
+        skipped.append(name)
+        return None
+    lowered = name.lower()
+    if lowered.endswith(ARCHIVE_EXTENSIONS):
+        problems.add(name, "an archive inside the archive: put its images in the folders")
+        return None
+    if member.size > limits.max_member_bytes:
+        problems.add(name, f"{member.size} bytes unpacked; at most {limits.max_member_bytes}")
+        return None
+    if (
+        member.packed is not None
+        and member.size > 1024 * 1024
+        and member.size > limits.max_ratio * max(member.packed, 1)
+    ):
+        ratio = member.size // max(member.packed, 1)
+        problems.add(name, f"packed {ratio}:1, more than {limits.max_ratio}:1 (a zip bomb?)")
+        return None
+    if not lowered.endswith(EXTENSIONS):
+        problems.add(name, "not a PNG, JPEG or WebP file")
+        return None
+    data = member.read()
+    if len(data) > limits.max_member_bytes:
+        problems.add(name, f"more than {limits.max_member_bytes} bytes unpacked")
+        return None
+    if data.startswith(ARCHIVE_MAGIC):
+        problems.add(name, "an archive inside the archive: put its images in the folders")
+        return None
+    image = _header(data, limits)
+    if isinstance(image, str):
+        problems.add(name, image)
+        return None
+    return image
 
 
-def _header(data: bytes, limits) -> tuple[tuple[int, int], str] | str:
-    """(size, mode) from the image's header, no pixels decoded; or what is wrong."""
+def _header(data: bytes, limits) -> Image.Image | str:
+    """The image, opened (its header read, no pixels decoded), or what is wrong with it."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -245,15 +425,6 @@ def _header(data: bytes, limits) -> tuple[tuple[int, int], str] | str:
     width, height = image.size
     if width * height > limits.max_pixels:
         return f"{width} x {height} pixels; at most {limits.max_pixels} pixels per image"
-    return (width, height), image.mode
-
-
-def _decoded(data: bytes, limits) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    width, height = image.size
-    if width * height > limits.max_pixels:  # checked in the first pass; the bytes are the same
-        raise ValueError(f"{width} x {height} pixels")
-    image.load()
     return image
 
 
@@ -262,7 +433,7 @@ def _path_problem(name: str) -> str | None:
         return "a backslash in the path: use / between folders"
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
         return "an absolute path: entries must be relative to the archive"
-    if ".." in PurePosixPath(name).parts:
+    if ".." in name.split("/"):
         return "a path that leaves the archive (..)"
     if "\x00" in name:
         return "a NUL in the path"

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from runtime.ingest.common import IngestLimits, IngestRefused
-from runtime.ingest.images import images_ingest
+from runtime.ingest.images import PARALLEL_ENTRIES, images_ingest
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -235,3 +235,34 @@ def test_an_archive_of_too_many_files_is_refused(tmp_path):
     assert _refusal(_zip(entries, compression=zipfile.ZIP_STORED), tmp_path) == [
         ("archive", "more than 80000 entries")
     ]
+
+
+def test_a_large_zip_is_scanned_by_several_processes_with_the_same_result(tmp_path):
+    """Over PARALLEL_ENTRIES entries, from a file on disk: slices in two processes, their parts
+    joined in order; the same file as one pass, and the same refusal naming a late entry."""
+    entries = {
+        f"data/c{i % 3}/{i}.png": _png(_pixels(i % 50, (4, 4, 3))) for i in range(PARALLEL_ENTRIES)
+    }
+    archive = tmp_path / "big.zip"
+    archive.write_bytes(_zip(entries, compression=zipfile.ZIP_STORED))
+    outs = {}
+    for processes in (1, 2):
+        outs[processes] = tmp_path / f"out{processes}.arrow"
+        with open(archive, "rb") as source:
+            summary = images_ingest(source, outs[processes], processes=processes)
+        assert summary.images == PARALLEL_ENTRIES
+    assert _read(outs[1])[0].equals(_read(outs[2])[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.zip", "out1.arrow", "out2.arrow"]
+
+    entries[f"data/c1/{PARALLEL_ENTRIES - 3}.png"] = b"\x89PNG not really"
+    archive.write_bytes(_zip(entries, compression=zipfile.ZIP_STORED))
+    for processes in (1, 2):
+        with open(archive, "rb") as source, pytest.raises(IngestRefused) as refused:
+            images_ingest(source, tmp_path / "refused.arrow", processes=processes)
+        assert [(p.path, p.message) for p in refused.value.problems] == [
+            (
+                f"data/c1/{PARALLEL_ENTRIES - 3}.png",
+                "not an image: PNG, JPEG or WebP cannot read it",
+            )
+        ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.zip", "out1.arrow", "out2.arrow"]

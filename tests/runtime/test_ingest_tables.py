@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 from apps.core.csv_export import csv_cell
+from runtime.ingest import tables
 from runtime.ingest.common import IngestLimits, IngestRefused
 from runtime.ingest.tables import table_ingest
 
@@ -99,17 +100,25 @@ def test_a_tsv_of_numbers_is_read_back_as_float32(tmp_path):
     assert table["label"].to_pylist() == ["a", "b", "a", "b"]
 
 
-def test_many_rows_are_written_in_batches(tmp_path):
-    lines = ["a,b,label"] + [f"{i},{-i},{'odd' if i % 2 else 'even'}" for i in range(20_000)]
+@pytest.mark.parametrize("exact", [False, True], ids=["pyarrow", "exact"])
+def test_many_rows_are_read_back_in_order_by_either_reader(tmp_path, monkeypatch, exact):
+    """A regular file goes through pyarrow's reader; `exact`: through the one that names
+    problems (what an irregular file gets), with the same file written."""
+    if exact:
+        monkeypatch.setattr(tables, "_fast", lambda *args: None)
+    lines = ["a,b,label"] + [f"{i},{-i / 4},{'odd' if i % 2 else 'even'}" for i in range(20_000)]
     out = tmp_path / "big.arrow"
     summary = table_ingest(
         io.BytesIO("\n".join(lines).encode()), out, kind="tabular", label_column="label"
     )
     assert summary.classes == {"even": 10_000, "odd": 10_000}
-    with pa.memory_map(str(out)) as source:
-        reader = pa.ipc.open_file(source)
-        assert reader.num_record_batches == 3  # 8192 + 8192 + 3616
-        assert reader.read_all()["a"].to_pylist() == [float(i) for i in range(20_000)]
+    table = _read(out)
+    assert table.schema == pa.schema(
+        [("a", pa.float32()), ("b", pa.float32()), ("label", pa.string())]
+    )
+    assert table["a"].to_pylist() == [float(i) for i in range(20_000)]
+    assert table["b"].to_pylist() == [-i / 4 for i in range(20_000)]
+    assert table["label"].to_pylist() == ["odd" if i % 2 else "even" for i in range(20_000)]
 
 
 def test_every_problem_is_named_with_its_row_and_column(tmp_path):
