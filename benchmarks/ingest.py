@@ -12,7 +12,9 @@ sampled every 20 ms:
 - **Aula, CSV**: `runtime.ingest.tables.table_ingest(kind="tabular")`;
 - **baseline, CSV**: `pandas.read_csv` of the whole file, then float32 columns written as Arrow.
 
-Targets (issue 15): Aula at least 2x the baseline's rate, and peak RSS under 500 MB, for both.
+Each way runs `--repeat` times (3), alternating with the other; the median time is kept, and
+the largest peak. Targets (issue 15): Aula at least 2x the baseline's rate, and peak RSS under
+500 MB, for both.
 Run: `.venv/bin/python benchmarks/ingest.py` (`--images N --rows N` for smaller files).
 """
 
@@ -163,6 +165,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=50_000)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each way (alternating): the median is kept"
+    )
     args = parser.parse_args()
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -181,8 +186,13 @@ def main() -> None:
         )
         results = {}
         for what, source, unit in (("images", images, "images"), ("csv", table, "rows")):
-            for who in ("baseline", "aula"):
-                result = _run(f"{who}-{what}", source, folder / "out.arrow")
+            runs = {"baseline": [], "aula": []}
+            for _ in range(args.repeat):  # alternating, so that both see the same machine
+                for who in runs:
+                    runs[who].append(_run(f"{who}-{what}", source, folder / "out.arrow"))
+            for who, done in runs.items():
+                result = sorted(done, key=lambda run: run["seconds"])[len(done) // 2]
+                result["peak_mb"] = max(run["peak_mb"] for run in done)
                 results[(who, what)] = result
                 rate = result["items"] / result["seconds"]
                 print(

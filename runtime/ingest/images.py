@@ -22,7 +22,6 @@ import multiprocessing
 import os
 import stat
 import tarfile
-import warnings
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
@@ -209,7 +208,8 @@ def _scan(members, out_path, layout: _Layout, limits) -> _Scan:
                 if image.size != layout.size:
                     image = image.resize(layout.size, Image.Resampling.BILINEAR)
                     scan.resized += 1
-                data = image.convert("RGB" if layout.colour else "L").tobytes()
+                mode = "RGB" if layout.colour else "L"
+                data = (image if image.mode == mode else image.convert(mode)).tobytes()
             except (OSError, ValueError, SyntaxError) as exc:
                 problems.add(member.name, f"a corrupt image: {exc}")
                 continue
@@ -413,10 +413,8 @@ def _entry(member, limits, problems, skipped) -> Image.Image | None:
 def _header(data: bytes, limits) -> Image.Image | str:
     """The image, opened (its header read, no pixels decoded), or what is wrong with it."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning):
+        image = Image.open(io.BytesIO(data))  # Pillow's own bomb check may refuse it first
+    except (OSError, ValueError, SyntaxError):
         return "not an image: PNG, JPEG or WebP cannot read it"
     except Image.DecompressionBombError:
         return f"its header declares more than {limits.max_pixels} pixels per image"
