@@ -96,3 +96,71 @@ def _signature_problems(node: ast.FunctionDef | ast.AsyncFunctionDef, names) -> 
             )
         ]
     return []
+
+
+# --- integrity flags ------------------------------------------------------------------------------
+
+# A literal table this large (the text of its constants) is flagged: a model's code has layer
+# sizes and a few hyperparameters, not kilobytes of data. A table of digits' published test
+# inputs, hashed, to their labels is about 16 KB (issue 15).
+LITERAL_TABLE_CHARS = 2048
+
+
+def literal_tables(code: str, *, threshold: int = LITERAL_TABLE_CHARS) -> list[Problem]:
+    """Flags, for the teacher (they refuse nothing): each literal in `code` (a str or bytes
+    constant, or a list, tuple, set or dict made only of constants) whose constants' text is at
+    least `threshold` characters, with its line; the outermost literal only, once."""
+    try:
+        tree = ast.parse(code, filename=SUBMISSION_FILENAME)
+    except (SyntaxError, ValueError):
+        return []  # check_code reports it
+    flags: list[Problem] = []
+
+    def visit(node: ast.AST) -> None:
+        size = _literal_size(node)
+        if size is not None and size >= threshold:
+            kind = "text" if isinstance(node, ast.Constant) else f"{_entries(node)}-entry table"
+            flags.append(
+                Problem(
+                    f"code:{node.lineno}",
+                    f"Line {node.lineno} holds a literal {kind} of {size:,} characters: "
+                    "data written into the code (answers looked up, not predicted?).",
+                )
+            )
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return flags
+
+
+_CONTAINERS = (ast.List, ast.Tuple, ast.Set, ast.Dict)
+
+
+def _literal_size(node: ast.AST) -> int | None:
+    """The text length of a literal's constants, or None when it is not all constants."""
+    if isinstance(node, ast.Constant):
+        value = node.value
+        return len(value) if isinstance(value, str | bytes) else len(repr(value))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
+        return _literal_size(node.operand)  # -1
+    if isinstance(node, ast.Dict):
+        children = [*node.keys, *node.values]
+        if any(key is None for key in node.keys):
+            return None  # {**other}
+    elif isinstance(node, _CONTAINERS):
+        children = node.elts
+    else:
+        return None
+    total = 0
+    for child in children:
+        size = _literal_size(child)
+        if size is None:
+            return None
+        total += size + 1
+    return total
+
+
+def _entries(node: ast.AST) -> int:
+    return len(node.keys) if isinstance(node, ast.Dict) else len(node.elts)
