@@ -23,7 +23,13 @@ import numpy as np
 import pyarrow as pa
 from numpy.lib import format as npy_format
 
-from runtime.ingest.common import IngestLimits, IngestRefused, Problems, classes_check
+from runtime.ingest.common import (
+    IngestLimits,
+    IngestRefused,
+    Problems,
+    ProgressReader,
+    classes_check,
+)
 
 CHUNK_BYTES = 8 * 1024 * 1024
 MAX_ELEMENTS = 1 << 31  # one array, whatever its dtype
@@ -60,9 +66,13 @@ def arrays_ingest(
     *,
     y_source: BinaryIO | None = None,
     limits: IngestLimits = DEFAULT_LIMITS,
+    on_progress=None,
 ) -> ArraySummary:
     """An NPZ (`x_source` alone, arrays named x and y) or two NPY files into the Arrow file
-    `out_path`; IngestRefused, with nothing at `out_path`, when they cannot be a dataset."""
+    `out_path`; IngestRefused, with nothing at `out_path`, when they cannot be a dataset.
+    `on_progress`: called with the fraction of the samples' file read, rising."""
+    if on_progress:
+        x_source = ProgressReader(x_source, on_progress)
     try:
         with contextlib.ExitStack() as stack:
             if y_source is None:
@@ -72,7 +82,10 @@ def arrays_ingest(
             else:
                 x = _array("x.npy", x_source, limits)
                 y = _array("y.npy", y_source, limits)
-            return _ingest(x, y, out_path, limits)
+            summary = _ingest(x, y, out_path, limits)
+        if on_progress:
+            x_source.done()
+        return summary
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(out_path)

@@ -63,6 +63,12 @@ class Problems:
     def full(self) -> bool:
         return len(self.found) >= MAX_PROBLEMS
 
+    def fatal(self, where: str, message: str) -> IngestRefused:
+        """The refusal for a problem reading cannot go past: those found before it, then it
+        (always listed, past MAX_PROBLEMS too)."""
+        self.found.append(Problem(path=where, message=message))
+        return IngestRefused(self.found, self.more)
+
     def refuse_if_any(self) -> None:
         if self.found:
             raise IngestRefused(self.found, self.more)
@@ -118,3 +124,41 @@ def classes_check(classes: Counter, where: str, limits: IngestLimits, problems: 
             f"classes with fewer than {limits.min_per_class} examples: {listed}"
             + (f" and {len(few) - 10} more" if len(few) > 10 else ""),
         )
+
+
+class ProgressReader:
+    """A seekable binary file that reports how much of it has been read: `on_progress` gets
+    the bytes read so far over the file's size (at most 1), rising, at most every `step` of it,
+    and 1.0 from `done`. Counting bytes read, not the position, keeps a zip's first look at its
+    directory (at the end) from reading as all of it. Everything but reading is the file's."""
+
+    def __init__(self, source, on_progress, *, step: float = 0.01):
+        self._source, self._on_progress, self._step = source, on_progress, step
+        position = source.tell()
+        source.seek(0, 2)
+        self._size = max(source.tell(), 1)
+        source.seek(position)
+        self._read = 0
+        self._reported = 0.0
+
+    def _count(self, data: bytes) -> bytes:
+        self._read += len(data)
+        fraction = min(self._read / self._size, 1.0)
+        if fraction >= self._reported + self._step:
+            self._reported = fraction
+            self._on_progress(fraction)
+        return data
+
+    def read(self, size=-1):
+        return self._count(self._source.read(size))
+
+    def readline(self, size=-1):
+        return self._count(self._source.readline(size))
+
+    def done(self) -> None:
+        if self._reported < 1.0:
+            self._reported = 1.0
+            self._on_progress(1.0)
+
+    def __getattr__(self, name):
+        return getattr(self._source, name)

@@ -33,7 +33,13 @@ from typing import BinaryIO
 import pyarrow as pa
 from PIL import Image
 
-from runtime.ingest.common import IngestLimits, IngestRefused, Problems, classes_check
+from runtime.ingest.common import (
+    IngestLimits,
+    IngestRefused,
+    Problems,
+    ProgressReader,
+    classes_check,
+)
 
 BATCH_IMAGES = 1024
 FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP"}
@@ -82,14 +88,17 @@ def images_ingest(
     resize_to: tuple[int, int] | None = None,
     limits: IngestLimits = DEFAULT_LIMITS,
     processes: int | None = None,
+    on_progress=None,
 ) -> ImageSummary:
     """Reads the archive `source` (a seekable binary file) into the Arrow file `out_path`;
     IngestRefused, with nothing at `out_path`, when it cannot be a dataset. `resize_to`:
     (height, width) for every image; without it, images of different sizes are refused.
     `processes`: for a zip file on disk of at least PARALLEL_ENTRIES entries, how many scan it
-    at once (default: the CPUs, at most 4); 1 for one pass in this process."""
+    at once (default: the CPUs, at most 4); 1 for one pass in this process. `on_progress`:
+    called with the fraction of the archive read, rising (by slice, when in processes)."""
+    report = on_progress or (lambda fraction: None)
     try:
-        return _ingest(source, out_path, resize_to, limits, processes or _processes())
+        return _ingest(source, out_path, resize_to, limits, processes or _processes(), report)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(out_path)
@@ -108,16 +117,19 @@ class _GreyThenColour(Exception):
     """A colour image after grey ones: the pass starts again, storing RGB."""
 
 
-def _ingest(source, out_path, resize_to, limits, processes) -> ImageSummary:
+def _ingest(source, out_path, resize_to, limits, processes, report) -> ImageSummary:
     path = getattr(source, "name", None)
     magic = source.read(4)
     source.seek(0)
     if processes > 1 and magic.startswith(b"PK") and isinstance(path, str) and os.path.isfile(path):
-        return _parallel(path, out_path, resize_to, limits, processes)
+        return _parallel(path, out_path, resize_to, limits, processes, report)
+    reader = ProgressReader(source, report)
     for colour in (None, True):
         try:
-            scan = _scan(_members(source, limits), out_path, _Layout(resize_to, colour), limits)
-            return _finish([scan], limits)
+            scan = _scan(_members(reader, limits), out_path, _Layout(resize_to, colour), limits)
+            summary = _finish([scan], limits)
+            reader.done()
+            return summary
         except _GreyThenColour:
             source.seek(0)
     raise AssertionError("unreachable: a colour pass never meets colour after grey")
@@ -174,16 +186,14 @@ def _scan(members, out_path, layout: _Layout, limits) -> _Scan:
         for member in members:
             scan.entries += 1
             if scan.entries > limits.max_files:
-                raise IngestRefused.one("archive", f"more than {limits.max_files} entries")
+                raise problems.fatal("archive", f"more than {limits.max_files} entries")
             image = _entry(member, limits, problems, scan.skipped)
             if image is None:
                 continue
             scan.unpacked += member.size
             if scan.unpacked > limits.max_unpacked_bytes:
                 limit = limits.max_unpacked_bytes
-                raise IngestRefused.one(
-                    member.name, f"the images unpack to more than {limit} bytes"
-                )
+                raise problems.fatal(member.name, f"the images unpack to more than {limit} bytes")
             label = layout.label(member.name.split("/"))
             if label is None:
                 problems.add(
@@ -274,7 +284,7 @@ def _finish(scans: list[_Scan], limits) -> ImageSummary:
 # --- several processes, for a zip on disk --------------------------------------------------------
 
 
-def _parallel(path: str, out_path, resize_to, limits, processes: int) -> ImageSummary:
+def _parallel(path: str, out_path, resize_to, limits, processes: int, report) -> ImageSummary:
     """Consecutive slices of the zip's entries scanned by `processes` processes at once (each
     opens the zip itself), each into a part file, with the layout the first image decides;
     then the parts copied, in order, into `out_path`. The same answers as one pass."""
@@ -284,13 +294,13 @@ def _parallel(path: str, out_path, resize_to, limits, processes: int) -> ImageSu
             raise IngestRefused.one("archive", f"more than {limits.max_files} entries")
     if count < PARALLEL_ENTRIES:
         with open(path, "rb") as source:
-            return _ingest(source, out_path, resize_to, limits, processes=1)
+            return _ingest(source, out_path, resize_to, limits, 1, report)
     layout = _Layout(resize_to, None)
     with open(path, "rb") as source:
         first = _scan(_first_image(source, limits), None, layout, limits)
     if first.problems or layout.size is None:  # no images, or the first is refused: one pass
         with open(path, "rb") as source:
-            return _ingest(source, out_path, resize_to, limits, processes=1)
+            return _ingest(source, out_path, resize_to, limits, 1, report)
     bounds = [count * i // processes for i in range(processes + 1)]
     parts = [f"{out_path}.part{i}" for i in range(processes)]
     context = multiprocessing.get_context("spawn")
@@ -310,7 +320,10 @@ def _parallel(path: str, out_path, resize_to, limits, processes: int) -> ImageSu
                         )
                         for part, start, stop in zip(parts, bounds, bounds[1:], strict=False)
                     ]
-                    scans = [job.result() for job in jobs]
+                    scans = []
+                    for job in jobs:  # in order: the parts are joined in order
+                        scans.append(job.result())
+                        report(len(scans) / (processes + 1))
                 break
             except _GreyThenColour:
                 continue
@@ -323,6 +336,7 @@ def _parallel(path: str, out_path, resize_to, limits, processes: int) -> ImageSu
                         reader = pa.ipc.open_file(mapped)
                         for index in range(reader.num_record_batches):
                             writer.write_batch(reader.get_batch(index))
+        report(1.0)
         return summary
     finally:
         for part in parts:

@@ -31,6 +31,7 @@ from runtime.ingest.common import (
     IngestLimits,
     IngestRefused,
     Problems,
+    ProgressReader,
     classes_check,
     encoding_detect,
 )
@@ -72,9 +73,11 @@ def table_ingest(
     text_column: str | None = None,
     delimiter: str | None = None,
     limits: IngestLimits = DEFAULT_LIMITS,
+    on_progress=None,
 ) -> TableSummary:
     """Reads the CSV/TSV `source` (a seekable binary file) into the Arrow file `out_path`;
-    IngestRefused, with nothing at `out_path`, when it cannot be a dataset."""
+    IngestRefused, with nothing at `out_path`, when it cannot be a dataset. `on_progress`:
+    called with the fraction of the file read, rising (an exact reread starts again at 0)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     size = _size(source)
@@ -87,11 +90,17 @@ def table_ingest(
     codec = encoding_detect(head, complete=size <= HEAD_BYTES)
     delimiter = delimiter or _delimiter(head)
     try:
-        fast = _fast(source, out_path, kind, label_column, text_column, delimiter, codec, limits)
-        if fast is not None:
-            return fast
-        source.seek(0)  # something is irregular: the exact reader finds and names it
-        return _ingest(source, out_path, kind, label_column, text_column, delimiter, codec, limits)
+        reader = ProgressReader(source, on_progress) if on_progress else source
+        fast = _fast(reader, out_path, kind, label_column, text_column, delimiter, codec, limits)
+        if fast is None:  # something is irregular: the exact reader finds and names it
+            source.seek(0)
+            reader = ProgressReader(source, on_progress) if on_progress else source
+            fast = _ingest(
+                reader, out_path, kind, label_column, text_column, delimiter, codec, limits
+            )
+        if on_progress:
+            reader.done()
+        return fast
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(out_path)
@@ -196,8 +205,13 @@ def _fast(source, out_path, kind, label_column, text_column, delimiter, codec, l
     classes: Counter = Counter()
     rows = 0
     try:
-        stream = pacsv.open_csv(source, *reader_options)
-        with pa.OSFile(str(out_path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        # Closed on the way out, however it ends: its read-ahead must not go on reading the
+        # file (the exact reader may read it next) or call into Python at the process's exit.
+        with (
+            pacsv.open_csv(source, *reader_options) as stream,
+            pa.OSFile(str(out_path), "wb") as sink,
+            pa.ipc.new_file(sink, schema) as writer,
+        ):
             for batch in stream:
                 rows += batch.num_rows
                 columns = _fast_columns(batch, kind, features, label_column, limits)
@@ -278,15 +292,15 @@ def _ingest(source, out_path, kind, label_column, text_column, delimiter, codec,
                     message = str(exc)
                     if "field larger than field limit" in message:
                         message = f"a cell longer than {limits.max_field_chars} characters"
-                    raise IngestRefused.one(f"row {row_number + 1}", message) from None
+                    raise problems.fatal(f"row {row_number + 1}", message) from None
+                except IngestRefused as exc:  # a line the reader cannot go past
+                    raise problems.fatal(exc.problems[0].path, exc.problems[0].message) from None
                 row_number += 1
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue  # a blank line
                 rows += 1
                 if rows > limits.max_rows:
-                    raise IngestRefused.one(
-                        f"row {row_number}", f"more than {limits.max_rows} rows"
-                    )
+                    raise problems.fatal(f"row {row_number}", f"more than {limits.max_rows} rows")
                 values = _row(row, row_number, header, label_at, feature_at, kind, problems)
                 if values is None:
                     if problems.full():

@@ -271,3 +271,15 @@ def test_a_64_mb_line_is_refused_in_bounded_memory(tmp_path):
     assert result["refusal"] == ["line 2", "longer than 1048576 bytes (one line of a CSV)"]
     assert result["added_kib"] < 32 * 1024, result  # 64 MB were never held at once
     assert not (tmp_path / "o.arrow").exists()
+
+
+def test_a_problem_the_reader_cannot_go_past_keeps_those_found_before_it(tmp_path):
+    data = b"x,label\n1,a\n2,\n3,b\n4,a\n5,b\n"
+    assert _refusal(data, tmp_path, limits=IngestLimits(max_rows=4)) == [
+        ("row 3, column 'label'", "empty: every row needs a label"),
+        ("row 6", "more than 4 rows"),
+    ]
+    assert _refusal(b"x,label\n1,\n2,b\x00\n", tmp_path) == [
+        ("row 2, column 'label'", "empty: every row needs a label"),
+        ("line 3", "a NUL byte: this is not a text file (CSV or TSV)"),
+    ]
