@@ -20,6 +20,7 @@ import logging
 import re
 import time
 import uuid
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import orjson
@@ -58,7 +59,7 @@ class PredictFastPath:
         self.app = app
         self.renderer = JSONRenderer()
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="predict-fast")
-        self._redis: dict[int, redis.asyncio.Redis] = {}
+        self._redis: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # per event loop
         self._headers: dict[str, list[tuple[bytes, bytes]]] = {}  # per scheme, from Django
 
     async def __call__(self, scope, receive, send):
@@ -112,7 +113,7 @@ class PredictFastPath:
         await send({"type": "http.response.body", "body": answer})
 
     def _redis_client(self) -> redis.asyncio.Redis:
-        loop = id(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
         if loop not in self._redis:
             self._redis[loop] = redis.asyncio.from_url(settings.REDIS_URL)
         return self._redis[loop]

@@ -163,8 +163,11 @@ def _on_token_deleted(sender, instance, **kwargs):
 
 def _on_teachers(sender, instance, action, **kwargs):
     if action in ("post_add", "post_remove", "post_clear"):
-        tenant_id = getattr(instance, "tenant_id", None)
-        _bump(PLATFORM_EPOCH) if tenant_id is None else tenant_changed(tenant_id)
+        tenant_id = getattr(instance, "tenant_id", None)  # None: a user's side of the relation
+        if tenant_id is None:
+            _bump(PLATFORM_EPOCH)
+        else:
+            tenant_changed(tenant_id)
 
 
 def _on_model_changed(sender, instance, created=False, **kwargs):
