@@ -1,5 +1,7 @@
 """Hostile uploads are refused in bounded memory: each is made on disk by a fresh process, which
-then ingests it and reports how much its peak resident memory (VmHWM) grew during the ingest."""
+then ingests it and reports how much its peak resident memory grew during the ingest. VmHWM,
+not ru_maxrss: a child's ru_maxrss starts at its parent's peak (it survives exec), so growth
+below the test process's own size would not show."""
 
 import json
 import subprocess
@@ -12,6 +14,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 MAKERS = {
+    "a-64-mb-line": """
+        with open(PATH, "wb") as f:
+            f.write(b"x,label\\n")
+            for _ in range(64):
+                f.write(b"1" * (1024 * 1024))
+            f.write(b",a\\n")
+        INGEST = "tables"
+    """,
     "zip-bomb": """
         import zipfile
         with zipfile.ZipFile(PATH, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -62,6 +72,7 @@ sys.path.insert(0, {root!r})
 from runtime.ingest.arrays import arrays_ingest
 from runtime.ingest.common import IngestRefused
 from runtime.ingest.images import images_ingest
+from runtime.ingest.tables import table_ingest
 PATH, OUT = {path!r}, {out!r}
 {maker}
 def peak_kib():
@@ -70,8 +81,10 @@ def peak_kib():
 before = peak_kib()
 try:
     with open(PATH, "rb") as source:
-        ingest = images_ingest if INGEST == "images" else arrays_ingest
-        ingest(source, OUT)
+        if INGEST == "tables":
+            table_ingest(source, OUT, kind="tabular", label_column="label")
+        else:
+            (images_ingest if INGEST == "images" else arrays_ingest)(source, OUT)
     refusal = None
 except IngestRefused as exc:
     refusal = [exc.problems[-1].path, exc.problems[-1].message]  # what ended the reading
@@ -79,6 +92,7 @@ print(json.dumps({{"refusal": refusal, "added_kib": peak_kib() - before}}))
 """
 
 EXPECTED = {
+    "a-64-mb-line": ["line 2", "longer than 1048576 bytes (one line of a CSV)"],
     "zip-bomb": ["cat/zeros.png", f"{1 << 30} bytes unpacked; at most {16 * 1024 * 1024}"],
     "100000-tiny-files": ["archive", "more than 80000 entries"],
     "png-bomb": ["b/bomb.png", "its header declares more than 16777216 pixels per image"],
