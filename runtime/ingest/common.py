@@ -126,6 +126,15 @@ def classes_check(classes: Counter, where: str, limits: IngestLimits, problems: 
         )
 
 
+def file_size(source) -> int:
+    """The size of a seekable file, its position left where it was."""
+    position = source.tell()
+    source.seek(0, 2)
+    size = source.tell()
+    source.seek(position)
+    return size
+
+
 class ProgressReader:
     """A seekable binary file that reports how much of it has been read: `on_progress` gets
     the bytes read so far over the file's size (at most 1), rising, at most every `step` of it,
@@ -134,10 +143,7 @@ class ProgressReader:
 
     def __init__(self, source, on_progress, *, step: float = 0.01):
         self._source, self._on_progress, self._step = source, on_progress, step
-        position = source.tell()
-        source.seek(0, 2)
-        self._size = max(source.tell(), 1)
-        source.seek(position)
+        self._size = max(file_size(source), 1)
         self._read = 0
         self._reported = 0.0
 

@@ -14,7 +14,6 @@ file leaves no output behind. Cells are stored as they were written: a cell like
 import codecs
 import contextlib
 import csv
-import io
 import math
 import os
 from collections import Counter
@@ -34,6 +33,7 @@ from runtime.ingest.common import (
     ProgressReader,
     classes_check,
     encoding_detect,
+    file_size,
 )
 
 BATCH_ROWS = 8192
@@ -80,7 +80,7 @@ def table_ingest(
     called with the fraction of the file read, rising (an exact reread starts again at 0)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-    size = _size(source)
+    size = file_size(source)
     if size > limits.max_bytes:
         raise IngestRefused.one("file", f"{size} bytes; at most {limits.max_bytes}")
     head = source.read(HEAD_BYTES)
@@ -105,14 +105,6 @@ def table_ingest(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(out_path)
         raise
-
-
-def _size(source: BinaryIO) -> int:
-    position = source.tell()
-    source.seek(0, io.SEEK_END)
-    size = source.tell()
-    source.seek(position)
-    return size
 
 
 def _delimiter(head: bytes) -> str:
@@ -397,18 +389,23 @@ def _row(row, number, header, label_at, feature_at, kind, problems):
         except ValueError:
             problems.add(
                 f"row {number}, column {header[index]!r}",
-                f"{cell[:40]!r} is not a number" if cell else "empty: a number is needed",
+                f"{_shown(cell)} is not a number" if cell else "empty: a number is needed",
             )
             ok = False
             continue
         if not math.isfinite(value) or abs(value) > 3.4e38:
             problems.add(
-                f"row {number}, column {header[index]!r}", f"{cell!r} is not a finite number"
+                f"row {number}, column {header[index]!r}", f"{_shown(cell)} is not a finite number"
             )
             ok = False
             continue
         numbers.append(value)
     return (label, numbers) if ok else None
+
+
+def _shown(cell: str) -> str:
+    """A cell as an error message quotes it: its first 40 characters."""
+    return repr(cell) if len(cell) <= 40 else repr(cell[:40])[:-1] + "…'"
 
 
 class _Batch:

@@ -245,3 +245,9 @@ def test_a_problem_the_reader_cannot_go_past_keeps_those_found_before_it(tmp_pat
         ("line 3", "a NUL byte: this is not a text file (CSV or TSV)"),
     ]
 
+
+def test_a_long_cell_is_quoted_short_in_its_error(tmp_path):
+    assert _refusal(b"x,label\n" + b"9" * 500 + b",a\n1,b\n" + b"y" * 300 + b",a\n", tmp_path) == [
+        ("row 2, column 'x'", "'" + "9" * 40 + "…' is not a finite number"),
+        ("row 4, column 'x'", "'" + "y" * 40 + "…' is not a number"),
+    ]
