@@ -28,9 +28,12 @@ import numpy as np
 import torch
 
 __all__ = [
+    "PRIVATE_PART",
+    "PUBLIC_PART",
     "DatasetDownloadFailed",
     "DatasetInfo",
     "DatasetMissing",
+    "DatasetSource",
     "DatasetSplits",
     "Split",
     "UnknownDataset",
@@ -40,6 +43,7 @@ __all__ = [
     "default_data_dir",
     "download_dataset",
     "load_dataset",
+    "register_source",
 ]
 
 DOWNLOAD_COMMAND = "python manage.py download_datasets"
@@ -74,6 +78,12 @@ class DatasetSplits:
     train: Split
     val: Split
     test: Split  # test.y is for the trusted grader only; never sent to learner code
+    # Which hidden test part each test sample is in (int8 [N]: PUBLIC_PART or PRIVATE_PART),
+    # when the test split was drawn with an assignment's secret; None: one part.
+    test_part: torch.Tensor | None = None
+
+
+PUBLIC_PART, PRIVATE_PART = 0, 1
 
 
 class UnknownDataset(KeyError):
@@ -140,6 +150,33 @@ def _register(info: DatasetInfo):
     return decorator
 
 
+@dataclass(frozen=True)
+class DatasetSource:
+    """Datasets the platform holds rather than the runtime (a teacher's uploaded versions), named
+    `<prefix>:<key>`. `info(name)` describes one (raising `UnknownDataset`); `load(name, secret)`
+    gives its splits on the CPU, the test split's parts drawn with `secret` (an assignment's)."""
+
+    prefix: str
+    info: Callable[[str], DatasetInfo]
+    load: Callable[[str, bytes | None], DatasetSplits]
+
+
+_SOURCES: dict[str, DatasetSource] = {}
+
+
+def register_source(source: DatasetSource) -> None:
+    """Let `dataset_info` and `load_dataset` find the datasets named `<source.prefix>:...`."""
+    if not source.prefix.isidentifier():
+        raise ValueError(f"a source prefix is a plain word, not {source.prefix!r}")
+    _SOURCES[source.prefix] = source
+
+
+def _source_of(name) -> DatasetSource | None:
+    if not isinstance(name, str) or ":" not in name:
+        return None
+    return _SOURCES.get(name.split(":", 1)[0])
+
+
 def dataset_names() -> list[str]:
     """Every dataset's name, in the order the catalogue shows them."""
     return list(_REGISTRY)
@@ -147,6 +184,9 @@ def dataset_names() -> list[str]:
 
 def dataset_info(name: str) -> DatasetInfo:
     """The description of `name` (sizes as shipped); raises `UnknownDataset`."""
+    source = _source_of(name)
+    if source is not None:
+        return source.info(name)
     return _entry(name).info
 
 
@@ -184,16 +224,24 @@ def _device_key(device: str | torch.device) -> torch.device:
 
 
 def load_dataset(
-    name: str, *, data_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu"
+    name: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    secret: bytes | None = None,
 ) -> DatasetSplits:
     """The fixed splits of `name` as tensors on `device`, loaded once per process and device.
 
     Raises `UnknownDataset` for an unknown name and `DatasetMissing` (naming the command that
     downloads it) when a downloaded dataset is not in `data_dir` (default: `default_data_dir()`).
-    The tensors are shared between calls: treat them as read-only.
+    The tensors are shared between calls: treat them as read-only. A dataset of a registered
+    source is split with `secret` (its test split in a public and a private part).
     """
-    entry = _entry(name)
     device = _device_key(device)
+    source = _source_of(name)
+    if source is not None:
+        return _on_device(source.load(name, secret), device)
+    entry = _entry(name)
     folder = None
     if entry.info.requires_download:
         folder = Path(data_dir) if data_dir is not None else default_data_dir()
@@ -215,6 +263,15 @@ def load_dataset(
     xtr, ytr, xva, yva, xte, yte = tensors
     info = replace(entry.info, sizes=(len(ytr), len(yva), len(yte)))
     return DatasetSplits(info, Split(xtr, ytr), Split(xva, yva), Split(xte, yte))
+
+
+def _on_device(splits: DatasetSplits, device: torch.device) -> DatasetSplits:
+    if device.type == "cpu":
+        return splits
+    train, val, test = (
+        Split(s.x.to(device), s.y.to(device)) for s in (splits.train, splits.val, splits.test)
+    )
+    return replace(splits, train=train, val=val, test=test)
 
 
 def clear_dataset_cache() -> None:

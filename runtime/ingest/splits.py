@@ -38,7 +38,7 @@ class SplitPlan:
             raise ValueError(f"the parts' fractions {fractions} must leave some for training")
 
 
-def _generator(secret: bytes, purpose: str) -> np.random.Generator:
+def secret_rng(secret: bytes, purpose: str) -> np.random.Generator:
     if len(secret) < SECRET_BYTES:
         raise ValueError(f"a split secret has at least {SECRET_BYTES} bytes")
     digest = hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
@@ -49,7 +49,7 @@ def split_parts(labels, *, secret: bytes, plan: SplitPlan = SplitPlan()) -> np.n
     """The part (TRAIN, VALIDATION, PUBLIC or PRIVATE) of each example, by its label."""
     labels = np.asarray(labels)
     parts = np.full(len(labels), TRAIN, dtype=np.int8)
-    rng = _generator(secret, "split")
+    rng = secret_rng(secret, "split")
     fractions = np.array([plan.validation, plan.public, plan.private])
     for label in np.unique(labels):  # sorted: the same order for the same data
         members = np.flatnonzero(labels == label)
@@ -75,7 +75,7 @@ def hidden_inputs(x: np.ndarray, *, secret: bytes, kind: str) -> np.ndarray:
     repeated) when it is at least MIN_SIDE_TO_SHIFT pixels a side, then noise of 1.5 % of the
     value range, never zero everywhere: no sample comes out equal to its original. kind
     "numbers": noise of 1 % of each feature's spread."""
-    rng = _generator(secret, f"hidden-inputs:{kind}")
+    rng = secret_rng(secret, f"hidden-inputs:{kind}")
     if kind == "numbers":
         spread = np.maximum(x.std(axis=0, keepdims=True), 1e-6)
         noise = rng.normal(0, 0.01, size=x.shape) * spread
