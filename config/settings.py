@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "apps.courses",
     "apps.jobs",
     "apps.trained_models",
+    "apps.datasets",
     "apps.quotas",
     "apps.audit",
     "apps.learning",
@@ -329,7 +330,13 @@ if env.bool("BEHIND_TLS_PROXY", default=False):
 # in REQUEST_BODY_LIMITS have their own. Django's own check sits at the largest of them, so it
 # never refuses what the middleware let through.
 REQUEST_BODY_MAX_BYTES = 1024 * 1024
-REQUEST_BODY_LIMITS = {r"^/api/v1/t/[^/]+/models/[^/]+/predict$": PREDICT_MAX_BODY_BYTES}
+# A dataset upload's chunk (PATCH .../upload): a client sends a large file in chunks of at most
+# this, resuming from the offset the platform has.
+DATASET_UPLOAD_CHUNK_MAX_BYTES = env.int("DATASET_UPLOAD_CHUNK_MAX_BYTES", default=8 * 1024 * 1024)
+REQUEST_BODY_LIMITS = {
+    r"^/api/v1/t/[^/]+/models/[^/]+/predict$": PREDICT_MAX_BODY_BYTES,
+    r"^/api/v1/t/[^/]+/datasets/[^/]+/versions/\d+/upload$": DATASET_UPLOAD_CHUNK_MAX_BYTES,
+}
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(REQUEST_BODY_MAX_BYTES, *REQUEST_BODY_LIMITS.values())
 
 # --- API --------------------------------------------------------------------------------------
@@ -421,6 +428,37 @@ else:
             "base_url": None,
         },
     }
+# Teachers' uploaded datasets (docs/datasets.md): the chunks of uploads and the ingested Arrow
+# files, under a per-tenant prefix; the filesystem under var/ by default, an S3-compatible
+# bucket when DATASETS_S3_BUCKET is set.
+DATASETS_S3_BUCKET = env.str("DATASETS_S3_BUCKET", default="")
+if DATASETS_S3_BUCKET:
+    STORAGES["datasets"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": DATASETS_S3_BUCKET,
+            "endpoint_url": env.str("DATASETS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("DATASETS_S3_REGION", default="") or None,
+            "location": env.str("DATASETS_S3_PREFIX", default=""),
+            "default_acl": None,
+            "file_overwrite": True,
+        },
+    }
+else:
+    STORAGES["datasets"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {
+            "location": env.str("DATASETS_DIR", default=str(VAR_DIR / "uploaded-datasets")),
+            "base_url": None,
+        },
+    }
+# The largest upload (the ingesters' own limits: docs/datasets.md).
+DATASET_UPLOAD_MAX_BYTES = env.int("DATASET_UPLOAD_MAX_BYTES", default=512 * 1024 * 1024)
+# Processes an image archive of many files is scanned with (1: in the worker's own process).
+DATASET_INGEST_PROCESSES = env.int("DATASET_INGEST_PROCESSES", default=1)
+# A worker's local files: the upload joined for ingestion, and ready versions' Arrow files.
+DATASET_SCRATCH_DIR = env.str("DATASET_SCRATCH_DIR", default=str(VAR_DIR / "tmp" / "datasets"))
+DATASET_CACHE_DIR = env.str("DATASET_CACHE_DIR", default=str(VAR_DIR / "cache" / "datasets"))
 # Serve static files straight from static/ and the apps, without collectstatic: DEBUG, and the
 # ASGI server the browser tests start.
 WHITENOISE_USE_FINDERS = env.bool("STATIC_FROM_SOURCE", default=DEBUG)

@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("apps.learning.api_urls")),
     path("", include("apps.trained_models.api_urls")),
     path("", include("apps.serving.api_urls")),
+    path("", include("apps.datasets.api_urls")),
 ]
 
 urlpatterns = [

@@ -44,6 +44,7 @@ __all__ = [
     "download_dataset",
     "load_dataset",
     "register_source",
+    "source_catalogue",
 ]
 
 DOWNLOAD_COMMAND = "python manage.py download_datasets"
@@ -159,6 +160,8 @@ class DatasetSource:
     prefix: str
     info: Callable[[str], DatasetInfo]
     load: Callable[[str, bytes | None], DatasetSplits]
+    # (name, title) of each dataset the caller may use now (the tenant's ready versions).
+    catalogue: Callable[[], list[tuple[str, str]]] = list
 
 
 _SOURCES: dict[str, DatasetSource] = {}
@@ -175,6 +178,11 @@ def _source_of(name) -> DatasetSource | None:
     if not isinstance(name, str) or ":" not in name:
         return None
     return _SOURCES.get(name.split(":", 1)[0])
+
+
+def source_catalogue() -> list[tuple[str, str]]:
+    """(name, title) of every registered source's datasets the caller may use now."""
+    return [entry for source in _SOURCES.values() for entry in source.catalogue()]
 
 
 def dataset_names() -> list[str]:

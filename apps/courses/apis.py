@@ -456,7 +456,11 @@ class SkillDetailApi(CoursesApiView):
 class ExerciseInputSerializer(InputSerializer):
     title = serializers.CharField(max_length=200)
     instructions = _text_field(100_000)
-    dataset = serializers.ChoiceField(choices=dataset_names())
+    dataset = serializers.CharField(
+        max_length=50,
+        help_text=f"A built-in dataset ({', '.join(dataset_names())}) or the name of a ready "
+        "version of the tenant's own datasets (upload:...).",
+    )
     metric = serializers.ChoiceField(choices=Metric.choices, required=False)
     min_metric = serializers.FloatField(min_value=0.0, max_value=1.0)
     target_metric = serializers.FloatField(min_value=0.0, max_value=1.0)

@@ -9,7 +9,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from apps.courses.models import Assignment, Course, Exercise, Lesson, Skill
-from runtime.datasets import dataset_names
+from runtime.datasets import dataset_names, source_catalogue
 
 
 class ServiceForm(forms.ModelForm):
@@ -130,7 +130,9 @@ class ExerciseForm(ServiceForm):
 
     def __init__(self, *args, tenant, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["dataset"].choices = [(name, name) for name in dataset_names()]
+        self.fields["dataset"].choices = [
+            (name, name) for name in dataset_names()
+        ] + source_catalogue()  # the tenant's own ready versions, by title
         self.fields["skills"].queryset = Skill.objects.filter(tenant=tenant).order_by("name")
         if self.instance.starter_spec is not None:
             self.initial["starter_spec"] = json.dumps(self.instance.starter_spec)

@@ -4,6 +4,8 @@ An Exercise says what to build (dataset, metric, grading scheme, compute budget,
 an Assignment puts it in front of a course's learners with dates and an attempt limit.
 """
 
+import secrets
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -174,6 +176,10 @@ class Exercise(TimeStampedModel):
         ]
 
 
+def split_secret_new() -> bytes:
+    return secrets.token_bytes(32)
+
+
 class LatePolicy(models.TextChoices):
     REFUSE = "refuse", "Refuse late submissions"
     ACCEPT = "accept", "Accept late submissions"
@@ -202,6 +208,9 @@ class Assignment(TimeStampedModel):
     # The tutor's policy: while the assignment is open it gives hints, never a full solution,
     # unless the teacher allows solutions. Hidden test data is never revealed either way.
     tutor_solutions_allowed = models.BooleanField(default=False)
+    # Draws the hidden test parts of its exercise's dataset (public and private, docs/datasets.md)
+    # and never leaves the trusted side: no serializer, page or sandbox is given it.
+    split_secret = models.BinaryField(max_length=32, default=split_secret_new, editable=False)
 
     objects = ScopedManager(tenant="tenant")
 

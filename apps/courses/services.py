@@ -21,7 +21,7 @@ from django_scopes import scope
 from apps.courses.models import Assignment, Course, Enrollment, Exercise, Lesson, Skill
 from apps.courses.signals import course_retention_changed
 from apps.tenants.models import Membership, Role, Tenant
-from runtime.datasets import dataset_info, dataset_names
+from runtime.datasets import UnknownDataset, dataset_info, dataset_names
 from runtime.errors import SpecInvalid
 from runtime.sandbox.checks import check_code
 from runtime.spec import inspect_spec
@@ -307,9 +307,13 @@ def _spec_problems(spec: Any, dataset: str) -> list[str]:
 
 def _exercise_errors(exercise: Exercise) -> Errors:
     errors: Errors = {}
-    names = dataset_names()
-    if exercise.dataset not in names:
-        errors["dataset"] = [f"Unknown dataset '{exercise.dataset}'; use one of {names}."]
+    try:  # a built-in name, or a ready version of the tenant's own datasets ("upload:...")
+        dataset_info(exercise.dataset)
+    except UnknownDataset:
+        errors["dataset"] = [
+            f"Unknown dataset '{exercise.dataset}'; use one of {dataset_names()} or the name of "
+            "a ready version of your own datasets."
+        ]
     if exercise.target_metric <= exercise.min_metric:
         errors["target_metric"] = [
             f"The target ({exercise.target_metric}) must be above the minimum "

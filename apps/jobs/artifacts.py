@@ -9,6 +9,7 @@ run page says why."""
 import logging
 from dataclasses import dataclass
 
+import torch
 from django.utils.translation import gettext
 
 from runtime.artifacts.card import model_card
@@ -20,6 +21,7 @@ from runtime.artifacts.check import (
 )
 from runtime.artifacts.export import ExportFailed, export_onnx, weights_safetensors
 from runtime.artifacts.predict import predict_classes
+from runtime.datasets import PRIVATE_PART, PUBLIC_PART, Split
 from runtime.evaluate import metrics_from_predictions
 
 log = logging.getLogger(__name__)
@@ -102,3 +104,43 @@ def metrics_of_artifact(artifact: RunArtifact, *, test, info, metrics: dict) -> 
         "onnx_size_bytes": len(artifact.onnx),
         "graded_on": "onnx",
     }
+
+
+# --- The hidden test parts ----------------------------------------------------------------------
+# A test split drawn with the assignment's secret (an uploaded dataset's) holds two parts: the
+# private one is the grade (every metric above is measured on it), the public one is scored the
+# same way and kept as metrics["public"], for the leaderboard during the assignment.
+
+PUBLIC_FIGURES = ("accuracy", "per_class_accuracy", "test_samples")
+
+
+def part_masks(data) -> dict[int, torch.Tensor]:
+    """Which test samples are in each part (all private when the split has one part)."""
+
+    if data.test_part is None:
+        everything = torch.ones(len(data.test.y), dtype=torch.bool)
+        return {PRIVATE_PART: everything, PUBLIC_PART: ~everything}
+    part = data.test_part.cpu()
+    return {PRIVATE_PART: part == PRIVATE_PART, PUBLIC_PART: part == PUBLIC_PART}
+
+
+def hidden_parts(data) -> tuple[Split, Split | None]:
+    """(the graded test split, the public one or None)."""
+    if data.test_part is None:
+        return data.test, None
+    masks = part_masks(data)
+    device = data.test.y.device
+
+    def part(mask):
+        mask = mask.to(device)
+        return Split(data.test.x[mask], data.test.y[mask])
+
+    return part(masks[PRIVATE_PART]), part(masks[PUBLIC_PART])
+
+
+def public_metrics(artifact: RunArtifact, public: Split, info, predictions) -> dict:
+    """The public part's figures, measured as the grade is: on the ONNX file when there is one,
+    else on `predictions()` (the trained model's or the code run's)."""
+    predicted = predict_classes(artifact.onnx, public.x) if artifact.onnx else predictions()
+    measured = metrics_from_predictions(public.y, predicted, class_names=info.class_names)
+    return {name: measured[name] for name in PUBLIC_FIGURES}

@@ -26,6 +26,7 @@ from django_scopes import scope
 
 from apps.audit.services import audit_record
 from apps.courses.access import course_teaches
+from apps.jobs.artifacts import hidden_parts
 from apps.jobs.grading import grade_compute
 from apps.jobs.models import (
     ACTIVE_REGRADE_STATES,
@@ -95,15 +96,18 @@ class _Outcome:
     changed: bool
 
 
-def _test_split(dataset: str, cache: dict):
+def _test_split(dataset: str, secret: bytes, cache: dict):
+    """The graded (private) test split of `dataset` drawn with the assignment's secret."""
     if dataset not in cache:
-        cache[dataset] = load_dataset(dataset, data_dir=settings.DATA_DIR)
+        data = load_dataset(dataset, data_dir=settings.DATA_DIR, secret=secret)
+        cache[dataset] = (data.info, hidden_parts(data)[0])
     return cache[dataset]
 
 
 def _measured(model, data) -> dict:
-    predictions = predict_classes(artifact_open(model.onnx), data.test.x)
-    return metrics_from_predictions(data.test.y, predictions, class_names=data.info.class_names)
+    info, test = data
+    predictions = predict_classes(artifact_open(model.onnx), test.x)
+    return metrics_from_predictions(test.y, predictions, class_names=info.class_names)
 
 
 def _feedback(old: str, new: str) -> str:
@@ -248,7 +252,8 @@ def _regrade_each(regrade: Regrade, submissions) -> dict:
             counts["skipped"] += 1
             continue
         try:
-            metrics = _measured(model, _test_split(model.dataset, datasets))
+            secret = bytes(submission.assignment.split_secret)
+            metrics = _measured(model, _test_split(model.dataset, secret, datasets))
         except ArtifactCorrupt:
             log.warning("regrade %s: the model of %s is unreadable", regrade.id, submission.id)
             counts["failed"] += 1

@@ -20,7 +20,10 @@ from apps.jobs.artifacts import (
     RunArtifact,
     artifact_of_code_run,
     artifact_of_spec_model,
+    hidden_parts,
     metrics_of_artifact,
+    part_masks,
+    public_metrics,
 )
 from apps.jobs.lease import (
     Claim,
@@ -34,13 +37,13 @@ from apps.jobs.lease import (
 from apps.jobs.models import Job, SubmissionKind
 from apps.jobs.states import JobState
 from apps.quotas.services import MILLI
-from runtime.datasets import DatasetMissing, load_dataset
+from runtime.datasets import PRIVATE_PART, PUBLIC_PART, DatasetMissing, load_dataset
 from runtime.errors import SpecInvalid
 from runtime.evaluate import evaluate, metrics_from_predictions
 from runtime.progress import ProgressPoint
 from runtime.sandbox import SandboxLimits, run_code_submission
 from runtime.spec import build_model, parse_spec
-from runtime.trainer import ComputeBudget, choose_device, seeded, train
+from runtime.trainer import ComputeBudget, choose_device, predict, seeded, train
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +190,12 @@ def _run(job: Job, claim: Claim, watch: LeaseWatch) -> str:
         training = _training_for(submission, exercise)
         # Code trains in the sandbox on the CPU; a spec trains here, on the job's device.
         data_device = device if submission.kind == SubmissionKind.SPEC else "cpu"
-        data = load_dataset(exercise.dataset, data_dir=settings.DATA_DIR, device=data_device)
+        data = load_dataset(
+            exercise.dataset,
+            data_dir=settings.DATA_DIR,
+            device=data_device,
+            secret=bytes(submission.assignment.split_secret),
+        )
     except (SpecInvalid, DatasetMissing) as exc:
         return _fail(claim, kind="setup", message=str(exc))
     progress = ProgressReporter(claim)
@@ -214,8 +222,13 @@ def _run(job: Job, claim: Claim, watch: LeaseWatch) -> str:
             return _end(claim, JobState.CANCELLED, {"message": "Cancelled."}, summary)
         if outcome.status == "diverged":
             return _fail(claim, kind="diverged", message=outcome.diagnosis, outcome=summary)
-        metrics = evaluate(model, data.test, info=info, training=training, device=device)
+        graded, public = hidden_parts(data)
+        metrics = evaluate(model, graded, info=info, training=training, device=device)
         artifact = artifact_of_spec_model(model, info=data.info, training=training)
+
+        def public_predictions():
+            return predict(model, public.x, info=info, training=training, device=device)
+
     else:
         limits = SandboxLimits(wall_seconds=_budget(job, exercise).max_seconds + CODE_WALL_MARGIN_S)
         result = run_code_submission(
@@ -256,13 +269,21 @@ def _run(job: Job, claim: Claim, watch: LeaseWatch) -> str:
                 outcome=result.outcome,
                 **measured,
             )
+        graded, public = hidden_parts(data)
+        in_part = part_masks(data)
         metrics = metrics_from_predictions(
-            data.test.y, result.predictions, class_names=data.info.class_names
+            graded.y, result.predictions[in_part[PRIVATE_PART]], class_names=data.info.class_names
         )
         metrics["device"] = "cpu"
+
+        def public_predictions():
+            return result.predictions[in_part[PUBLIC_PART]]
+
         summary = result.outcome
         artifact = artifact_of_code_run(result, info=data.info)
-    metrics = metrics_of_artifact(artifact, test=data.test, info=data.info, metrics=metrics)
+    metrics = metrics_of_artifact(artifact, test=graded, info=data.info, metrics=metrics)
+    if public is not None:
+        metrics["public"] = public_metrics(artifact, public, data.info, public_predictions)
     summary_note = _budget_note(summary)
     claim_finish(
         claim,

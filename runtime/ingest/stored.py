@@ -21,6 +21,7 @@ from runtime.datasets import PRIVATE_PART, PUBLIC_PART, DatasetInfo, DatasetSpli
 from runtime.ingest.splits import (
     PRIVATE,
     PUBLIC,
+    SECRET_BYTES,
     TRAIN,
     VALIDATION,
     SplitPlan,
@@ -29,7 +30,15 @@ from runtime.ingest.splits import (
 )
 from runtime.text import TextTokenizer
 
-__all__ = ["Stored", "StoredSplits", "stored_read", "stored_splits"]
+__all__ = [
+    "TEXT_MAX_LENGTH",
+    "TEXT_VOCABULARY",
+    "Stored",
+    "StoredSplits",
+    "stored_info",
+    "stored_read",
+    "stored_splits",
+]
 
 TEXT_VOCABULARY = 8000
 TEXT_MAX_LENGTH = 64
@@ -109,6 +118,38 @@ def _channels_first(values: np.ndarray) -> np.ndarray:
     return values
 
 
+def stored_info(
+    stored: Stored, *, name: str, title: str, plan: SplitPlan = DEFAULT_PLAN
+) -> DatasetInfo:
+    """What `stored_splits` will give under `plan`, whatever the secret: the sizes of the parts
+    follow from the plan and the class counts alone."""
+    index = {label: i for i, label in enumerate(stored.class_names)}
+    y = np.fromiter((index[label] for label in stored.labels), dtype=np.int64, count=stored.rows)
+    parts = split_parts(y, secret=bytes(SECRET_BYTES), plan=plan)  # any secret counts the same
+    train, val = int((parts == TRAIN).sum()), int((parts == VALIDATION).sum())
+    return _info(stored, name, title, sizes=(train, val, stored.rows - train - val))
+
+
+def _info(stored: Stored, name: str, title: str, *, sizes: tuple[int, int, int]) -> DatasetInfo:
+    num_classes = len(stored.class_names)
+    if stored.kind == "text":  # ids below the vocabulary's cap, whatever the texts learnt
+        kind, input_shape, vocab = "tokens", (TEXT_MAX_LENGTH,), TEXT_VOCABULARY
+    else:
+        kind, input_shape, vocab = stored.kind, tuple(stored.x.shape[1:]), None
+    return DatasetInfo(
+        name=name,
+        title=title,
+        kind=kind,
+        task="binary" if num_classes == 2 else "multiclass",
+        input_shape=input_shape,
+        num_classes=num_classes,
+        class_names=stored.class_names,
+        vocab_size=vocab,
+        sizes=sizes,
+        requires_download=False,
+    )
+
+
 def stored_splits(
     stored: Stored,
     *,
@@ -135,13 +176,9 @@ def stored_splits(
             vocabulary=TEXT_VOCABULARY,
             max_length=TEXT_MAX_LENGTH,
         )
-        ids, _lengths = tokenizer.encode(texts)
-        x_all = ids
-        kind, input_shape, vocab = "tokens", (tokenizer.max_length,), tokenizer.vocabulary
+        x_all, _lengths = tokenizer.encode(texts)
     else:
         x_all = stored.x
-        kind, input_shape, vocab = stored.kind, tuple(stored.x.shape[1:]), None
-    num_classes = len(stored.class_names)
 
     def split(indices: np.ndarray) -> Split:
         x = np.ascontiguousarray(x_all[indices])
@@ -149,18 +186,7 @@ def stored_splits(
 
     train, val, test = split(chosen[TRAIN]), split(chosen[VALIDATION]), split(chosen["test"])
     test_part = np.where(parts[chosen["test"]] == PUBLIC, PUBLIC_PART, PRIVATE_PART)
-    info = DatasetInfo(
-        name=name,
-        title=title,
-        kind=kind,
-        task="binary" if num_classes == 2 else "multiclass",
-        input_shape=input_shape,
-        num_classes=num_classes,
-        class_names=stored.class_names,
-        vocab_size=vocab,
-        sizes=(len(train.y), len(val.y), len(test.y)),
-        requires_download=False,
-    )
+    info = _info(stored, name, title, sizes=(len(train.y), len(val.y), len(test.y)))
     splits = DatasetSplits(
         info, train, val, test, test_part=torch.from_numpy(test_part.astype(np.int8))
     )

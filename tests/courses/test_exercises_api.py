@@ -154,7 +154,12 @@ def test_exercise_rules_name_their_field_and_change_nothing(tenant_a):
     error = refused(client, "post", create, 400, _create(allow_spec=False, allow_code=False))
     assert error["fields"] == {"allow_spec": ["Allow spec submissions, code submissions or both."]}
     error = refused(client, "post", create, 400, _create(dataset="imagenet"))
-    assert error["fields"] == {"dataset": ['"imagenet" is not a valid choice.']}
+    assert error["fields"] == {
+        "dataset": [
+            f"Unknown dataset 'imagenet'; use one of {dataset_names()} or the name of a ready "
+            "version of your own datasets."
+        ]
+    }
     error = refused(client, "post", create, 400, _create(starter_code="def build_model(:\n"))
     assert error["fields"] == {
         "starter_code": ["Syntax error on line 1, column 17: invalid syntax."]
@@ -200,7 +205,10 @@ def test_the_service_refuses_an_unknown_dataset_and_foreign_skills(tenant_a, ten
             max_score=0,
         )
     assert caught.value.message_dict == {
-        "dataset": [f"Unknown dataset 'imagenet'; use one of {dataset_names()}."],
+        "dataset": [
+            f"Unknown dataset 'imagenet'; use one of {dataset_names()} or the name of a ready "
+            "version of your own datasets."
+        ],
         "skills": ["Every skill must belong to this tenant."],
         "max_score": ["The maximum score must be above 0."],
     }

@@ -16,7 +16,7 @@ from runtime.datasets import PRIVATE_PART, PUBLIC_PART, DatasetSource, load_data
 from runtime.datasets import register_source as source_register
 from runtime.ingest.images import images_ingest
 from runtime.ingest.splits import SplitPlan
-from runtime.ingest.stored import stored_read, stored_splits
+from runtime.ingest.stored import TEXT_VOCABULARY, stored_info, stored_read, stored_splits
 from runtime.ingest.tables import table_ingest
 
 SECRET = bytes(range(32))
@@ -80,6 +80,7 @@ def test_the_parts_cover_every_row_once_and_follow_the_secret(tmp_path):
     for split in (data.train, data.val, data.test):
         expected = [0 if int(a) % 3 == 0 else 1 for a in split.x[:, 0]]
         assert split.y.tolist() == expected
+    assert stored_info(stored, name="upload:t", title="T", plan=plan) == data.info
     again = stored_splits(stored, name="upload:t", title="T", secret=SECRET, plan=plan).splits
     assert torch.equal(again.test.x, data.test.x) and torch.equal(again.test_part, data.test_part)
     other = stored_splits(stored, name="upload:t", title="T", secret=OTHER, plan=plan).splits
@@ -99,7 +100,8 @@ def test_a_text_datasets_tokeniser_knows_only_the_training_texts(tmp_path):
     )
     result = stored_splits(stored_read(out), name="upload:x", title="X", secret=SECRET)
     data, tokenizer = result.splits, result.tokenizer
-    assert data.info.kind == "tokens" and data.info.vocab_size == tokenizer.vocabulary
+    assert data.info.kind == "tokens" and data.info.vocab_size == TEXT_VOCABULARY
+    assert tokenizer.vocabulary < TEXT_VOCABULARY
     assert data.train.x.dtype == torch.int64 and data.train.x.shape[1] == tokenizer.max_length
     vocabulary = set(tokenizer.tokenizer.get_vocab())
     known = {w for w in words if w in vocabulary}
