@@ -70,10 +70,24 @@ def pytest_configure(config):
     os.environ["ARTIFACTS_DIR"] = folder
     if "location" in settings.STORAGES["artifacts"].get("OPTIONS", {}):
         settings.STORAGES["artifacts"]["OPTIONS"]["location"] = folder
+    # Uploaded datasets likewise: their storage, and the workers' scratch and cache folders.
+    datasets = tempfile.mkdtemp(prefix="aula-test-datasets-")
+    os.environ["AULA_TEST_DATASETS"] = datasets
+    for name, setting in (
+        ("DATASETS_DIR", None),
+        ("DATASET_SCRATCH_DIR", "DATASET_SCRATCH_DIR"),
+        ("DATASET_CACHE_DIR", "DATASET_CACHE_DIR"),
+    ):
+        os.environ[name] = os.path.join(datasets, name.lower())
+        if setting:
+            setattr(settings, setting, os.environ[name])
+    if "location" in settings.STORAGES["datasets"].get("OPTIONS", {}):
+        settings.STORAGES["datasets"]["OPTIONS"]["location"] = os.environ["DATASETS_DIR"]
 
 
 def pytest_unconfigure(config):
     shutil.rmtree(os.environ["ARTIFACTS_DIR"], ignore_errors=True)
+    shutil.rmtree(os.environ["AULA_TEST_DATASETS"], ignore_errors=True)
 
 
 def pytest_report_header(config) -> str:

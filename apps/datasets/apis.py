@@ -32,6 +32,7 @@ class VersionOutputSerializer(serializers.ModelSerializer):
     name = serializers.CharField(
         source="source_name", help_text="The dataset name an exercise uses for this version."
     )
+    progress = serializers.SerializerMethodField(help_text="Of the ingestion, 0 to 1.")
 
     class Meta:
         model = DatasetVersion
@@ -53,6 +54,9 @@ class VersionOutputSerializer(serializers.ModelSerializer):
             "created_at",
             "ingested_at",
         ]
+
+    def get_progress(self, version) -> float:
+        return services.version_progress(version)
 
 
 class DatasetOutputSerializer(serializers.ModelSerializer):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from celery import current_app
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import Storage, storages
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 INGEST_TASK = "datasets.ingest_version"
 # How often the ingestion writes its progress (a fraction of the file read) at most.
 PROGRESS_EVERY_S = 1.0
+PROGRESS_KEPT_S = 6 * 3600
 COPY_CHUNK = 1 << 20
 
 
@@ -252,10 +254,12 @@ def _chunks_delete(version: DatasetVersion) -> None:
 
 
 class _Progress:
-    """Writes the ingestion's progress at most every PROGRESS_EVERY_S."""
+    """Keeps the ingestion's progress in the cache (Redis), at most every PROGRESS_EVERY_S:
+    the ingesters call it from their reading threads, which have no tenant scope and should
+    not open database connections; `version_progress` reads it."""
 
     def __init__(self, version_id):
-        self.version_id = version_id
+        self.key = progress_key(version_id)
         self.written = 0.0
 
     def __call__(self, fraction: float) -> None:
@@ -263,7 +267,18 @@ class _Progress:
         if now - self.written < PROGRESS_EVERY_S and fraction < 1:
             return
         self.written = now
-        DatasetVersion.objects.filter(pk=self.version_id).update(progress=round(fraction, 4))
+        cache.set(self.key, round(fraction, 4), timeout=PROGRESS_KEPT_S)
+
+
+def progress_key(version_id) -> str:
+    return f"datasets:progress:{version_id}"
+
+
+def version_progress(version: DatasetVersion) -> float:
+    """How far the ingestion has read the file (0 to 1); 1 once it is ready."""
+    if version.state == VersionState.INGESTING:
+        return float(cache.get(progress_key(version.id)) or 0.0)
+    return version.progress
 
 
 def _ingest_file(version: DatasetVersion, source, out_path: Path, progress) -> dict:

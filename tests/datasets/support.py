@@ -1,0 +1,55 @@
+"""Uploads for the datasets tests: files the tests make, sent through the API in chunks."""
+
+import numpy as np
+
+from tests.conftest import api_client_for
+
+
+def clusters_csv(rows_per_class: int = 200, seed: int = 0) -> bytes:
+    """Three well-separated clusters of two number columns, labelled in words (English and
+    Chinese), one row per line, in the order drawn."""
+    rng = np.random.default_rng(seed)
+    centres = {"north": (0.0, 3.0), "南": (-3.0, -2.0), "east": (3.0, -2.0)}
+    lines = ["x1,x2,label"]
+    rows = []
+    for label, (cx, cy) in centres.items():
+        for x, y in rng.normal(0, 0.5, (rows_per_class, 2)) + np.array([cx, cy]):
+            rows.append(f"{x:.4f},{y:.4f},{label}")
+    order = rng.permutation(len(rows))
+    lines += [rows[i] for i in order]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def base(world) -> str:
+    return f"/api/v1/t/{world.tenant.slug}/datasets/"
+
+
+def upload(client, world, data: bytes, *, slug="clusters", chunk=1000, **options) -> dict:
+    """Create the dataset (when new) and a version, and send `data` in chunks; the version's
+    upload state after the last chunk."""
+    if client.get(f"{base(world)}{slug}/").status_code == 404:
+        created = client.post(base(world), {"slug": slug, "title": "Clusters"}, format="json")
+        assert created.status_code == 201, created.content
+    options = {"format": "csv", "kind": "tabular", "label_column": "label", **options}
+    version = client.post(
+        f"{base(world)}{slug}/versions/",
+        {"file_name": "clusters.csv", "size": len(data), **options},
+        format="json",
+    )
+    assert version.status_code == 201, version.content
+    number = version.json()["number"]
+    target = f"{base(world)}{slug}/versions/{number}/upload"
+    answer = None
+    for offset in range(0, len(data), chunk):
+        answer = client.patch(
+            target,
+            data[offset : offset + chunk],
+            content_type="application/offset+octet-stream",
+            HTTP_UPLOAD_OFFSET=str(offset),
+        )
+        assert answer.status_code == 200, answer.content
+    return {"number": number, "upload": answer.json(), "url": target}
+
+
+def teacher_client(world):
+    return api_client_for(world.teacher.user)
