@@ -379,7 +379,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"RoleEnum": "apps.tenants.models.Role"},
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "apps.tenants.models.Role",
+        "TableKindEnum": "apps.datasets.models.TableKind",
+        "SubmissionKindEnum": "apps.jobs.models.SubmissionKind",
+    },
 }
 
 # --- Email ------------------------------------------------------------------------------------

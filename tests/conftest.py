@@ -26,10 +26,12 @@ import torch
 from channels.layers import channel_layers
 from django.conf import settings
 from django.test import Client
+from django_scopes import scopes_disabled
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from apps.courses.models import Assignment, Course, Enrollment, Exercise, Lesson, Skill
+from apps.datasets.models import Dataset, DatasetVersion
 from apps.jobs.models import Job, Submission
 from apps.serving.inference.client import inference_client_reset
 from apps.tenants.models import Invitation, Membership, Role, Tenant
@@ -179,6 +181,9 @@ class TenantWorld:
     enrollment: Enrollment
     submission: Submission
     job: Job
+    # A dataset of the tenant with one version, still uploading.
+    dataset: Dataset
+    dataset_version: DatasetVersion
 
 
 def _tenant_world(slug: str) -> TenantWorld:
@@ -196,6 +201,19 @@ def _tenant_world(slug: str) -> TenantWorld:
     exercise.skills.add(skill)
     assignment = AssignmentFactory(exercise=exercise)
     submission = graded_submission(assignment=assignment, learner=learner.user, attempt=1)
+    with scopes_disabled():
+        dataset = Dataset.objects.create(
+            tenant=tenant, slug=f"{slug}-data", title=f"Data at {slug}"
+        )
+        version = DatasetVersion.objects.create(
+            tenant=tenant,
+            dataset=dataset,
+            number=1,
+            format="arrays",
+            file_name="a.npz",
+            upload_size=10,
+            reserved=0,
+        )
     return TenantWorld(
         tenant=tenant,
         admin=MembershipFactory(tenant=tenant, role=Role.ADMIN),
@@ -211,6 +229,8 @@ def _tenant_world(slug: str) -> TenantWorld:
         enrollment=EnrollmentFactory(course=course, user=learner.user),
         submission=submission,
         job=submission.job,
+        dataset=dataset,
+        dataset_version=version,
     )
 
 

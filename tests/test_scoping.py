@@ -78,6 +78,10 @@ def _model_rows(world):
     with scope(tenant=world.tenant.id):
         assert assignment_regrade_run(regrade_id=regrade.id).regraded == 1
     predictions_admit(tenant_id=world.tenant.id, samples=1)
+    with scopes_disabled():  # an upload's chunk (a row: the scope is about rows)
+        world.dataset_version.chunks.create(
+            tenant=world.tenant, offset=0, size=4, storage_name="not/stored"
+        )
 
 
 @pytest.mark.django_db

@@ -74,6 +74,8 @@ def example_values(world, slug_of=None) -> dict[str, object]:
         "enrollment_id": world.enrollment.id,
         "submission_id": world.submission.id,
         "job_id": world.job.id,
+        "dataset_slug": world.dataset.slug,
+        "number": world.dataset_version.number,
         # The worlds keep no trained model (tests/trained_models make their own): an id that
         # names none, so walkers see its routes answer 404 like any unknown object, unless a
         # test gave the world one (tests/test_api_input.py).

@@ -43,6 +43,7 @@ from apps.courses.models import (
     LatePolicy,
     Lesson,
     Metric,
+    ScoresShown,
     Skill,
 )
 from apps.courses.selectors import (
@@ -228,6 +229,7 @@ class AssignmentOutputSerializer(serializers.ModelSerializer):
             "late_policy",
             "late_penalty",
             "tutor_solutions_allowed",
+            "scores_shown",
             "is_published",
             "published_at",
             "created_at",
@@ -530,6 +532,11 @@ class AssignmentInputSerializer(InputSerializer):
     late_policy = serializers.ChoiceField(choices=LatePolicy.choices, required=False)
     late_penalty = serializers.FloatField(required=False)
     tutor_solutions_allowed = serializers.BooleanField(required=False)
+    scores_shown = serializers.ChoiceField(
+        choices=ScoresShown.choices,
+        required=False,
+        help_text="When learners see the hidden test parts' scores (an uploaded dataset's).",
+    )
 
 
 class AssignmentUpdateInputSerializer(AssignmentInputSerializer):

@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from apps.courses.models import Assignment, Course, Exercise, Lesson, Skill
+from apps.courses.models import Assignment, Course, Exercise, Lesson, ScoresShown, Skill
 from runtime.datasets import dataset_names, source_catalogue
 
 
@@ -170,6 +170,7 @@ class AssignmentForm(ServiceForm):
             "late_policy",
             "late_penalty",
             "tutor_solutions_allowed",
+            "scores_shown",
         ]
         widgets = {"opens_at": DATETIME, "due_at": DATETIME, "closes_at": DATETIME}
         labels = {"tutor_solutions_allowed": "The tutor may give full solutions"}
@@ -182,6 +183,7 @@ class AssignmentForm(ServiceForm):
     def __init__(self, *args, course, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["exercise"].queryset = Exercise.objects.filter(course=course).order_by("title")
+        self.fields["scores_shown"].required = False  # left out: the default
         # Read and shown in the user's time zone (apps.core.middleware.UserTimeZoneMiddleware).
         zone = timezone.get_current_timezone_name()
         for name in ("opens_at", "due_at", "closes_at"):
@@ -193,6 +195,9 @@ class AssignmentForm(ServiceForm):
         if not self.instance._state.adding:  # (a new instance has its UUID already)
             self.fields["exercise"].disabled = True
             self.fields["publish"].initial = self.instance.published_at is not None
+
+    def clean_scores_shown(self):
+        return self.cleaned_data.get("scores_shown") or ScoresShown.PUBLIC_LIVE
 
 
 class JoinCourseForm(forms.Form):

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 from django_scopes import ScopedManager
 
 from apps.core.models import TimeStampedModel
@@ -176,6 +177,14 @@ class Exercise(TimeStampedModel):
         ]
 
 
+class ScoresShown(models.TextChoices):
+    """When learners see the scores of the hidden test parts (an uploaded dataset has two: the
+    public part, for the leaderboard during the assignment, and the private part, the grade)."""
+
+    PUBLIC_LIVE = "public_live", _("Public score at once, private score after the due date")
+    AT_END = "at_end", _("Both scores after the due date")
+
+
 def split_secret_new() -> bytes:
     return secrets.token_bytes(32)
 
@@ -211,6 +220,12 @@ class Assignment(TimeStampedModel):
     # Draws the hidden test parts of its exercise's dataset (public and private, docs/datasets.md)
     # and never leaves the trusted side: no serializer, page or sandbox is given it.
     split_secret = models.BinaryField(max_length=32, default=split_secret_new, editable=False)
+    scores_shown = models.CharField(
+        _("learners see"),
+        max_length=16,
+        choices=ScoresShown.choices,
+        default=ScoresShown.PUBLIC_LIVE,
+    )
 
     objects = ScopedManager(tenant="tenant")
 

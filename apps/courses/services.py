@@ -398,6 +398,7 @@ class AssignmentOptions(TypedDict, total=False):
     late_policy: str
     late_penalty: float
     tutor_solutions_allowed: bool
+    scores_shown: str
 
 
 class AssignmentChanges(AssignmentOptions, total=False):

@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from apps.core.api.errors import ConflictError, answers
 from apps.core.api.pagination import PageNumberPagination
+from apps.core.api.serializers import InputSerializer
 from apps.core.api.views import ApiView
 from apps.datasets import services
 from apps.datasets.models import Dataset, DatasetVersion, SourceFormat, TableKind
@@ -67,13 +68,13 @@ class DatasetOutputSerializer(serializers.ModelSerializer):
         fields = ["id", "slug", "title", "description", "versions", "created_at"]
 
 
-class DatasetInputSerializer(serializers.Serializer):
+class DatasetInputSerializer(InputSerializer):
     slug = serializers.SlugField(max_length=50)
     title = serializers.CharField(max_length=200)
     description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
 
 
-class VersionInputSerializer(serializers.Serializer):
+class VersionInputSerializer(InputSerializer):
     file_name = serializers.CharField(max_length=255)
     size = serializers.IntegerField(min_value=1, help_text="The file's bytes, all of them.")
     format = serializers.ChoiceField(choices=SourceFormat.choices)
@@ -119,7 +120,7 @@ class UploadTooLarge(exceptions.APIException):
 class ChunkParser(BaseParser):
     """A chunk of an upload: the body's bytes as they are, at most the chunk limit."""
 
-    media_type = "application/offset+octet-stream"
+    media_type = "application/octet-stream"
 
     def parse(self, stream, media_type=None, parser_context=None):
         limit = settings.DATASET_UPLOAD_CHUNK_MAX_BYTES
@@ -134,16 +135,18 @@ class DatasetsApiView(ApiView):
     pagination_class = PageNumberPagination
 
 
-def _dataset(request, slug) -> Dataset:
-    dataset = Dataset.objects.filter(tenant=request.tenant, slug=slug).first()
+def _dataset(request, dataset_slug) -> Dataset:
+    dataset = Dataset.objects.filter(tenant=request.tenant, slug=dataset_slug).first()
     if dataset is None:
         raise NotFound()
     return dataset
 
 
-def _version(request, slug, number) -> DatasetVersion:
+def _version(request, dataset_slug, number) -> DatasetVersion:
     version = (
-        DatasetVersion.objects.filter(tenant=request.tenant, dataset__slug=slug, number=number)
+        DatasetVersion.objects.filter(
+            tenant=request.tenant, dataset__slug=dataset_slug, number=number
+        )
         .select_related("dataset")
         .first()
     )
@@ -173,8 +176,8 @@ class DatasetDetailApi(DatasetsApiView):
     """A dataset and its versions."""
 
     @extend_schema(responses=DatasetOutputSerializer)
-    def get(self, request, tenant_slug, slug):
-        return Response(DatasetOutputSerializer(_dataset(request, slug)).data)
+    def get(self, request, tenant_slug, dataset_slug):
+        return Response(DatasetOutputSerializer(_dataset(request, dataset_slug)).data)
 
 
 class VersionListApi(DatasetsApiView):
@@ -184,8 +187,8 @@ class VersionListApi(DatasetsApiView):
     raises = {"post": [UploadTooLarge]}
 
     @extend_schema(request=VersionInputSerializer, responses={201: VersionOutputSerializer})
-    def post(self, request, tenant_slug, slug):
-        dataset = _dataset(request, slug)
+    def post(self, request, tenant_slug, dataset_slug):
+        dataset = _dataset(request, dataset_slug)
         values = self.validated_input(request)
         version = services.version_create(
             dataset=dataset,
@@ -205,12 +208,12 @@ class VersionDetailApi(DatasetsApiView):
     raises = {"delete": [ConflictError]}
 
     @extend_schema(responses=VersionOutputSerializer)
-    def get(self, request, tenant_slug, slug, number):
-        return Response(VersionOutputSerializer(_version(request, slug, number)).data)
+    def get(self, request, tenant_slug, dataset_slug, number):
+        return Response(VersionOutputSerializer(_version(request, dataset_slug, number)).data)
 
     @extend_schema(responses={204: None})
-    def delete(self, request, tenant_slug, slug, number):
-        services.version_delete(version=_version(request, slug, number))
+    def delete(self, request, tenant_slug, dataset_slug, number):
+        services.version_delete(version=_version(request, dataset_slug, number))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -225,11 +228,11 @@ class VersionUploadApi(DatasetsApiView):
         APIView.initial(self, request, *args, **kwargs)  # the body is the chunk, not JSON
 
     @extend_schema(responses=UploadOutputSerializer)
-    def get(self, request, tenant_slug, slug, number):
-        return Response(UploadOutputSerializer(_version(request, slug, number)).data)
+    def get(self, request, tenant_slug, dataset_slug, number):
+        return Response(UploadOutputSerializer(_version(request, dataset_slug, number)).data)
 
     @extend_schema(
-        request={"application/offset+octet-stream": OpenApiTypes.BINARY},
+        request={"application/octet-stream": OpenApiTypes.BINARY},
         parameters=[
             OpenApiParameter(
                 "Upload-Offset",
@@ -241,8 +244,8 @@ class VersionUploadApi(DatasetsApiView):
         ],
         responses=UploadOutputSerializer,
     )
-    def patch(self, request, tenant_slug, slug, number):
-        version = _version(request, slug, number)
+    def patch(self, request, tenant_slug, dataset_slug, number):
+        version = _version(request, dataset_slug, number)
         header = request.headers.get("Upload-Offset", "")
         if not header.isdigit():
             raise ValidationError(

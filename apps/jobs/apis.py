@@ -7,6 +7,7 @@ exist; a teacher-only operation asked by someone who may see the object is a 403
 """
 
 from django.db.models import Q
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
@@ -24,7 +25,7 @@ from apps.jobs.models import Grade, Job, Submission, SubmissionKind
 from apps.quotas.services import QuotaExceeded
 from apps.tenants.models import Role
 from apps.tenants.permissions import TenantTeacher
-from runtime.datasets import dataset_names
+from runtime.datasets import UnknownDataset, dataset_info, dataset_names
 
 
 @extend_schema_field(OpenApiTypes.OBJECT)
@@ -307,7 +308,9 @@ class DatasetSpecValidateApi(ApiView):
     permission_classes = [*ApiView.permission_classes, TenantTeacher]
 
     class DatasetSpecValidateInputSerializer(InputSerializer):
-        dataset = serializers.ChoiceField(choices=dataset_names())  # the runtime's registry
+        dataset = serializers.CharField(
+            max_length=50, help_text=f"One of {', '.join(dataset_names())}, or upload:..."
+        )
         spec = JsonDocumentField()
 
     input_serializers = {"post": DatasetSpecValidateInputSerializer}
@@ -318,40 +321,66 @@ class DatasetSpecValidateApi(ApiView):
     )
     def post(self, request, tenant_slug):
         values = self.validated_input(request)
+        try:  # a built-in name, or one of the tenant's ready versions
+            dataset_info(values["dataset"])
+        except UnknownDataset as exc:
+            raise exceptions.ValidationError({"dataset": [str(exc)]}) from None
         return Response(services.spec_report(dataset=values["dataset"], spec=values["spec"]))
 
 
 class LeaderboardApi(ApiView):
-    """The assignment's best score of each learner, highest first, for the teachers of its
-    course."""
+    """The assignment's leaderboard: each learner's best, highest first. Teachers of its course
+    see every learner's email, each hidden test part's score and the grades. Enrolled learners
+    see names only and, for a dataset with hidden parts (docs/datasets.md), the public part's
+    scores while the assignment runs (when the teacher shows them live) and the private part's
+    and the grades after the due date; for a dataset of one part, the grades."""
 
     class LeaderboardRowSerializer(serializers.Serializer):
         rank = serializers.IntegerField()
-        learner = serializers.EmailField()
+        learner = serializers.EmailField(allow_null=True, help_text="Teachers only.")
         full_name = serializers.CharField()
-        score = serializers.DecimalField(max_digits=6, decimal_places=2)
+        you = serializers.BooleanField(help_text="This row is the caller's.")
+        public_metric = serializers.FloatField(
+            allow_null=True, help_text="On the public test part; null: hidden or no such part."
+        )
+        private_metric = serializers.FloatField(
+            allow_null=True, help_text="On the private test part (the grade's); null: hidden."
+        )
+        score = serializers.DecimalField(max_digits=6, decimal_places=2, allow_null=True)
         max_score = serializers.DecimalField(max_digits=6, decimal_places=2)
-        submission = serializers.UUIDField()
+        submission = serializers.UUIDField(allow_null=True, help_text="Teachers and its learner.")
         attempt = serializers.IntegerField()
         submitted_at = serializers.DateTimeField()
 
     @extend_schema(responses=LeaderboardRowSerializer(many=True))
     def get(self, request, tenant_slug, assignment_id):
         assignment = _assignment(request, assignment_id)
-        _teacher_only(request, assignment.course)
-        rows = [
-            {
-                "rank": rank,
-                "learner": grade.submission.learner.email,
-                "full_name": grade.submission.learner.full_name,
-                "score": grade.score,
-                "max_score": grade.max_score,
-                "submission": grade.submission_id,
-                "attempt": grade.submission.attempt,
-                "submitted_at": grade.submission.created_at,
-            }
-            for rank, grade in enumerate(selectors.leaderboard_get(assignment=assignment), start=1)
-        ]
+        teacher = course_teaches(
+            access=request.tenant_access, user=request.user, course=assignment.course
+        )
+        standings = selectors.standings_get(
+            assignment=assignment, teacher=teacher, now=timezone.now()
+        )
+        rows = []
+        for standing in standings:
+            grade = standing.grade
+            learner = grade.submission.learner
+            yours = learner.pk == request.user.pk
+            rows.append(
+                {
+                    "rank": standing.rank,
+                    "learner": learner.email if teacher else None,
+                    "full_name": learner.full_name,
+                    "you": yours,
+                    "public_metric": standing.public,
+                    "private_metric": standing.private,
+                    "score": standing.score,
+                    "max_score": grade.max_score,
+                    "submission": grade.submission_id if teacher or yours else None,
+                    "attempt": grade.submission.attempt,
+                    "submitted_at": grade.submission.created_at,
+                }
+            )
         return Response(self.LeaderboardRowSerializer(rows, many=True).data)
 
 

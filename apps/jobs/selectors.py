@@ -1,5 +1,8 @@
 """Reads on submissions, jobs, events and grades, with the access rule for a job."""
 
+from dataclasses import dataclass
+from decimal import Decimal
+
 from django.db import models
 from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, Value, When, Window
 from django.db.models.functions import Coalesce, Greatest, RowNumber
@@ -7,8 +10,9 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from apps.courses.access import course_teaches
-from apps.courses.models import Assignment, Enrollment, LatePolicy
+from apps.courses.models import Assignment, Enrollment, LatePolicy, ScoresShown
 from apps.courses.selectors import AssignmentStatus, assignment_queryset
+from apps.jobs.grading import metric_value
 from apps.jobs.models import Grade, Job, JobEvent, Regrade, Submission
 from apps.tenants.access import TenantAccess
 from apps.tenants.models import Tenant
@@ -82,6 +86,74 @@ def leaderboard_get(*, assignment) -> list[Grade]:
     )
     best = ranked.filter(rank_in_learner=1).select_related("submission__learner")
     return sorted(best, key=lambda g: (-g.score, g.submission.created_at))
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A learner's row of an assignment's leaderboard. `public` and `private` are the metric on
+    each hidden test part (None: the part is hidden from the caller, or the dataset has one
+    part, whose score is the grade's); `score` is the grade (None while hidden)."""
+
+    rank: int
+    grade: Grade
+    public: float | None
+    private: float | None
+    score: Decimal | None
+
+
+def part_shown(*, assignment, part: str, now) -> bool:
+    """Whether learners see `part` ("public" or "private") of the assignment's scores now."""
+    if now >= assignment.due_at:
+        return True
+    return part == "public" and assignment.scores_shown == ScoresShown.PUBLIC_LIVE
+
+
+def standings_get(*, assignment, teacher: bool, now) -> list[Standing]:
+    """The leaderboard as the caller may see it. Teachers see every part and the grades, ranked
+    by grade. Learners of an assignment whose dataset has hidden parts see the public part when
+    it is shown (ranked by each learner's best public score) and the private part and grades
+    after the due date (ranked by grade); of one part, they see the grades, as teachers do."""
+    metric = assignment.exercise.metric
+    grades = list(
+        Grade.objects.filter(submission__assignment=assignment).select_related(
+            "submission__learner"
+        )
+    )
+    parts = any("public" in (grade.metrics or {}) for grade in grades)
+
+    def public_of(grade):
+        figures = (grade.metrics or {}).get("public")
+        return metric_value(metric, figures) if figures else None
+
+    def private_of(grade):
+        return metric_value(metric, grade.metrics) if parts and grade.metrics else None
+
+    private_shown = (
+        teacher or not parts or part_shown(assignment=assignment, part="private", now=now)
+    )
+    public_shown = teacher or part_shown(assignment=assignment, part="public", now=now)
+    if private_shown:
+        ranked = leaderboard_get(assignment=assignment)
+    elif public_shown:
+        best: dict = {}
+        for grade in grades:
+            key = (-(public_of(grade) or 0.0), grade.submission.created_at)
+            learner = grade.submission.learner_id
+            if learner not in best or key < best[learner][0]:
+                best[learner] = (key, grade)
+        ranked = [grade for _key, grade in sorted(best.values(), key=lambda item: item[0])]
+    else:
+        return []
+    return [
+        Standing(
+            rank=rank,
+            grade=grade,
+            public=public_of(grade) if public_shown else None,
+            private=private_of(grade) if private_shown else None,
+            score=grade.score if private_shown else None,
+        )
+        for rank, grade in enumerate(ranked, start=1)
+    ]
 
 
 def job_list_in_flight(*, tenant) -> QuerySet[Job]:

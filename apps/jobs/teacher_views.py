@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
@@ -15,7 +16,7 @@ from apps.courses.models import Assignment
 from apps.courses.teacher_views import course_taught_or_404
 from apps.jobs.models import ACTIVE_REGRADE_STATES
 from apps.jobs.regrade import assignment_regrade_start
-from apps.jobs.selectors import gradebook_get, leaderboard_get, regrade_latest
+from apps.jobs.selectors import gradebook_get, regrade_latest, standings_get
 
 PAGE_SIZE = 50  # learners per page of the gradebook and the leaderboard
 
@@ -110,14 +111,14 @@ def leaderboard_page(request, tenant_slug, course_id, assignment_id):
     """An assignment's leaderboard, with its regrade from the stored models: the button, and
     what the latest regrade did (or is doing)."""
     course, assignment = _taught_assignment(request, course_id, assignment_id)
-    grades = Paginator(leaderboard_get(assignment=assignment), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    standings = standings_get(assignment=assignment, teacher=True, now=timezone.now())
+    grades = Paginator(standings, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "tenant": request.tenant,
         "course": course,
         "assignment": assignment,
         "grades": grades,
+        "parts": any(standing.public is not None for standing in standings),
         "regrade": (regrade := regrade_latest(assignment=assignment)),
         "regrade_active": regrade is not None and regrade.state in ACTIVE_REGRADE_STATES,
     }

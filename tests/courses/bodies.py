@@ -109,6 +109,7 @@ def assignment_body(assignment) -> dict:
         "late_policy": assignment.late_policy,
         "late_penalty": assignment.late_penalty,
         "tutor_solutions_allowed": assignment.tutor_solutions_allowed,
+        "scores_shown": assignment.scores_shown,
         "is_published": assignment.published_at is not None,
         "published_at": when(assignment.published_at),
         **stamps(assignment),

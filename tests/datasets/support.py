@@ -44,7 +44,7 @@ def upload(client, world, data: bytes, *, slug="clusters", chunk=1000, **options
         answer = client.patch(
             target,
             data[offset : offset + chunk],
-            content_type="application/offset+octet-stream",
+            content_type="application/octet-stream",
             HTTP_UPLOAD_OFFSET=str(offset),
         )
         assert answer.status_code == 200, answer.content

@@ -43,7 +43,9 @@ def build_model(input_shape, num_classes):
 def _ready(world) -> DatasetVersion:
     def ready():
         with scopes_disabled():
-            version = DatasetVersion.objects.get(tenant=world.tenant, number=1)
+            version = DatasetVersion.objects.exclude(dataset=world.dataset).get(
+                tenant=world.tenant, number=1
+            )
         return version if version.state != "ingesting" else None
 
     return wait_for(ready, timeout=60, message="the worker did not ingest the upload")

@@ -46,8 +46,13 @@ def _files(world) -> list[str]:
 
 
 def _version(world, number=1) -> DatasetVersion:
+    """The version of the dataset the test uploaded (not the world's own)."""
     with scopes_disabled():
-        return DatasetVersion.objects.get(tenant=world.tenant, number=number)
+        return (
+            DatasetVersion.objects.filter(tenant=world.tenant, number=number)
+            .exclude(dataset=world.dataset)
+            .get()
+        )
 
 
 def _ingest(world, version) -> DatasetVersion:
@@ -108,7 +113,7 @@ def test_an_interrupted_upload_resumes_from_the_offset_the_platform_has(tenant_a
         return client.patch(
             target,
             chunk,
-            content_type="application/offset+octet-stream",
+            content_type="application/octet-stream",
             HTTP_UPLOAD_OFFSET=str(offset),
         )
 
@@ -160,7 +165,7 @@ def test_a_bad_chunk_is_refused_and_stores_nothing(tenant_a, offset, chunk, fiel
     answer = client.patch(
         f"{base(tenant_a)}d/versions/1/upload",
         chunk,
-        content_type="application/offset+octet-stream",
+        content_type="application/octet-stream",
         **extra,
     )
     assert answer.status_code == 400
@@ -180,7 +185,7 @@ def test_a_chunk_over_the_limit_is_refused_before_it_is_read(tenant_a, settings)
     answer = client.patch(
         f"{base(tenant_a)}d/versions/1/upload",
         b"x" * (settings.DATASET_UPLOAD_CHUNK_MAX_BYTES + 1),
-        content_type="application/offset+octet-stream",
+        content_type="application/octet-stream",
         HTTP_UPLOAD_OFFSET="0",
     )
     assert answer.status_code == 413
@@ -203,7 +208,7 @@ def test_options_that_do_not_fit_the_format_are_named(tenant_a):
         "resize_to": ["Only an image archive is resized."],
     }
     with scopes_disabled():
-        assert DatasetVersion.objects.count() == 0
+        assert DatasetVersion.objects.exclude(dataset=tenant_a.dataset).count() == 0
     assert storage_used(tenant_a.tenant.id) == 0
 
 
@@ -239,7 +244,7 @@ def test_an_upload_that_does_not_fit_the_quota_is_refused_before_a_byte(tenant_a
     assert answer.json()["error"]["code"] == "storage_full"
     assert answer.json()["error"]["message"].startswith("Not enough storage for this dataset")
     with scopes_disabled():
-        assert DatasetVersion.objects.count() == 0
+        assert DatasetVersion.objects.exclude(dataset=tenant_a.dataset).count() == 0
     assert storage_used(tenant_a.tenant.id) == 0
 
 
@@ -263,4 +268,13 @@ def test_learners_are_refused_and_other_tenants_find_nothing(tenant_a, tenant_b)
     assert outsider.get(other).status_code == 404
     with scopes_disabled():
         assert DatasetVersion.objects.filter(pk=version.pk).exists()
-        assert DatasetVersion.objects.count() == 1
+        assert DatasetVersion.objects.filter(tenant=tenant_a.tenant).count() == 2  # and the world's
+
+
+def test_a_chunk_sent_as_json_is_refused_as_the_wrong_media_type(tenant_a):
+    client = teacher_client(tenant_a)
+    target = f"{base(tenant_a)}{tenant_a.dataset.slug}/versions/1/upload"
+    answer = client.patch(target, {"bytes": "abc"}, format="json", HTTP_UPLOAD_OFFSET="0")
+    assert answer.status_code == 415
+    assert answer.json()["error"]["code"] == "unsupported_media_type"
+    assert client.get(target).json() == {"state": "uploading", "received": 0, "upload_size": 10}

@@ -180,14 +180,14 @@ def test_a_tenant_teacher_who_does_not_teach_the_course_sees_none_of_it(tenant_a
     assert (response.status_code, response.json()["count"]) == (200, 0)
 
 
-def test_a_learner_who_sees_the_assignment_gets_403_on_its_leaderboard(tenant_a):
+def test_a_learner_who_sees_the_assignment_gets_403_on_a_grade_override(tenant_a):
     """The rule: a teacher-only operation on an object the caller may see is a 403."""
     client = api_client_for(tenant_a.learner.user)
-    url = _api(tenant_a, f"assignments/{tenant_a.assignment.id}/leaderboard/")
     _refused(
         client,
-        "get",
-        url,
+        "post",
+        _api(tenant_a, f"submissions/{tenant_a.submission.id}/grade/"),
+        {"score": "100", "reason": "Mine."},
         status=403,
         body={
             "error": {
@@ -197,6 +197,20 @@ def test_a_learner_who_sees_the_assignment_gets_403_on_its_leaderboard(tenant_a)
             }
         },
     )
+    with scopes_disabled():
+        grade = Grade.objects.get(submission=tenant_a.submission)
+        assert (str(grade.score), grade.revisions.count()) == ("80.00", 1)
+
+
+def test_a_learner_sees_the_leaderboard_by_name_only(tenant_a):
+    rows = (
+        api_client_for(tenant_a.learner.user)
+        .get(_api(tenant_a, f"assignments/{tenant_a.assignment.id}/leaderboard/"))
+        .json()
+    )
+    assert [(r["rank"], r["learner"], r["you"], r["score"]) for r in rows] == [
+        (1, None, True, "80.00")
+    ]
 
 
 def _jobs_routes(world, queued_submission) -> list[tuple[str, str, dict | None]]:
@@ -422,6 +436,9 @@ def test_the_leaderboard_ranks_each_learners_best_with_ties_to_the_earlier(tenan
             "rank": rank,
             "learner": learner.email,
             "full_name": learner.full_name,
+            "you": False,
+            "public_metric": None,  # a dataset of one part: its score is the grade's
+            "private_metric": None,
             "score": score,
             "max_score": "100.00",
             "submission": str(made[learner, attempt].id),

@@ -58,3 +58,9 @@ def markdown(text, heading_offset=0) -> str:
     """Teachers' Markdown as sanitised HTML (apps/core/markdown.py); `markdown:1` moves its
     headings one level down, under the page's own."""
     return mark_safe(markdown_to_html(text, int(heading_offset)))  # noqa: S308 (sanitised by nh3 just above)
+
+
+@register.filter
+def percent(value) -> str:
+    """A fraction (0.953) as a percentage with one decimal ("95.3%")."""
+    return f"{float(value) * 100:.1f}%"
