@@ -138,14 +138,17 @@ class _Entry:
     # Generated/bundled: () -> (x_train, y_train, x_val, y_val, x_test, y_test).
     # Downloaded: (data_dir) -> the same. Always CPU tensors.
     load: Callable[..., tuple[torch.Tensor, ...]]
+    # Generated: (secret) -> (x_test, y_test), a test split of the same size and task drawn
+    # from the secret. None: the test inputs are published, and are perturbed with the secret.
+    generate_test: Callable[[bytes], tuple[torch.Tensor, torch.Tensor]] | None = None
 
 
 _REGISTRY: dict[str, _Entry] = {}
 
 
-def _register(info: DatasetInfo):
+def _register(info: DatasetInfo, generate_test=None):
     def decorator(load):
-        _REGISTRY[info.name] = _Entry(info, load)
+        _REGISTRY[info.name] = _Entry(info, load, generate_test)
         return load
 
     return decorator
@@ -270,7 +273,57 @@ def load_dataset(
                 _cache[key] = tensors
     xtr, ytr, xva, yva, xte, yte = tensors
     info = replace(entry.info, sizes=(len(ytr), len(yva), len(yte)))
-    return DatasetSplits(info, Split(xtr, ytr), Split(xva, yva), Split(xte, yte))
+    splits = DatasetSplits(info, Split(xtr, ytr), Split(xva, yva), Split(xte, yte))
+    if secret is None:
+        return splits
+    return _hidden_test(entry, splits, key, secret, device)
+
+
+# --- The hidden test split of a built-in dataset, drawn with an assignment's secret -------------
+# Generated datasets draw a new test split from the secret (the same task and size), so that the
+# public code that makes the data cannot rebuild its labels; datasets whose test inputs are
+# published (digits, MNIST, Fashion-MNIST, CIFAR-10) get those inputs perturbed with the secret
+# (splits.hidden_inputs), so that a table of the published inputs finds none of them. Either way
+# the test split is then halved per class, with the secret, into the public and private parts.
+
+HIDDEN_TESTS_KEPT = 4  # per process: the assignments a worker is running now, or just ran
+_hidden_tests: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+# digits' values are sixteenths: its perturbed inputs must not round back to the published ones
+_GRID_STEP = {"digits": 1 / 16}
+
+
+def _hidden_test(entry: _Entry, splits: DatasetSplits, key, secret: bytes, device):
+    import hashlib
+
+    from runtime.ingest.splits import PUBLIC, hidden_inputs, test_halves
+
+    cache_key = (*key, hashlib.sha256(secret).hexdigest())
+    with _cache_lock:
+        held = _hidden_tests.pop(cache_key, None)
+        if held is None:
+            info = entry.info
+            if entry.generate_test is not None:
+                x, y = entry.generate_test(secret)
+            else:
+                x_published = splits.test.x.cpu().numpy()
+                y = splits.test.y.cpu()
+                if info.kind == "image":
+                    x = hidden_inputs(x_published, secret=secret, kind="image")
+                else:  # digits: 8 x 8 images as 64 numbers
+                    images = x_published.reshape(len(x_published), 8, 8)
+                    x = hidden_inputs(
+                        images, secret=secret, kind="image", step=_GRID_STEP.get(info.name)
+                    ).reshape(x_published.shape)
+                x = torch.from_numpy(np.ascontiguousarray(x))
+            _check_tensors(info, (x, y))
+            halves = test_halves(y.numpy(), secret=secret)
+            part = torch.from_numpy(np.where(halves == PUBLIC, PUBLIC_PART, PRIVATE_PART))
+            held = (x.to(device), y.to(device), part.to(torch.int8))
+        _hidden_tests[cache_key] = held  # the newest last
+        while len(_hidden_tests) > HIDDEN_TESTS_KEPT:
+            del _hidden_tests[next(iter(_hidden_tests))]
+    x, y, part = held
+    return replace(splits, test=Split(x, y), test_part=part)
 
 
 def _on_device(splits: DatasetSplits, device: torch.device) -> DatasetSplits:
@@ -286,6 +339,7 @@ def clear_dataset_cache() -> None:
     """Forget every loaded dataset (frees the memory once no one else holds the tensors)."""
     with _cache_lock:
         _cache.clear()
+        _hidden_tests.clear()
 
 
 def _check_tensors(info: DatasetInfo, tensors: tuple[torch.Tensor, ...]) -> None:
@@ -322,7 +376,17 @@ def _generated(info: DatasetInfo, seed: int, make: Callable):
             out += [x, torch.from_numpy(y).long()]
         return tuple(out)
 
-    _register(info)(load)
+    def generate_test(secret: bytes):
+        from runtime.ingest.splits import secret_rng
+
+        words = secret_rng(secret, f"generated-test:{info.name}").integers(
+            0, 2**32, size=8, dtype=np.uint64
+        )
+        rs = np.random.RandomState(words.astype(np.uint32))
+        y = _balanced_labels(rs, info.sizes[2], info.num_classes)
+        return make(rs, y), torch.from_numpy(y).long()
+
+    _register(info, generate_test)(load)
 
 
 # digits: scikit-learn's bundled 8x8 digits (1797 images, values 0..16) as 64 features scaled

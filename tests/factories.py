@@ -133,7 +133,7 @@ class ExerciseFactory(ScopesDisabledFactory):
 
 
 class AssignmentFactory(ScopesDisabledFactory):
-    """Open since an hour ago, due in a week, 5 attempts, published."""
+    """Open since an hour ago, due in a week, 5 attempts, published, the fixed split secret."""
 
     class Meta:
         model = "courses.Assignment"
@@ -145,6 +145,9 @@ class AssignmentFactory(ScopesDisabledFactory):
     due_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=7))
     max_attempts = 5
     published_at = factory.LazyFunction(timezone.now)
+    # One fixed secret, so that a test's hidden test parts (and its figures) are the same in
+    # every run; a test of the secrets themselves gives its own.
+    split_secret = bytes(range(32))
 
 
 class EnrollmentFactory(ScopesDisabledFactory):

@@ -5,7 +5,12 @@ artifact_store for a new graded attempt of a world's learner."""
 from django.conf import settings
 from django_scopes import scope, scopes_disabled
 
-from apps.jobs.artifacts import artifact_of_spec_model, metrics_of_artifact
+from apps.jobs.artifacts import (
+    artifact_of_spec_model,
+    hidden_parts,
+    metrics_of_artifact,
+    public_metrics,
+)
 from apps.trained_models.services import artifact_store
 from runtime.datasets import load_dataset
 from runtime.spec import build_model, parse_spec
@@ -58,14 +63,15 @@ def stored_model(
     """A TrainedModel of `world`'s learner (or `learner`) for a new exercise on `dataset` (or a
     new graded attempt on `assignment`, whose exercise is on `dataset`), with real files."""
     spec = spec or SPECS[dataset]
-    data = load_dataset(dataset, data_dir=settings.DATA_DIR)
+    if assignment is None:
+        exercise = ExerciseFactory(course=world.course, dataset=dataset, starter_spec=spec)
+        assignment = AssignmentFactory(exercise=exercise)
+    # As the worker loads it: the test split drawn with the assignment's secret.
+    data = load_dataset(dataset, data_dir=settings.DATA_DIR, secret=bytes(assignment.split_secret))
     training = parse_spec(spec).training
     model = seeded(training.seed, lambda: build_model(spec, data.info))
     if trained:
         train(model, training=training, train=data.train, val=data.val, info=data.info)
-    if assignment is None:
-        exercise = ExerciseFactory(course=world.course, dataset=dataset, starter_spec=spec)
-        assignment = AssignmentFactory(exercise=exercise)
     submission = graded_submission(
         assignment=assignment, learner=learner or world.learner.user, attempt=attempt
     )
@@ -74,7 +80,9 @@ def stored_model(
     submission.spec = spec
     artifact = artifact_of_spec_model(model, info=data.info, training=training)
     assert artifact.onnx, artifact.not_kept
-    metrics = metrics_of_artifact(artifact, test=data.test, info=data.info, metrics={})
+    graded, public = hidden_parts(data)  # the grade is the private part's, as the worker's
+    metrics = metrics_of_artifact(artifact, test=graded, info=data.info, metrics={})
+    metrics["public"] = public_metrics(artifact, public, data.info, predictions=None)
     job = submission.job
     with scope(tenant=world.tenant.id):
         return artifact_store(

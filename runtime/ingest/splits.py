@@ -67,13 +67,30 @@ def split_parts(labels, *, secret: bytes, plan: SplitPlan = SplitPlan()) -> np.n
     return parts
 
 
-def hidden_inputs(x: np.ndarray, *, secret: bytes, kind: str) -> np.ndarray:
+def test_halves(labels, *, secret: bytes) -> np.ndarray:
+    """PUBLIC or PRIVATE for each example of a built-in dataset's test split: each class halved
+    with the secret (of an odd count, the one left over is private)."""
+    labels = np.asarray(labels)
+    parts = np.full(len(labels), PRIVATE, dtype=np.int8)
+    rng = secret_rng(secret, "test-halves")
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        members = members[rng.permutation(len(members))]
+        parts[members[: len(members) // 2]] = PUBLIC
+    return parts
+
+
+def hidden_inputs(
+    x: np.ndarray, *, secret: bytes, kind: str, step: float | None = None
+) -> np.ndarray:
     """`x` (the hidden test inputs, samples first) perturbed with the secret, keeping the task.
 
     kind "image": uint8 or float images (N, H, W) or (N, H, W, C) or (N, C, H, W) with the
     channels last or first as given: each shifted by -1, 0 or +1 pixel on each axis (the edge
     repeated) when it is at least MIN_SIDE_TO_SHIFT pixels a side, then noise of 1.5 % of the
-    value range, never zero everywhere: no sample comes out equal to its original. kind
+    value range, never zero everywhere: no sample comes out equal to its original. Float images
+    whose values lie on a grid of `step` (digits' sixteenths) also never round back to their
+    original on that grid: where the noise would, one value moves by a whole step. kind
     "numbers": noise of 1 % of each feature's spread."""
     rng = secret_rng(secret, f"hidden-inputs:{kind}")
     if kind == "numbers":
@@ -96,11 +113,17 @@ def hidden_inputs(x: np.ndarray, *, secret: bytes, kind: str) -> np.ndarray:
     else:
         result = noisy.astype(images.dtype)
     flat = result.reshape(len(result), -1)
-    same = np.flatnonzero((flat == images.reshape(len(images), -1)).all(axis=1))
-    for index in same:  # a sample the noise left as it was: one value moved by one step
+    original = images.reshape(len(images), -1)
+    if step is None:
+        same = np.flatnonzero((flat == original).all(axis=1))
+        move = 1
+    else:  # the samples that rounding to the grid would give back
+        same = np.flatnonzero((np.round(flat / step) * step == original).all(axis=1))
+        move = step
+    for index in same:  # one value moved by one step (a grey level), towards the middle
         where = rng.integers(flat.shape[1])
-        step = 1 if flat[index, where] < top / 2 else -1
-        flat[index, where] = flat[index, where] + step
+        sign = 1 if original[index, where] < top / 2 else -1
+        flat[index, where] = original[index, where] + sign * move
     return np.moveaxis(result, -1, 1) if channels_first else result
 
 

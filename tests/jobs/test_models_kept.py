@@ -8,6 +8,7 @@ import pytest
 from django.conf import settings
 from django_scopes import scopes_disabled
 
+from apps.jobs.artifacts import hidden_parts
 from apps.jobs.models import Grade, Job
 from apps.quotas.models import StorageUsage, TenantQuota
 from apps.trained_models.models import ArtifactBlob, TrainedModel
@@ -83,12 +84,15 @@ def test_a_run_keeps_its_model_and_its_onnx_gives_the_stored_accuracy_exactly(
             submission=job.submission_id
         )
         onnx, weights = artifact_open(model.onnx), artifact_open(model.weights)
-    data = load_dataset("digits", data_dir=settings.DATA_DIR)
+    with scopes_disabled():
+        secret = bytes(job.submission.assignment.split_secret)
+    data = load_dataset("digits", data_dir=settings.DATA_DIR, secret=secret)
+    private = hidden_parts(data)[0]  # the grade's part
 
     summary = check_onnx(onnx, info=data.info)
     check_safetensors(weights)
-    predictions = predict_classes(onnx, data.test.x)
-    measured = metrics_from_predictions(data.test.y, predictions, class_names=data.info.class_names)
+    predictions = predict_classes(onnx, private.x)
+    measured = metrics_from_predictions(private.y, predictions, class_names=data.info.class_names)
     assert measured["accuracy"] == grade.metrics["accuracy"] == model.metrics["accuracy"]
     assert measured["confusion_matrix"] == grade.metrics["confusion_matrix"]
     assert (grade.metrics["model_kept"], grade.metrics["model"]) == (True, str(model.id))

@@ -15,7 +15,6 @@ from apps.jobs.lease import job_claim
 from apps.jobs.models import Grade, Job
 from apps.quotas.models import StorageUsage
 from apps.trained_models.models import ArtifactBlob, TrainedModel
-from runtime.datasets import load_dataset
 from runtime.sandbox.limits import CodeRunResult
 from runtime.templates import TEMPLATES
 from tests.conftest import api_client_for
@@ -71,10 +70,10 @@ def _files(folder: Path) -> list[Path]:
 def test_a_hostile_model_file_is_refused_and_nothing_is_stored(tenant_a, monkeypatch, name):
     build, sentence = HOSTILE[name]
     hostile = build()
-    data = load_dataset("xor", data_dir=settings.DATA_DIR)
 
-    def sandbox_returns_the_hostile_file(**_):
-        # Every prediction right: the run itself is fine; only its model file is hostile.
+    def sandbox_returns_the_hostile_file(*, data, **_):
+        # Every prediction right (the hidden test split the worker drew with the assignment's
+        # secret): the run itself is fine; only its model file is hostile.
         predictions = data.test.y.clone().to(torch.int64)
         return CodeRunResult(
             "succeeded", predictions=predictions, outcome=OUTCOME, seconds=1.0, onnx=hostile

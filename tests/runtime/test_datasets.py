@@ -15,6 +15,8 @@ import torch
 from torch import nn
 
 from runtime.datasets import (
+    PRIVATE_PART,
+    PUBLIC_PART,
     DatasetInfo,
     UnknownDataset,
     clear_dataset_cache,
@@ -411,3 +413,97 @@ def test_a_bag_of_words_model_is_at_chance_on_sequences():
 
     model = fit(nn.Linear(16, 6), counts(data.train.x), data.train.y, steps=200, lr=0.05)
     assert accuracy(model, data.test, counts) < 0.2  # chance is 1/6
+
+
+# --- The hidden test split, drawn with an assignment's secret (issue 15) --------------------------
+
+SECRET_A, SECRET_B = bytes(range(32)), bytes(range(1, 33))
+GENERATED = ["xor", "moons", "spirals", "sequences", "shapes"]
+
+
+@pytest.mark.parametrize("name", GENERATED)
+def test_a_generated_datasets_hidden_test_split_is_drawn_from_the_secret(name):
+    published = load_dataset(name)
+    a, again, b = (load_dataset(name, secret=s) for s in (SECRET_A, SECRET_A, SECRET_B))
+    # train and validation are the published ones; the test split is new, the same task
+    assert torch.equal(a.train.x, published.train.x) and torch.equal(a.val.y, published.val.y)
+    assert a.test.x.shape == published.test.x.shape and a.test.x.dtype == published.test.x.dtype
+    counts = torch.bincount(a.test.y, minlength=a.info.num_classes).tolist()
+    assert counts == torch.bincount(published.test.y, minlength=a.info.num_classes).tolist()
+    assert not torch.equal(a.test.x, published.test.x)  # public code cannot rebuild it
+    assert not torch.equal(a.test.x, b.test.x)  # another assignment's is another
+    assert torch.equal(a.test.x, again.test.x) and torch.equal(a.test.y, again.test.y)
+    assert a.info.sizes == published.info.sizes
+
+
+def test_the_generated_hidden_test_keeps_the_task():
+    # xor: the label is still the xor of the signs, every point near a corner
+    x, y = load_dataset("xor", secret=SECRET_A).test.x, load_dataset("xor", secret=SECRET_A).test.y
+    assert torch.equal(y, ((x[:, 0] > 0) != (x[:, 1] > 0)).long())
+    # sequences: the class is still the order of A, B and C
+    data = load_dataset("sequences", secret=SECRET_A)
+    order = torch.stack([(data.test.x == t).long().argmax(1) for t in (0, 1, 2)], 1).argsort(1)
+    orders = [(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)]
+    assert torch.equal(torch.tensor([orders.index(tuple(o)) for o in order.tolist()]), data.test.y)
+
+
+@pytest.mark.parametrize("name", IN_MEMORY)
+def test_the_hidden_test_is_halved_per_class_into_the_public_and_private_parts(name):
+    data = load_dataset(name, secret=SECRET_A)
+    assert load_dataset(name).test_part is None  # without a secret: one part
+    part = data.test_part
+    assert part.dtype == torch.int8 and part.shape == data.test.y.shape
+    for label in range(data.info.num_classes):
+        of_class = part[data.test.y == label]
+        public = int((of_class == PUBLIC_PART).sum())
+        assert public == len(of_class) // 2
+        assert int((of_class == PRIVATE_PART).sum()) == len(of_class) - public
+    other = load_dataset(name, secret=SECRET_B)
+    assert not torch.equal(part, other.test_part) or not torch.equal(data.test.y, other.test.y)
+
+
+def digit_keys(rows: np.ndarray) -> set[str]:
+    """A learner's table of digits: each image's hash, exact and rounded to sixteenths."""
+    exact = {hashlib.sha256(r.astype(np.float32).tobytes()).hexdigest() for r in rows}
+    grid = {hashlib.sha256(np.round(r * 16).astype(np.int8).tobytes()).hexdigest() for r in rows}
+    return exact | grid
+
+
+def test_a_table_of_the_published_digits_finds_none_of_the_hidden_inputs():
+    from sklearn.datasets import load_digits
+
+    table = digit_keys(load_digits().data.astype(np.float32) / 16)
+    published = load_dataset("digits")
+    assert len(digit_keys(published.test.x.numpy()) & table) > 0  # the table works on them
+    for secret in (SECRET_A, SECRET_B):
+        hidden = load_dataset("digits", secret=secret)
+        assert torch.equal(hidden.test.y, published.test.y)
+        assert digit_keys(hidden.test.x.numpy()) & table == set()
+        # the task is kept: each hidden input is its published one moved a little
+        moved = (hidden.test.x - published.test.x).abs()
+        assert float(moved.max()) <= 0.1 and float(moved.mean()) < 0.02
+
+
+def test_a_linear_model_still_learns_the_perturbed_digits():
+    data = load_dataset("digits", secret=SECRET_A)
+    torch.manual_seed(0)
+    model = nn.Linear(64, 10)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(200):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(data.train.x), data.train.y).backward()
+        optimizer.step()
+    with torch.no_grad():
+        accuracy = (model(data.test.x).argmax(1) == data.test.y).float().mean().item()
+    assert accuracy > 0.9
+
+
+def test_a_worker_keeps_a_few_hidden_tests_and_forgets_the_oldest():
+    from runtime import datasets
+
+    secrets = [bytes([n]) * 32 for n in range(datasets.HIDDEN_TESTS_KEPT + 2)]
+    for secret in secrets:
+        load_dataset("xor", secret=secret)
+    assert len(datasets._hidden_tests) == datasets.HIDDEN_TESTS_KEPT
+    first = load_dataset("xor", secret=secrets[-1]).test.x
+    assert load_dataset("xor", secret=secrets[-1]).test.x is first  # kept: not drawn again

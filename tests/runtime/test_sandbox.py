@@ -864,3 +864,63 @@ def test_limits_are_validated():
     with pytest.raises(ValueError, match="max_processes must be at least 16"):
         SandboxLimits(max_processes=4)
     assert SandboxLimits(wall_seconds=10, threads=2).cpu_limit == 20
+
+
+# --- the same search on a teacher's uploaded dataset ----------------------------------------------
+# Uploaded data goes to the sandbox as the runtime's splits (runtime.ingest.stored): train and
+# validation with labels, the test split (both hidden parts, drawn with the assignment's secret)
+# as inputs alone. The probe above looks for the test labels as int64, int32, bytes and text.
+
+UPLOADED_CLASSES = ("ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen", "ibis", "jay")
+
+
+@pytest.fixture(scope="module")
+def probe_uploaded(tmp_path_factory):
+    """The probe, run on a CSV ingested and split with a secret as the worker does."""
+    import io
+
+    from runtime.ingest.stored import stored_read, stored_splits
+    from runtime.ingest.tables import table_ingest
+
+    if not bubblewrap_available():
+        pytest.skip("bubblewrap is missing: run scripts/ensure-test-deps")
+    folder = tmp_path_factory.mktemp("uploaded")
+    rows = ["a,b,c,d,label"]
+    generator = torch.Generator().manual_seed(3)
+    for index in range(400):
+        a, b, c, d = torch.rand(4, generator=generator).tolist()
+        rows.append(f"{a:.4f},{b:.4f},{c:.4f},{d:.4f},{UPLOADED_CLASSES[index % 10]}")
+    table_ingest(
+        io.BytesIO("\n".join(rows).encode()),
+        folder / "data.arrow",
+        kind="tabular",
+        label_column="label",
+    )
+    data = stored_splits(
+        stored_read(folder / "data.arrow"), name="upload:x", title="X", secret=bytes(range(32))
+    ).splits
+    hidden = data.test.y.tolist()
+    texts = [
+        ",".join(UPLOADED_CLASSES[i] for i in hidden[:12]).encode().hex(),
+        ", ".join(UPLOADED_CLASSES[i] for i in hidden[:12]).encode().hex(),
+    ]
+    code = (
+        PROBE.replace("__PATHS__", repr([]))
+        .replace("__HIDDEN__", repr(patterns(hidden) + texts))
+        .replace("__CONTROL__", repr(patterns(data.train.y.tolist())))
+        .replace("__STATIC__", repr(["/usr", *command.python_paths()]))
+        .replace("__SINCE__", repr(time.time() - 60))
+    )
+    result = run(code, data=data)
+    line = next(line for line in result.output.splitlines() if line.startswith("PROBE "))
+    return result, json.loads(line[len("PROBE ") :]), data
+
+
+def test_an_uploaded_datasets_hidden_labels_are_nowhere_in_the_sandbox(probe_uploaded):
+    result, report, data = probe_uploaded
+    assert (result.status, result.kind) == ("failed", "exception")
+    assert data.test_part is not None and len(data.test.y) == 80  # both hidden parts, 40 each
+    search = report["search"]
+    assert search["hidden"] == []
+    assert search["control"] == ["/job/data.pt"]  # the train labels that were sent are found
+    assert search["names"] > 10_000
