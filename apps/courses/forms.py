@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from apps.courses.models import Assignment, Course, Exercise, Lesson, ScoresShown, Skill
+from apps.courses.models import Assignment, Course, Exercise, Lesson, Skill
 from runtime.datasets import dataset_names, source_catalogue
 
 
@@ -197,7 +197,9 @@ class AssignmentForm(ServiceForm):
             self.fields["publish"].initial = self.instance.published_at is not None
 
     def clean_scores_shown(self):
-        return self.cleaned_data.get("scores_shown") or ScoresShown.PUBLIC_LIVE
+        """None when left out: a new assignment takes its dataset's default
+        (models.scores_shown_default), an existing one keeps its own."""
+        return self.cleaned_data.get("scores_shown") or None
 
 
 class JoinCourseForm(forms.Form):

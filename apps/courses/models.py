@@ -178,11 +178,22 @@ class Exercise(TimeStampedModel):
 
 
 class ScoresShown(models.TextChoices):
-    """When learners see the scores of the hidden test parts (an uploaded dataset has two: the
-    public part, for the leaderboard during the assignment, and the private part, the grade)."""
+    """When learners see the scores of the hidden test parts (every assignment's test split has
+    two, drawn with its secret: the public part, for the leaderboard during the assignment, and
+    the private part, the grade). GRADE_LIVE is for practice: the grade at once, as a learner
+    tries things out (they may then tune their model to the hidden part); the other two keep
+    the grade until the due date, as Kaggle InClass does."""
 
+    GRADE_LIVE = "grade_live", _("Every score at once (practice)")
     PUBLIC_LIVE = "public_live", _("Public score at once, private score after the due date")
     AT_END = "at_end", _("Both scores after the due date")
+
+
+def scores_shown_default(exercise) -> str:
+    """What an assignment shows when the teacher does not say: on the teacher's own data (a
+    registered source's dataset, "upload:..."), the public score at once and the grade after the
+    due date; on a built-in dataset, practice: every score at once."""
+    return ScoresShown.PUBLIC_LIVE if ":" in (exercise.dataset or "") else ScoresShown.GRADE_LIVE
 
 
 def split_secret_new() -> bytes:
@@ -224,7 +235,7 @@ class Assignment(TimeStampedModel):
         _("learners see"),
         max_length=16,
         choices=ScoresShown.choices,
-        default=ScoresShown.PUBLIC_LIVE,
+        default=ScoresShown.GRADE_LIVE,  # the services choose by the dataset: scores_shown_default
     )
 
     objects = ScopedManager(tenant="tenant")

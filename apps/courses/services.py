@@ -18,7 +18,15 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django_scopes import scope
 
-from apps.courses.models import Assignment, Course, Enrollment, Exercise, Lesson, Skill
+from apps.courses.models import (
+    Assignment,
+    Course,
+    Enrollment,
+    Exercise,
+    Lesson,
+    Skill,
+    scores_shown_default,
+)
 from apps.courses.signals import course_retention_changed
 from apps.tenants.models import Membership, Role, Tenant
 from runtime.datasets import UnknownDataset, dataset_info, dataset_names
@@ -426,7 +434,8 @@ def assignment_create(
     due_at: datetime,
     **options: Unpack[AssignmentOptions],
 ) -> Assignment:
-    """A draft assignment of one of the course's exercises; learners see it once published."""
+    """A draft assignment of one of the course's exercises; learners see it once published.
+    Without `scores_shown`, the default for its dataset (models.scores_shown_default)."""
     assignment = Assignment(
         tenant_id=course.tenant_id,
         course=course,
@@ -434,6 +443,7 @@ def assignment_create(
         opens_at=opens_at,
         due_at=due_at,
     )
+    options.setdefault("scores_shown", scores_shown_default(exercise))
     _set_fields(assignment, AssignmentOptions.__optional_keys__, options)
     with scope(tenant=course.tenant_id):
         _save_validated(assignment, _assignment_errors(assignment))

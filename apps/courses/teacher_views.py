@@ -226,6 +226,8 @@ def assignment_page(request, tenant_slug, course_id, assignment_id=None):
     def save(values):
         publish = values.pop("publish")
         exercise = values.pop("exercise")
+        if values.get("scores_shown") is None:
+            values.pop("scores_shown", None)
         if assignment is None:
             saved = services.assignment_create(course=course, exercise=exercise, **values)
         else:

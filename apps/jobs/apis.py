@@ -50,9 +50,18 @@ class GradeRevisionOutputSerializer(serializers.Serializer):
 
 
 class GradeOutputSerializer(serializers.ModelSerializer):
+    """A grade as its viewer may see it. While it is withheld from its learner (an assignment
+    with hidden test parts, before the due date: selectors.grade_withheld_until), `score`,
+    `automatic_score`, `feedback` and the private part's metrics are left out, `metrics` holds
+    only `public` (the public part's figures, when the teacher shows them live) and
+    `withheld_until` says when the grade is revealed."""
+
+    score = serializers.DecimalField(max_digits=6, decimal_places=2, allow_null=True)
+    automatic_score = serializers.DecimalField(max_digits=6, decimal_places=2, allow_null=True)
     overridden_by = serializers.EmailField(
         source="overridden_by.email", allow_null=True, default=None
     )
+    withheld_until = serializers.SerializerMethodField()
 
     class Meta:
         model = Grade
@@ -67,7 +76,30 @@ class GradeOutputSerializer(serializers.ModelSerializer):
             "overridden_by",
             "overridden_at",
             "created_at",
+            "withheld_until",
         ]
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_withheld_until(self, grade) -> str | None:
+        return None
+
+    def to_representation(self, grade):
+        data = super().to_representation(grade)
+        until = self.context.get("withheld_until")
+        if until is not None:
+            now = self.context["now"]
+            public = selectors.grade_public_shown(grade=grade, now=now)
+            data |= {
+                "score": None,
+                "automatic_score": None,
+                "feedback": "",
+                "override_reason": "",
+                "metrics": {} if public is None else {"public": public},
+                "withheld_until": serializers.DateTimeField().to_representation(until),
+            }
+            if "revisions" in data:
+                data["revisions"] = []
+        return data
 
 
 class GradeWithHistoryOutputSerializer(GradeOutputSerializer):
@@ -124,25 +156,60 @@ class SubmissionOutputSerializer(serializers.ModelSerializer):
             "grade",
         ]
 
+    grade_serializer = GradeOutputSerializer
+
     @extend_schema(responses=GradeOutputSerializer(allow_null=True))
     def get_grade(self, submission) -> dict | None:
-        grade = getattr(submission, "grade", None) if _has_grade(submission) else None
-        return None if grade is None else GradeOutputSerializer(grade).data
+        if not _has_grade(submission):
+            return None
+        grade = submission.grade
+        now = self.context.get("now") or timezone.now()
+        until = selectors.grade_withheld_until(
+            grade=grade, teaches=self._teaches(submission), now=now
+        )
+        context = {"withheld_until": until, "now": now}
+        return self.grade_serializer(grade, context=context).data
+
+    def _teaches(self, submission) -> bool:
+        """Whether the caller teaches the submission's course (a learner's grade may be
+        withheld from them); without a request in the context, a grade is withheld."""
+        request = self.context.get("request")
+        if request is None:
+            return False
+        known = self.context.setdefault("teaches", {})
+        course = submission.assignment.course
+        if course.pk not in known:
+            known[course.pk] = course_teaches(
+                access=request.tenant_access, user=request.user, course=course
+            )
+        return known[course.pk]
+
+
+class IntegrityFlagSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    message = serializers.CharField()
 
 
 class SubmissionDetailOutputSerializer(SubmissionOutputSerializer):
     spec = serializers.JSONField()
     code = serializers.CharField()
     grade = serializers.SerializerMethodField()
+    integrity_flags = serializers.SerializerMethodField()
 
     class Meta(SubmissionOutputSerializer.Meta):
-        fields = [*SubmissionOutputSerializer.Meta.fields, "spec", "code"]
+        fields = [*SubmissionOutputSerializer.Meta.fields, "spec", "code", "integrity_flags"]
+
+    @extend_schema_field(IntegrityFlagSerializer(many=True))
+    def get_integrity_flags(self, submission) -> list:
+        """What the integrity checks found in the code (a literal table of data, with its
+        line): for the course's teachers; the learner gets an empty list."""
+        return list(submission.integrity_flags) if self._teaches(submission) else []
+
+    grade_serializer = GradeWithHistoryOutputSerializer
 
     @extend_schema(responses=GradeWithHistoryOutputSerializer(allow_null=True))
     def get_grade(self, submission) -> dict | None:
-        if not _has_grade(submission):
-            return None
-        return GradeWithHistoryOutputSerializer(submission.grade).data
+        return super().get_grade(submission)
 
 
 def _has_grade(submission) -> bool:
@@ -241,7 +308,9 @@ class AssignmentSubmissionListApi(ApiView):
         assignment = _assignment(request, assignment_id)
         learner = None if request.teaches else request.user
         rows = selectors.submission_list(assignment=assignment, learner=learner)
-        return self.paginated(request, rows, SubmissionOutputSerializer)
+        return self.paginated(
+            request, rows, SubmissionOutputSerializer, context={"request": request}
+        )
 
     @extend_schema(
         request=SubmissionCreateInputSerializer,
@@ -259,7 +328,8 @@ class AssignmentSubmissionListApi(ApiView):
         )
         # As created (the worker may already have claimed the job: the events tell that).
         return Response(
-            SubmissionDetailOutputSerializer(submission).data, status=status.HTTP_201_CREATED
+            SubmissionDetailOutputSerializer(submission, context={"request": request}).data,
+            status=status.HTTP_201_CREATED,
         )
 
 
@@ -396,7 +466,9 @@ class SubmissionListApi(ApiView):
             if access.allows(Role.TEACHER):
                 mine |= Q(assignment__course__teachers=request.user)
             rows = rows.filter(mine).distinct()
-        return self.paginated(request, rows, SubmissionOutputSerializer)
+        return self.paginated(
+            request, rows, SubmissionOutputSerializer, context={"request": request}
+        )
 
 
 class SubmissionDetailApi(ApiView):
@@ -405,7 +477,9 @@ class SubmissionDetailApi(ApiView):
     @extend_schema(responses=SubmissionDetailOutputSerializer)
     def get(self, request, tenant_slug, submission_id):
         submission = _submission(request, submission_id)
-        return Response(SubmissionDetailOutputSerializer(submission).data)
+        return Response(
+            SubmissionDetailOutputSerializer(submission, context={"request": request}).data
+        )
 
 
 class GradeOverrideApi(ApiView):

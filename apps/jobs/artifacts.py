@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from django.utils.translation import gettext
 
+from apps.courses.models import ScoresShown
 from runtime.artifacts.card import model_card
 from runtime.artifacts.check import (
     ArtifactInvalid,
@@ -144,3 +145,25 @@ def public_metrics(artifact: RunArtifact, public: Split, info, predictions) -> d
     predicted = predict_classes(artifact.onnx, public.x) if artifact.onnx else predictions()
     measured = metrics_from_predictions(public.y, predicted, class_names=info.class_names)
     return {name: measured[name] for name in PUBLIC_FIGURES}
+
+
+# What a trained model's card and row keep of the metrics. Of an assignment that keeps its grade
+# until the due date, no test figure: the model's pages and API are open to its learner before
+# then, and the grade and the leaderboard are where the parts' scores are shown.
+MODEL_FIGURES_OF_HIDDEN_PARTS = (
+    "metric",
+    "class_names",
+    "device",
+    "graded_on",
+    "parameter_count",
+    "model_size_bytes",
+    "latency_seconds_per_sample",
+)
+
+
+def model_figures(metrics: dict, *, assignment) -> dict:
+    """`metrics` as the trained model of a run for `assignment` keeps them (above)."""
+    if "public" not in metrics or assignment.scores_shown == ScoresShown.GRADE_LIVE:
+        return metrics
+    kept = {name: metrics[name] for name in MODEL_FIGURES_OF_HIDDEN_PARTS if name in metrics}
+    return {**kept, "test_figures": "hidden"}

@@ -64,6 +64,24 @@ _METRICS = {
         "latency_seconds_per_sample": {"type": "number", "minimum": 0},
     },
 }
+# An assignment with hidden test parts: anyone who follows the job reads its events, so the grade
+# is withheld there until the due date (the run page and the API show it to those who may see
+# it) and only the public part's figures come, when the teacher shows them live.
+_GRADE_WITHHELD = _object(
+    {"withheld_until": {"type": "string", "format": "date-time"}, "max_score": _TEXT}
+)
+_PUBLIC_FIGURES = _object(
+    {},
+    {
+        "public": _object(
+            {
+                "accuracy": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                "per_class_accuracy": _METRICS["properties"]["per_class_accuracy"],
+                "test_samples": {"type": "integer", "minimum": 0},
+            }
+        )
+    },
+)
 _FAILURE = {"message": _TEXT, "kind": _TEXT}
 
 EVENT_SCHEMAS: dict[str, dict] = {
@@ -74,7 +92,12 @@ EVENT_SCHEMAS: dict[str, dict] = {
     "attempt_lost": _object({"attempt": _ATTEMPT, "worker": _TEXT, "message": _TEXT}),
     "requeued": _object({"after_attempt": _ATTEMPT}),
     "succeeded": _object(
-        {**_MESSAGE, "outcome": OUTCOME_SCHEMA, "grade": _GRADE, "metrics": _METRICS}
+        {
+            **_MESSAGE,
+            "outcome": OUTCOME_SCHEMA,
+            "grade": {"oneOf": [_GRADE, _GRADE_WITHHELD]},
+            "metrics": {"oneOf": [_METRICS, _PUBLIC_FIGURES]},
+        }
     ),
     "failed": _object(_FAILURE, {"output": _TEXT}),
     "cancelled": _object(_MESSAGE),

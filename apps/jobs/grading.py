@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
-from apps.courses.models import LatePolicy, Metric
+from apps.courses.models import LatePolicy, Metric, ScoresShown
 from apps.jobs.models import Grade, GradeRevision, GradeSource, Job, JobEvent
 from apps.jobs.signals import grade_given
 from runtime.diagnosis import Hint, diagnose
@@ -95,8 +95,9 @@ def model_kind(*, submission, exercise) -> str | None:
 
 def run_diagnosis(*, job: Job, metrics: dict | None = None) -> list[Hint]:
     """The hints for the job's finished run (runtime.diagnosis), from its last attempt's progress
-    events, its outcome and its metrics (the grade's when not given). Writes nothing: learning
-    stores it once (`apps.learning.services.run_diagnose`)."""
+    events, its outcome and its metrics (the grade's when not given; none of an assignment that
+    keeps its grade until the due date). Writes nothing: learning stores it once
+    (`apps.learning.services.run_diagnose`)."""
     points = list(
         JobEvent.objects.filter(job=job, type="progress", attempt=job.attempt)
         .order_by("seq")
@@ -105,7 +106,12 @@ def run_diagnosis(*, job: Job, metrics: dict | None = None) -> list[Hint]:
     if metrics is None:
         grade = getattr(job.submission, "grade", None)
         metrics = grade.metrics if grade is not None else None
-    exercise = job.submission.assignment.exercise
+    assignment = job.submission.assignment
+    if metrics and "public" in metrics and assignment.scores_shown != ScoresShown.GRADE_LIVE:
+        # The grade is kept until the due date, but the learner reads the diagnosis now: it
+        # quotes no test figure (the validation figures say what is needed).
+        metrics = {}
+    exercise = assignment.exercise
     outcome = dict(job.outcome or {})
     if job.failure_kind == "diverged":
         outcome["status"] = "diverged"

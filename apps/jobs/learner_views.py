@@ -15,7 +15,12 @@ from apps.courses.builder import builder_words
 from apps.courses.models import Lesson
 from apps.courses.selectors import AssignmentStatus, course_get
 from apps.jobs.models import Submission, SubmissionKind
-from apps.jobs.selectors import assignment_get_for_learner, assignment_list_for_learner, curves_get
+from apps.jobs.selectors import (
+    assignment_get_for_learner,
+    assignment_list_for_learner,
+    curves_get,
+    grades_shown_to_learner,
+)
 from runtime.spec.schema import SPEC_JSON_SCHEMA
 from runtime.templates import TEMPLATES
 
@@ -38,9 +43,9 @@ def assignment_page(request, tenant_slug, assignment_id):
     if assignment is None:
         raise Http404
     exercise = assignment.exercise
-    attempts = list(
+    attempts = grades_shown_to_learner(
         Submission.objects.filter(assignment=assignment, learner=request.user)
-        .select_related("job", "grade")
+        .select_related("job", "grade", "assignment")
         .order_by("-attempt")
     )
     spec, code = _starting_points(exercise, attempts)

@@ -14,6 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from apps.courses.models import ScoresShown
+from apps.jobs.artifacts import model_figures
 from apps.jobs.events import event_append
 from apps.jobs.grading import grade_write_automatic
 from apps.jobs.models import Job
@@ -128,18 +130,35 @@ def claim_finish(
         if metrics is not None:
             job.outcome = fields.get("outcome", job.outcome)  # the diagnosis reads it now
             grade = grade_write_automatic(job=job, metrics=metrics)
-            final_payload = {
-                **final_payload,
-                "grade": {
-                    "score": str(grade.score),
-                    "max_score": str(grade.max_score),
-                    "feedback": grade.feedback,
-                },
-                "metrics": metrics,
-            }
+            final_payload = {**final_payload, **_graded_payload(job, grade, metrics)}
         transition(job, state, lease_owner="", **fields)
         event_append(job, type=state, payload=final_payload)
         return job
+
+
+def _graded_payload(job: Job, grade, metrics: dict) -> dict:
+    """The grade and metrics the final event carries. Of an assignment with hidden test parts
+    (metrics keep the public part's) that keeps the grade until the due date, the grade is
+    withheld (events go to whoever follows the job, its learner too) and the public part's
+    figures come only when the teacher shows them live (docs/jobs.md)."""
+    assignment = job.submission.assignment
+    if "public" not in metrics or assignment.scores_shown == ScoresShown.GRADE_LIVE:
+        return {
+            "grade": {
+                "score": str(grade.score),
+                "max_score": str(grade.max_score),
+                "feedback": grade.feedback,
+            },
+            "metrics": metrics,
+        }
+    live = assignment.scores_shown == ScoresShown.PUBLIC_LIVE
+    return {
+        "grade": {
+            "withheld_until": assignment.due_at.isoformat(),
+            "max_score": str(grade.max_score),
+        },
+        "metrics": {"public": metrics["public"]} if live else {},
+    }
 
 
 @dataclass(frozen=True)
@@ -161,7 +180,7 @@ def _keep_model(job: Job, keep: KeptModel, metrics: dict) -> dict:
             onnx=keep.onnx,
             weights=keep.weights,
             card=keep.card,
-            metrics=metrics,
+            metrics=model_figures(metrics, assignment=job.submission.assignment),
             parameter_count=keep.parameter_count,
         )
     except StorageFull as exc:

@@ -31,6 +31,9 @@ class Submission(TimeStampedModel):
     code = models.TextField(blank=True)
     attempt = models.PositiveIntegerField()
     is_late = models.BooleanField(default=False)
+    # For the course's teachers, refusing nothing: what the integrity checks found in the code
+    # (runtime.sandbox.checks.literal_tables), each {"path": "code:<line>", "message": ...}.
+    integrity_flags = models.JSONField(default=list, blank=True)
 
     objects = ScopedManager(tenant="tenant")
 

@@ -16,12 +16,14 @@ from django.db import connection
 from django.utils import timezone
 from django_scopes import scope
 
+from apps.datasets.source import text_tokenizer
 from apps.jobs.artifacts import (
     RunArtifact,
     artifact_of_code_run,
     artifact_of_spec_model,
     hidden_parts,
     metrics_of_artifact,
+    model_figures,
     part_masks,
     public_metrics,
 )
@@ -43,6 +45,7 @@ from runtime.evaluate import evaluate, metrics_from_predictions
 from runtime.progress import ProgressPoint
 from runtime.sandbox import SandboxLimits, run_code_submission
 from runtime.spec import build_model, parse_spec
+from runtime.text import tokenizer_card
 from runtime.trainer import ComputeBudget, choose_device, predict, seeded, train
 
 log = logging.getLogger(__name__)
@@ -305,7 +308,15 @@ def _not_kept(metrics: dict, artifact: RunArtifact) -> dict:
 def _kept(artifact: RunArtifact, *, job, data, training, metrics: dict) -> KeptModel | None:
     if artifact.onnx is None:
         return None
-    card = artifact.card(info=data.info, training=training, metrics=metrics, job=job)
+    card = artifact.card(
+        info=data.info,
+        training=training,
+        metrics=model_figures(metrics, assignment=job.submission.assignment),
+        job=job,
+    )
+    tokenizer = text_tokenizer(data.info.name, bytes(job.submission.assignment.split_secret))
+    if tokenizer is not None:  # a text dataset's: the model takes the ids it gives
+        card["tokenizer"] = tokenizer_card(tokenizer)
     return KeptModel(
         onnx=artifact.onnx,
         weights=artifact.weights,

@@ -103,9 +103,47 @@ class Standing:
 
 def part_shown(*, assignment, part: str, now) -> bool:
     """Whether learners see `part` ("public" or "private") of the assignment's scores now."""
-    if now >= assignment.due_at:
+    if now >= assignment.due_at or assignment.scores_shown == ScoresShown.GRADE_LIVE:
         return True
     return part == "public" and assignment.scores_shown == ScoresShown.PUBLIC_LIVE
+
+
+def grade_withheld_until(*, grade, teaches: bool, now):
+    """The due date until which this viewer may not see `grade` (its score, its private part's
+    metrics, its feedback and its history), or None when they may. Withheld: from a learner (not
+    a teacher of the course), the grade of an assignment whose dataset has hidden parts (the
+    grade's metrics keep the public part's), until the due date reveals the private part."""
+    if teaches or grade is None or "public" not in (grade.metrics or {}):
+        return None
+    assignment = grade.submission.assignment
+    if part_shown(assignment=assignment, part="private", now=now):
+        return None
+    return assignment.due_at
+
+
+def grades_shown_to_learner(submissions, *, now=None) -> list:
+    """The learner's own `submissions`, each with `grade_shown` (its grade, or None: none yet,
+    or withheld until the due date) and `grade_withheld_until`, for their pages."""
+    now = now or timezone.now()
+    submissions = list(submissions)
+    for submission in submissions:
+        try:
+            grade = submission.grade
+        except Grade.DoesNotExist:
+            grade = None
+        until = grade_withheld_until(grade=grade, teaches=False, now=now)
+        submission.grade_withheld_until = until
+        submission.grade_shown = grade if until is None else None
+    return submissions
+
+
+def grade_public_shown(*, grade, now) -> dict | None:
+    """The public part's figures of `grade` that its learner sees while the grade is withheld:
+    when the teacher shows the public part live (else None)."""
+    assignment = grade.submission.assignment
+    if not part_shown(assignment=assignment, part="public", now=now):
+        return None
+    return (grade.metrics or {}).get("public")
 
 
 def standings_get(*, assignment, teacher: bool, now) -> list[Standing]:
@@ -167,8 +205,8 @@ def job_list_in_flight(*, tenant) -> QuerySet[Job]:
 
 def submission_list_recent(*, learner, limit: int = 10) -> list[Submission]:
     """The learner's latest submissions in this tenant, newest first, with job, grade and
-    assignment."""
-    return list(
+    assignment, and the grade as they may see it (`grades_shown_to_learner`)."""
+    return grades_shown_to_learner(
         Submission.objects.filter(learner=learner)
         .select_related("job", "grade", "assignment__exercise", "assignment__course")
         .order_by("-created_at", "-id")[:limit]
@@ -251,7 +289,8 @@ def assignment_list_for_learner(*, user, tenant: Tenant, now=None) -> QuerySet[A
     """The published assignments of the published courses the user is enrolled in, each with
     `attempts_used` (their submissions, whatever became of them, but for runs the platform
     failed: jobs.services.attempts_counted), `attempts_left`,
-    `best_score` (their best grade so far, or None) and `status` (an AssignmentStatus at `now`:
+    `best_score` (their best grade so far, or None; a grade withheld until the due date is not
+    counted before it: grade_withheld_until) and `status` (an AssignmentStatus at `now`:
     open until due_at inclusive, then late while the late policy takes work, until closes_at
     inclusive; the same window the submission service enforces)."""
     # Imported here: jobs' services import this module (through learning's services).
@@ -260,9 +299,17 @@ def assignment_list_for_learner(*, user, tenant: Tenant, now=None) -> QuerySet[A
     now = now or timezone.now()
     mine = attempts_counted(Submission.objects.filter(assignment=OuterRef("pk"), learner=user))
     used = mine.order_by().values("assignment").annotate(n=Count("pk")).values("n")
-    best = Grade.objects.filter(
-        submission__assignment=OuterRef("pk"), submission__learner=user
-    ).order_by("-score")
+    # A grade withheld until the due date (hidden test parts) is no best score before it.
+    withheld = (
+        Q(metrics__has_key="public")
+        & Q(submission__assignment__due_at__gt=now)
+        & ~Q(submission__assignment__scores_shown=ScoresShown.GRADE_LIVE)
+    )
+    best = (
+        Grade.objects.filter(submission__assignment=OuterRef("pk"), submission__learner=user)
+        .exclude(withheld)
+        .order_by("-score")
+    )
     takes_late = ~Q(late_policy=LatePolicy.REFUSE) & (
         Q(closes_at__isnull=True) | Q(closes_at__gte=now)
     )

@@ -23,7 +23,7 @@ from apps.jobs.transitions import job_cancel_now
 from apps.quotas.services import PLATFORM_FAILURES, quota_admit
 from runtime.datasets import dataset_info
 from runtime.errors import SpecInvalid
-from runtime.sandbox.checks import check_code
+from runtime.sandbox.checks import check_code, literal_tables
 from runtime.spec import inspect_spec
 
 
@@ -95,12 +95,14 @@ def submission_create(
             raise _problems_error("spec", exc.problems) from exc
         if report.problems:
             raise _problems_error("spec", report.problems)
-    else:
+    flags = []
+    if kind != SubmissionKind.SPEC:
         if spec is not None:
             raise ValidationError({"spec": ["A code submission takes no spec."]})
         problems = check_code(code or "")
         if problems:
             raise _problems_error("code", problems)
+        flags = [{"path": f.path, "message": f.message} for f in literal_tables(code)]
     with transaction.atomic():
         # The enrollment row serialises one learner's submissions to one course, so two at
         # once cannot both take the last attempt.
@@ -132,6 +134,7 @@ def submission_create(
             code=code if kind == SubmissionKind.CODE else "",
             attempt=number,
             is_late=window.is_late,
+            integrity_flags=flags,
         )
         # The field checks only: the related rows are in hand (re-reading each is a query) and
         # the database enforces the constraints; the attempt number was taken under the lock.

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
@@ -34,14 +35,28 @@ def _visible_submission(request, submission_id):
     return submission
 
 
-def _result_context(submission) -> dict:
+def _teaches(request, submission) -> bool:
+    return course_teaches(
+        access=request.tenant_access, user=request.user, course=submission.assignment.course
+    )
+
+
+def _result_context(submission, *, teaches: bool) -> dict:
     """What the result section shows: the grade, its metrics, the confusion matrix and the
-    run's diagnosis (hints with their evidence and the lesson that helps)."""
+    run's diagnosis (hints with their evidence and the lesson that helps). A grade withheld
+    from its learner until the due date (hidden test parts: selectors.grade_withheld_until)
+    shows only when it comes, and the public part's figures when the teacher shows them."""
     job = submission.job
     grade = getattr(submission, "grade", None)
     trained_model = (
         TrainedModel.objects.filter(submission=submission).select_related("onnx", "weights").first()
     )
+    now = timezone.now()
+    withheld_until = selectors.grade_withheld_until(grade=grade, teaches=teaches, now=now)
+    public = None
+    if withheld_until is not None:
+        public = selectors.grade_public_shown(grade=grade, now=now)
+        grade = None
     metrics = grade.metrics if grade else {}
     assignment = submission.assignment
     return {
@@ -49,6 +64,8 @@ def _result_context(submission) -> dict:
         "job": job,
         "ended": job.state in FINAL_STATES,
         "grade": grade,
+        "withheld_until": withheld_until,
+        "public": public,
         "metrics": metrics,
         "confusion": confusion_rows(metrics),
         "hints": run_hint_list(job=job, course=assignment.course),
@@ -58,11 +75,9 @@ def _result_context(submission) -> dict:
 
 def run_page(request, tenant_slug, submission_id, override_form=None):
     submission = _visible_submission(request, submission_id)
-    context = _result_context(submission)
+    teaches = _teaches(request, submission)
+    context = _result_context(submission, teaches=teaches)
     grade, job = context["grade"], context["job"]
-    teaches = course_teaches(
-        access=request.tenant_access, user=request.user, course=submission.assignment.course
-    )
     context |= {
         "tenant": request.tenant,
         "assignment": submission.assignment,
@@ -108,7 +123,8 @@ def _run_page_text() -> dict:
 def run_result(request, tenant_slug, submission_id):
     """The result section alone: the run page fetches it when the run's final event arrives."""
     submission = _visible_submission(request, submission_id)
-    return render(request, "jobs/_result.html", _result_context(submission))
+    context = _result_context(submission, teaches=_teaches(request, submission))
+    return render(request, "jobs/_result.html", context)
 
 
 @require_POST

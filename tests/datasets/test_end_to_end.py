@@ -3,15 +3,25 @@ that ingests the upload and then trains and grades submissions on it (a spec and
 the assignment's secret drawing the hidden parts. The grade is the private part's; the public
 part's score is kept beside it."""
 
+import re
+
 import pytest
 from django_scopes import scope, scopes_disabled
 
 from apps.courses.models import Exercise
 from apps.datasets.models import DatasetVersion
-from apps.jobs.models import Grade, Job
+from apps.jobs.models import JobEvent
+from apps.trained_models.models import TrainedModel
 from runtime.datasets import PRIVATE_PART, load_dataset
-from tests.conftest import api_client_for, wait_for
-from tests.datasets.support import base, clusters_csv, teacher_client, upload
+from tests.conftest import api_client_for, page_client_for
+from tests.datasets.support import (
+    base,
+    clusters_csv,
+    first_upload_ingested,
+    graded_runs,
+    teacher_client,
+    upload,
+)
 from tests.factories import AssignmentFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,34 +50,23 @@ def build_model(input_shape, num_classes):
 """
 
 
-def _ready(world) -> DatasetVersion:
-    def ready():
-        with scopes_disabled():
-            version = DatasetVersion.objects.exclude(dataset=world.dataset).get(
-                tenant=world.tenant, number=1
-            )
-        return version if version.state != "ingesting" else None
-
-    return wait_for(ready, timeout=60, message="the worker did not ingest the upload")
-
-
-def _final(job_id) -> Job:
-    def ended():
-        with scopes_disabled():
-            job = Job.objects.get(id=job_id)
-        return job if job.state in ("succeeded", "failed", "timed_out", "cancelled") else None
-
-    return wait_for(ended, timeout=240, message="the job did not end")
-
-
 def test_an_uploaded_csv_is_ingested_assigned_trained_and_graded_on_its_private_part(
     celery_worker_process, tenant_a, tenant_b
 ):
     teacher = teacher_client(tenant_a)
     upload(teacher, tenant_a, clusters_csv(rows_per_class=200), chunk=4096)
-    version = _ready(tenant_a)
+    version = first_upload_ingested(tenant_a)
     assert version.state == "ready", (version.problems, version.message)
     name = version.source_name
+    # The teacher's preview: the classes with their counts, the first rows, the parts' sizes.
+    page = page_client_for(tenant_a.teacher.user).get(
+        f"/t/{tenant_a.tenant.slug}/teach/datasets/clusters/versions/1/preview/"
+    )
+    assert page.status_code == 200
+    text = page.content.decode()
+    counts = re.findall(r'<th scope="row">([^<]+)</th><td>(\d+)</td>', text)
+    assert counts[:3] == [("east", "200"), ("north", "200"), ("南", "200")]
+    assert 'id="sample-rows"' in text and 'id="part-sizes"' in text
 
     # Another tenant cannot name it: to them it does not exist.
     other = api_client_for(tenant_b.teacher.user).post(
@@ -95,7 +94,7 @@ def test_an_uploaded_csv_is_ingested_assigned_trained_and_graded_on_its_private_
     assert created.status_code == 201, created.content
     with scopes_disabled():
         exercise = Exercise.objects.get(id=created.json()["id"])
-    assignment = AssignmentFactory(exercise=exercise)
+    assignment = AssignmentFactory(exercise=exercise, scores_shown="public_live")
     # Used by an exercise, the version stays as it is.
     refused = teacher.delete(f"{base(tenant_a)}clusters/versions/1/")
     assert refused.status_code == 409
@@ -111,23 +110,29 @@ def test_an_uploaded_csv_is_ingested_assigned_trained_and_graded_on_its_private_
     assert data.info.sizes == (420, 60, 120)
 
     learner = api_client_for(tenant_a.learner.user)
-    jobs = []
-    for body in ({"kind": "spec", "spec": SPEC}, {"kind": "code", "code": CODE}):
-        response = learner.post(
-            f"/api/v1/t/{tenant_a.tenant.slug}/assignments/{assignment.id}/submissions/",
-            body,
-            format="json",
-        )
-        assert response.status_code == 201, response.content
-        jobs.append(response.json()["job"]["id"])
-    for job_id in jobs:
-        job = _final(job_id)
-        assert job.state == "succeeded", (job.failure_kind, job.message)
-        with scopes_disabled():
-            grade = Grade.objects.get(submission__job=job)
+    for grade in graded_runs(tenant_a, assignment, spec=SPEC, code=CODE):
+        job = grade.submission.job
         metrics = grade.metrics
         assert metrics["test_samples"] == private
         assert metrics["public"]["test_samples"] == public
         assert metrics["accuracy"] >= 0.95 and metrics["public"]["accuracy"] >= 0.95
         assert metrics["class_names"] == ["east", "north", "南"]
         assert str(grade.score) == "100.00"
+        # Whoever follows the job reads its events: the grade is withheld there, the public
+        # part's figures come (the teacher shows them live), never the private ones.
+        with scopes_disabled():
+            final = JobEvent.objects.get(job=job, type="succeeded").payload
+            model = TrainedModel.objects.get(submission__job=job)
+        assert final["grade"] == {
+            "withheld_until": assignment.due_at.isoformat(),
+            "max_score": "100.00",
+        }
+        assert final["metrics"] == {"public": metrics["public"]}
+        # The model's pages are the learner's before the due date: no test figure there.
+        assert model.metrics["test_figures"] == "hidden"
+        assert "accuracy" not in model.metrics and "confusion_matrix" not in model.metrics
+        assert model.card["metrics"] == model.metrics
+        # The learner's own view of it, before the due date: the public part alone.
+        mine = learner.get(f"/api/v1/t/{tenant_a.tenant.slug}/submissions/{grade.submission_id}/")
+        assert mine.json()["grade"]["score"] is None
+        assert mine.json()["grade"]["metrics"] == {"public": metrics["public"]}

@@ -288,6 +288,7 @@ def test_a_teacher_overrides_a_grade_and_the_history_is_kept(tenant_a):
         "automatic_score": "80.00",
         "override_reason": "Trained on the test split.",
         "overridden_by": teacher.email,
+        "withheld_until": None,
         "revisions": [
             {"score": "80.00", "source": "automatic", "reason": "", "author": None},
             {

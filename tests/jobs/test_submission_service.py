@@ -14,7 +14,7 @@ from django_scopes import scopes_disabled
 
 from apps.jobs.models import Job, JobEvent, Submission
 from runtime.templates import TEMPLATES
-from tests.conftest import api_client_for
+from tests.conftest import api_client_for, page_client_for
 from tests.factories import (
     AssignmentFactory,
     CourseFactory,
@@ -152,7 +152,39 @@ def test_a_spec_submission_creates_its_queued_job_and_one_event(tenant_a):
         "grade": None,
         "spec": XOR_SPEC,
         "code": "",
+        "integrity_flags": [],
     }
+
+
+def test_a_code_submission_carrying_a_literal_table_is_flagged_for_the_teacher_alone(tenant_a):
+    assignment = _assignment(tenant_a, exercise=_code_exercise(tenant_a))
+    table = {f"{n:012x}": n % 10 for n in range(400)}  # hashed inputs to their labels
+    code = XOR_CODE + f"\n\nANSWERS = {table!r}\n"
+    line = code.count("\n", 0, code.index("ANSWERS")) + 1
+    learner = api_client_for(tenant_a.learner.user)
+
+    response = learner.post(
+        _url(tenant_a, assignment), {"kind": "code", "code": code}, format="json"
+    )
+
+    assert response.status_code == 201, response.content  # a flag refuses nothing
+    assert response.json()["integrity_flags"] == []  # the learner is not shown it
+    submission = _rows(response.json()["id"])[0]
+    (flag,) = submission.integrity_flags
+    assert flag["path"] == f"code:{line}"
+    assert flag["message"].startswith(f"Line {line} holds a literal 400-entry table of ")
+    detail = f"/api/v1/t/{tenant_a.tenant.slug}/submissions/{submission.id}/"
+    teacher = api_client_for(tenant_a.teacher.user).get(detail).json()
+    assert teacher["integrity_flags"] == [flag]
+    assert learner.get(detail).json()["integrity_flags"] == []
+    page = page_client_for(tenant_a.teacher.user).get(
+        f"/t/{tenant_a.tenant.slug}/runs/{submission.id}/"
+    )
+    assert 'id="integrity-flags"' in page.content.decode()
+    own = page_client_for(tenant_a.learner.user).get(
+        f"/t/{tenant_a.tenant.slug}/runs/{submission.id}/"
+    )
+    assert 'id="integrity-flags"' not in own.content.decode()
 
 
 def test_a_code_submission_is_created_and_queued(tenant_a):
