@@ -11,6 +11,7 @@ text's length (at least 1: an empty text is one unknown token), which is what a 
 layer needs to read packed sequences.
 """
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -94,13 +95,16 @@ class TextTokenizer:
         return self.tokenizer.encode(text).tokens[: self.max_length]
 
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(ids int64 [N, max_length], zero-padded; lengths int64 [N], at least 1)."""
+        """(ids int64 [N, max_length], zero-padded; lengths int64 [N], at least 1). Id 0 is
+        padding only: "[PAD]" written in a text (which the library matches as its special
+        token) is an unknown token there, so a text's length is its count of non-zero ids."""
         ids = np.full((len(texts), self.max_length), PAD_ID, dtype=np.int64)
         lengths = np.ones(len(texts), dtype=np.int64)
         for row, encoding in enumerate(self.tokenizer.encode_batch(list(texts))):
             sample = encoding.ids[: self.max_length] or [UNK_ID]
             ids[row, : len(sample)] = sample
             lengths[row] = len(sample)
+        ids[(ids == PAD_ID) & (np.arange(self.max_length) < lengths[:, None])] = UNK_ID
         return ids, lengths
 
     def to_json(self) -> str:
@@ -132,3 +136,40 @@ class TextTokenizer:
         if tokenizer.token_to_id(PAD) != PAD_ID or tokenizer.token_to_id(UNK) != UNK_ID:
             raise TokenizerInvalid(f"ids 0 and 1 must be {PAD} and {UNK}")
         return cls(kind=kind, max_length=max_length, tokenizer=tokenizer)
+
+
+# --- With a trained model ------------------------------------------------------------------------
+# The tokeniser is trained on an assignment's train part, so it belongs to the model trained
+# there: its model card holds it (`card["tokenizer"]`), and the try page and the prediction API
+# encode texts with it exactly as the model's training and grading did.
+
+LENGTHS_IN_WORDS = "the count of ids that are not 0 (padding), at least 1"
+
+
+def tokenizer_card(tokenizer: TextTokenizer) -> dict:
+    """The model card's entry for `tokenizer`: what it is in a few fields, its JSON (a string:
+    kept exactly, so its sha256 can be checked) and that JSON's sha256."""
+    stored = tokenizer.to_json()
+    return {
+        "kind": tokenizer.kind,
+        "max_length": tokenizer.max_length,
+        "vocabulary": tokenizer.vocabulary,
+        "pad_id": PAD_ID,
+        "unk_id": UNK_ID,
+        "lengths": LENGTHS_IN_WORDS,
+        "sha256": hashlib.sha256(stored.encode()).hexdigest(),
+        "json": stored,
+    }
+
+
+def tokenizer_from_card(entry: object) -> TextTokenizer:
+    """The tokeniser of a model card's entry, its JSON checked against its sha256 and then as
+    any stored tokeniser; TokenizerInvalid if it is not one."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("json"), str):
+        raise TokenizerInvalid("the model card's tokenizer holds no stored tokeniser")
+    stored = entry["json"]
+    if len(stored) > MAX_JSON_CHARS:
+        raise TokenizerInvalid(f"the tokeniser is over {MAX_JSON_CHARS} characters")
+    if hashlib.sha256(stored.encode()).hexdigest() != entry.get("sha256"):
+        raise TokenizerInvalid("the model card's tokeniser is not the one it was stored with")
+    return TextTokenizer.from_json(stored)

@@ -60,7 +60,7 @@ def test_every_main_page_has_demo_data(celery_worker_process):
 
     ada = page_client_for(users["ada@demo.aula.localhost"])
     home = ada.get("/t/demo/").content.decode()
-    assert (_rows(home, "assignments"), _rows(home, "recent-runs")) == (4, 2)
+    assert (_rows(home, "assignments"), _rows(home, "recent-runs")) == (5, 2)
     run = ada.get(f"/t/demo/runs/{ada_runs[0]}/").content.decode()
     assert re.search(r'<p id="grade" class="grade"><strong>[\d.]+ / 100.00</strong>', run)
     assert 'id="confusion"' in run
@@ -71,9 +71,9 @@ def test_every_main_page_has_demo_data(celery_worker_process):
     assert len(re.findall(r'href="/t/demo/runs/[0-9a-f-]+/">[\d.]+</a>', book)) == 3
     page = teacher.get(f"/t/demo/teach/courses/{course.id}/").content.decode()
     assert (_rows(page, "assignments"), _items(page, "lessons"), _items(page, "exercises")) == (
+        5,
         4,
-        4,
-        4,
+        5,
     )
     # Knowledge tracing: ada's graded runs moved her mastery; her next step and the teacher's
     # heat map show it.

@@ -27,6 +27,7 @@ from apps.core.api.views import ApiView
 from apps.datasets import services
 from apps.datasets.models import Dataset, DatasetVersion, SourceFormat, TableKind
 from apps.tenants.permissions import TenantTeacher
+from runtime.text import KINDS as TOKENIZER_KINDS
 
 
 class VersionOutputSerializer(serializers.ModelSerializer):
@@ -85,6 +86,12 @@ class VersionInputSerializer(InputSerializer):
     text_column = serializers.CharField(max_length=200, required=False)
     delimiter = serializers.ChoiceField(
         choices=[(",", "comma"), ("\t", "tab"), (";", "semicolon")], required=False
+    )
+    tokenizer = serializers.ChoiceField(
+        choices=[(kind, kind) for kind in TOKENIZER_KINDS],
+        required=False,
+        help_text="Text tables: how texts become tokens (word: words, a Chinese character each; "
+        "bpe: pieces of words; char: characters). Default: word.",
     )
     resize_to = serializers.ListField(
         child=serializers.IntegerField(min_value=4, max_value=512),

@@ -44,6 +44,7 @@ from runtime.ingest.arrays import arrays_ingest
 from runtime.ingest.common import IngestLimits, IngestRefused
 from runtime.ingest.images import images_ingest
 from runtime.ingest.tables import table_ingest
+from runtime.text import KINDS as TEXT_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +115,18 @@ def _options_errors(format: str, options: dict) -> dict[str, list[str]]:
             errors["label_column"] = [_("Name the column that holds the labels.")]
         if options.get("kind") == TableKind.TEXT and not options.get("text_column"):
             errors["text_column"] = [_("Name the column that holds the texts.")]
+        if "tokenizer" in options and options.get("kind") != TableKind.TEXT:
+            errors["tokenizer"] = [_("Only a text table is tokenised.")]
+        elif options.get("tokenizer", TEXT_KINDS[0]) not in TEXT_KINDS:
+            errors["tokenizer"] = [
+                _("Tokenise by %(kinds)s, not %(given)r.")
+                % {
+                    "kinds": ", ".join(repr(kind) for kind in TEXT_KINDS),
+                    "given": options["tokenizer"],
+                }
+            ]
     else:
-        for name in ("kind", "label_column", "text_column", "delimiter"):
+        for name in ("kind", "label_column", "text_column", "delimiter", "tokenizer"):
             if options.get(name):
                 errors[name] = [_("Only a CSV or TSV table takes this.")]
     if options.get("resize_to") and format != SourceFormat.IMAGES:

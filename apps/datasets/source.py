@@ -18,7 +18,15 @@ from django_scopes.exceptions import ScopeError
 from apps.datasets.models import SOURCE_PREFIX, DatasetVersion, VersionState
 from runtime.datasets import DatasetInfo, DatasetSource, DatasetSplits, UnknownDataset
 from runtime.datasets import register_source as source_register
-from runtime.ingest.stored import Stored, stored_info, stored_read, stored_splits
+from runtime.ingest.stored import (
+    Stored,
+    info_from_fields,
+    stored_info,
+    stored_read,
+    stored_splits,
+    stored_tokenizer,
+)
+from runtime.text import TextTokenizer
 
 _stored: dict[str, Stored] = {}  # by sha256, the last KEPT_IN_MEMORY read
 KEPT_IN_MEMORY = 8
@@ -76,6 +84,12 @@ def _local_copy(version: DatasetVersion) -> Path:
     return path
 
 
+def version_file(version: DatasetVersion) -> Path:
+    """The local copy of a ready version's Arrow file (copied once, checked against its
+    sha256; StoredCorrupt when it is missing or not its bytes), for readers of a few rows."""
+    return _local_copy(version)
+
+
 def stored_of(version: DatasetVersion) -> Stored:
     with _lock:
         stored = _stored.get(version.data_sha256)
@@ -90,16 +104,21 @@ def stored_of(version: DatasetVersion) -> Stored:
 def info(name: str) -> DatasetInfo:
     version = version_of(name)
     fields = version.summary["info"]
-    return DatasetInfo(
-        **{
-            **fields,
-            "name": name,
-            "title": title_of(version),
-            "input_shape": tuple(fields["input_shape"]),
-            "class_names": tuple(fields["class_names"]),
-            "sizes": tuple(fields["sizes"]),
-        }
-    )
+    return info_from_fields({**fields, "name": name, "title": title_of(version)})
+
+
+def tokenizer_kind(version: DatasetVersion) -> str:
+    """The kind of tokeniser a text version's options chose ("word" unless they say)."""
+    return version.options.get("tokenizer") or "word"
+
+
+# The tokeniser of each (version, secret) last split here, as its JSON, so that the runner that
+# has just loaded a text dataset stores the very tokeniser its model was trained with.
+_tokenizers: dict[tuple[str, str], str] = {}
+
+
+def _secret_key(version: DatasetVersion, secret: bytes) -> tuple[str, str]:
+    return version.data_sha256, hashlib.sha256(secret).hexdigest()
 
 
 def load(name: str, secret: bytes | None) -> DatasetSplits:
@@ -107,13 +126,43 @@ def load(name: str, secret: bytes | None) -> DatasetSplits:
         raise ValueError(f"{name} is split with an assignment's secret; none was given")
     version = version_of(name)
     stored = stored_of(version)
-    return stored_splits(stored, name=name, title=title_of(version), secret=secret).splits
+    split = stored_splits(
+        stored,
+        name=name,
+        title=title_of(version),
+        secret=secret,
+        tokenizer=tokenizer_kind(version),
+    )
+    if split.tokenizer is not None:
+        with _lock:
+            _tokenizers.pop(_secret_key(version, secret), None)
+            _tokenizers[_secret_key(version, secret)] = split.tokenizer.to_json()
+            while len(_tokenizers) > KEPT_IN_MEMORY:
+                _tokenizers.pop(next(iter(_tokenizers)))
+    return split.splits
+
+
+def text_tokenizer(name: str, secret: bytes) -> TextTokenizer | None:
+    """The tokeniser the text dataset `name` is encoded with under `secret` (trained on that
+    secret's train part), None for a dataset that is not an uploaded text. The one `load` just
+    used when this process loaded it, else trained again the same way (the same tokeniser)."""
+    if not name.startswith(f"{SOURCE_PREFIX}:"):
+        return None
+    version = version_of(name)
+    with _lock:
+        kept = _tokenizers.get(_secret_key(version, secret))
+    if kept is not None:
+        return TextTokenizer.from_json(kept)
+    stored = stored_of(version)
+    if stored.kind != "text":
+        return None
+    return stored_tokenizer(stored, secret=secret, tokenizer=tokenizer_kind(version))
 
 
 def summary_info(version: DatasetVersion, path: Path) -> dict:
     """The runtime's description of the version just ingested at `path`, as JSON."""
     info = stored_info(stored_read(path), name=version.source_name, title=title_of(version))
-    fields = info.__dict__.copy()
+    fields = vars(info).copy()  # a text dataset's pad_id too
     for name in ("input_shape", "class_names", "sizes"):
         fields[name] = list(fields[name])
     return fields

@@ -1,12 +1,14 @@
 """Demo data for `make run`: one tenant with an admin, a teacher and two learners, a published
-course with lessons, exercises and open assignments (apps/demo/course.py), and the learners'
-first attempts, queued for the worker to train.
+course with lessons, exercises and open assignments (apps/demo/course.py), the shipped Chinese
+and English corpus uploaded as the school's own text dataset (for the RNN exercise on it), and
+the learners' first attempts, queued for the worker to train.
 
 Idempotent: a second run finds the rows and changes nothing, so restarting never duplicates.
 """
 
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -14,13 +16,25 @@ from django.utils import timezone
 from django_scopes import scope
 
 from apps.courses import services as courses
-from apps.courses.models import Assignment, Course, Enrollment, Exercise, LatePolicy, Lesson, Skill
+from apps.courses.models import (
+    Assignment,
+    Course,
+    Enrollment,
+    Exercise,
+    LatePolicy,
+    Lesson,
+    ScoresShown,
+    Skill,
+)
+from apps.datasets import services as datasets
+from apps.datasets.models import Dataset, VersionState
 from apps.demo import course as demo
 from apps.tenants.models import Membership, Role, Tenant
 from apps.tenants.services import membership_create, tenant_create
 from runtime.templates import TEMPLATES
 
 DEMO_TENANT_SLUG = "demo"
+CORPORA = Path(__file__).resolve().parents[2] / "runtime" / "corpora"
 
 
 @dataclass(frozen=True)
@@ -153,11 +167,14 @@ def _course_seed(tenant: Tenant) -> bool:
     for planned in demo.EXERCISES:
         exercise = Exercise.objects.filter(course=course, title=planned.title).first()
         if exercise is None:
+            dataset = planned.dataset
+            if dataset == demo.CORPUS_DATASET:
+                dataset, _made = _corpus_seed(tenant)
             exercise = courses.exercise_create(
                 course=course,
                 title=planned.title,
                 instructions=planned.instructions,
-                dataset=planned.dataset,
+                dataset=dataset,
                 min_metric=planned.min_metric,
                 target_metric=planned.target_metric,
                 skills=[skills[slug] for slug in planned.skills],
@@ -174,14 +191,57 @@ def _course_seed(tenant: Tenant) -> bool:
                 max_attempts=10,
                 late_policy=LatePolicy.PENALTY,
                 late_penalty=0.2,
+                scores_shown=ScoresShown.GRADE_LIVE,  # a course to practise on: grades at once
             )
             courses.assignment_publish(assignment=assignment)
             created = True
     return created
 
 
+def _corpus_seed(tenant: Tenant) -> tuple[str, bool]:
+    """The shipped corpus as the demo school's text dataset, uploaded by its teacher and
+    ingested here and now (the worker's own delivery of it then finds it ready and leaves it):
+    its name (`upload:<key>`) and whether this call made it."""
+    teacher = get_user_model().objects.get(email=COURSE_TEACHER)
+    dataset = Dataset.objects.filter(tenant=tenant, slug=demo.CORPUS_SLUG).first()
+    if dataset is not None:
+        version = dataset.versions.filter(state=VersionState.READY).order_by("-number").first()
+        if version is not None:
+            return version.source_name, False
+    else:
+        dataset = datasets.dataset_create(
+            tenant=tenant,
+            created_by=teacher,
+            slug=demo.CORPUS_SLUG,
+            title=demo.CORPUS_TITLE,
+            description=demo.CORPUS_DESCRIPTION,
+        )
+    data = (CORPORA / demo.CORPUS_FILE).read_bytes()
+    version = datasets.version_create(
+        dataset=dataset,
+        created_by=teacher,
+        file_name=demo.CORPUS_FILE,
+        size=len(data),
+        format="csv",
+        options={"kind": "text", "label_column": "topic", "text_column": "sentence"},
+    )
+    datasets.chunk_append(version=version, offset=0, data=data)
+    version = datasets.version_ingest(version_id=version.id)
+    if version.state != VersionState.READY:
+        raise RuntimeError(f"the demo corpus was not ingested: {version.problems}")
+    return version.source_name, True
+
+
 def _exercise_model(planned: demo.DemoExercise) -> dict:
-    """The starter and budget: a runtime template's (spec and code), or the digits MLP's."""
+    """The starter and budget: a runtime template's (spec and code), the digits MLP's, or the
+    corpus RNN's (spec and code)."""
+    if planned.dataset == demo.CORPUS_DATASET:
+        return {
+            "starter_spec": demo.CORPUS_STARTER_SPEC,
+            "starter_code": demo.CORPUS_STARTER_CODE,
+            "allow_code": True,
+            **demo.CORPUS_BUDGET,
+        }
     if planned.template is None:
         return {"starter_spec": demo.DIGITS_STARTER_SPEC, **demo.DIGITS_BUDGET}
     template = TEMPLATES[planned.template]

@@ -29,6 +29,7 @@ from apps.serving.inputs import BadInput, InputSpec, NonFinite, samples_decode
 from apps.serving.models import ModelApiKey
 from apps.trained_models.models import TrainedModel
 from apps.trained_models.selectors import trained_model_get
+from apps.trained_models.texts import model_tokenizer
 from runtime.datasets import dataset_info
 
 # --- errors -------------------------------------------------------------------------------------
@@ -108,6 +109,19 @@ class _ImagesField(_SamplesField):
     default_error_messages = {"type": "Must be a list of base64 strings."}
 
 
+@extend_schema_field(
+    {
+        "type": "array",
+        "minItems": 1,
+        "description": "One text per sample (models of a text dataset: encoded with the "
+        "tokeniser the model was trained with).",
+        "items": {"type": "string"},
+    }
+)
+class _TextsField(_SamplesField):
+    default_error_messages = {"type": "Must be a list of texts."}
+
+
 class PredictionOutputSerializer(serializers.Serializer):
     label = serializers.CharField()
     class_index = serializers.IntegerField()
@@ -140,7 +154,8 @@ def _model_seen(request, model_id) -> TrainedModel:
 
 class PredictApi(ApiView):
     """Predictions of a trained model for a batch of samples: numbers (`inputs`) or, for image
-    models, base64 PNG or JPEG images (`images`, converted to the model's channels and size).
+    models, base64 PNG or JPEG images (`images`, converted to the model's channels and size),
+    or, for models of a text dataset, texts (`texts`, encoded with the model's own tokeniser).
     Callers: the model's owner, teachers of its course, or an API key made for this model
     (`Authorization: Bearer <key>`). Each answered sample counts against the tenant's daily
     allowance; refused requests count nothing."""
@@ -152,6 +167,7 @@ class PredictApi(ApiView):
     class PredictInputSerializer(InputSerializer):
         inputs = _SamplesField(required=False)
         images = _ImagesField(required=False)
+        texts = _TextsField(required=False)
 
     input_serializers = {"post": PredictInputSerializer}
     raises = {"post": [PredictionQuotaError, InferenceUnavailableError, ModelFailedError]}
@@ -163,7 +179,10 @@ class PredictApi(ApiView):
         info = dataset_info(model.dataset)
         try:
             samples = samples_decode(
-                spec=InputSpec.of(info), inputs=body.get("inputs"), images=body.get("images")
+                spec=InputSpec.of(info, model_tokenizer(model)),
+                inputs=body.get("inputs"),
+                images=body.get("images"),
+                texts=body.get("texts"),
             )
         except BadInput as exc:
             raise exceptions.ValidationError({exc.field: [exc.message]}) from None

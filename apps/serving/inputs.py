@@ -1,13 +1,15 @@
-"""A prediction request's samples, from JSON numbers or base64 images to the array the model
-takes (its dataset's raw form: float32 images [N, C, H, W] of pixel values 0..255, float32
-vectors [N, F], int64 tokens [N, T]). Every check names what is wrong and where."""
+"""A prediction request's samples, from JSON numbers, base64 images or texts to the array the
+model takes (its dataset's raw form: float32 images [N, C, H, W] of pixel values 0..255, float32
+vectors [N, F], int64 tokens [N, T]). Texts are for a model of a text dataset, whose card holds
+the tokeniser it was trained with: they become its token ids, padded with 0, exactly as in
+training and grading. Every check names what is wrong and where."""
 
 import base64
 import binascii
 import io
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
@@ -15,8 +17,10 @@ from django.utils.translation import gettext as _
 from PIL import Image
 
 from runtime.datasets import DatasetInfo
+from runtime.text import TextTokenizer
 
 IMAGE_FORMATS = {"PNG", "JPEG"}
+MAX_TEXT_CHARS = 10_000  # one text; the tokeniser keeps its first max_length tokens anyway
 
 
 class BadInput(Exception):
@@ -40,10 +44,17 @@ class InputSpec:
     kind: str  # "image" | "vector" | "tokens"
     shape: tuple[int, ...]  # one sample's
     vocab_size: int | None
+    # A text model's (from its card): texts are accepted and encoded with it.
+    tokenizer: TextTokenizer | None = field(default=None, compare=False)
 
     @classmethod
-    def of(cls, info: DatasetInfo) -> "InputSpec":
-        return cls(kind=info.kind, shape=tuple(info.input_shape), vocab_size=info.vocab_size)
+    def of(cls, info: DatasetInfo, tokenizer: TextTokenizer | None = None) -> "InputSpec":
+        return cls(
+            kind=info.kind,
+            shape=tuple(info.input_shape),
+            vocab_size=info.vocab_size,
+            tokenizer=tokenizer if info.kind == "tokens" else None,
+        )
 
     @property
     def size(self) -> int:
@@ -59,16 +70,16 @@ class InputSpec:
         return f"{self.size} ({' x '.join(map(str, self.shape))})"
 
 
-def samples_decode(*, spec: InputSpec, inputs=None, images=None) -> np.ndarray:
+def samples_decode(*, spec: InputSpec, inputs=None, images=None, texts=None) -> np.ndarray:
     """The batch as the model's input array; BadInput for the first problem found."""
-    if (inputs is None) == (images is None):
-        raise BadInput(
-            "non_field_errors",
-            _("Send either inputs (numbers) or images (base64 PNG or JPEG).")
-            if inputs is None
-            else _("Send inputs or images, not both."),
-        )
-    field, batch = ("inputs", inputs) if inputs is not None else ("images", images)
+    given = [
+        (name, value)
+        for name, value in (("inputs", inputs), ("images", images), ("texts", texts))
+        if value is not None
+    ]
+    if len(given) != 1:
+        raise BadInput("non_field_errors", _several(spec, given))
+    field, batch = given[0]
     limit = settings.PREDICT_MAX_BATCH
     if len(batch) > limit:
         message = _("a batch of %(n)s is more than %(limit)s") % {"n": len(batch), "limit": limit}
@@ -81,8 +92,53 @@ def samples_decode(*, spec: InputSpec, inputs=None, images=None) -> np.ndarray:
                 % {"kind": spec.kind},
             )
         return np.stack([_image(spec, value, f"images[{i}]") for i, value in enumerate(images)])
+    if texts is not None:
+        return _texts(spec, texts)
     rows = [_numbers(spec, value, f"inputs[{i}]") for i, value in enumerate(inputs)]
     return np.asarray(rows, dtype=spec.dtype).reshape((len(rows), *spec.shape))
+
+
+def _several(spec: InputSpec, given: list) -> str:
+    if spec.tokenizer is not None:
+        if not given:
+            return _("Send either texts or inputs (token ids).")
+        return _("Send one of texts and inputs, not both.")
+    if not given:
+        return _("Send either inputs (numbers) or images (base64 PNG or JPEG).")
+    if "texts" in dict(given):
+        return _("Send inputs or images; this model takes no texts.")
+    return _("Send inputs or images, not both.")
+
+
+# --- texts --------------------------------------------------------------------------------------
+
+
+def _texts(spec: InputSpec, texts: list) -> np.ndarray:
+    """Texts as the token ids of the model's own tokeniser, padded to its input's steps."""
+    tokenizer = spec.tokenizer
+    if tokenizer is None:
+        raise BadInput(
+            "texts",
+            _("this model takes no texts: its data is %(kind)s; send inputs") % {"kind": spec.kind},
+        )
+    for index, text in enumerate(texts):
+        where = f"texts[{index}]"
+        if not isinstance(text, str):
+            raise BadInput("texts", _("%(where)s is not a string") % {"where": where})
+        if len(text) > MAX_TEXT_CHARS:
+            raise BadInput(
+                "texts",
+                _("%(where)s has %(n)s characters; a text may have at most %(max)s")
+                % {"where": where, "n": len(text), "max": MAX_TEXT_CHARS},
+            )
+    ids, _lengths = tokenizer.encode(texts)
+    if ids.shape[1:] != spec.shape:  # a card's tokeniser that does not fit its model's input
+        raise BadInput(
+            "texts",
+            _("this model's tokeniser gives %(got)s ids a text, and the model takes %(want)s")
+            % {"got": ids.shape[1], "want": spec.describe()},
+        )
+    return ids
 
 
 # --- numbers ------------------------------------------------------------------------------------

@@ -7,9 +7,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.quotas.services import predictions_admit, predictions_today
-from apps.serving.inference.client import inference_run
+from apps.serving.inference.client import InferenceRefused, InferenceUnavailable, inference_run
+from apps.serving.inputs import BadInput, InputSpec, samples_decode
 from apps.serving.models import ModelApiKey
 from apps.serving.selectors import KEY_PREFIX, PREFIX_LENGTH, key_hash
+from apps.trained_models.texts import TryFailed, model_tokenizer
+from runtime.datasets import dataset_info
 
 
 class PredictionQuotaExceeded(Exception):
@@ -79,3 +82,29 @@ def prediction_answer(*, model_id, info, output: np.ndarray) -> dict | None:
         for index, row in zip(best, output, strict=True)
     ]
     return {"model": str(model_id), "predictions": predictions, "class_names": names}
+
+
+def texts_try_run(model, texts: list[str]) -> np.ndarray:
+    """The try page's run of a text model (apps/trained_models/texts.py): the texts decoded,
+    encoded with the model's tokeniser and run exactly as the prediction API does it, counted
+    the same way; a refusal is TryFailed with the API's message."""
+    info = dataset_info(model.dataset)
+    try:
+        samples = samples_decode(spec=InputSpec.of(info, model_tokenizer(model)), texts=texts)
+        output = prediction_run(trained_model=model, samples=samples, key=None)
+    except BadInput as exc:
+        raise TryFailed(exc.message) from None
+    except PredictionQuotaExceeded as exc:
+        raise TryFailed(str(exc)) from None
+    except InferenceUnavailable:
+        raise TryFailed(_("The inference service is not answering; try again shortly.")) from None
+    except InferenceRefused as exc:
+        raise TryFailed(
+            _("The model failed while running: %(why)s") % {"why": exc.message}
+        ) from None
+    if output.ndim != 2 or output.shape[1] != len(info.class_names):
+        raise TryFailed(
+            _("the model answered %(got)s classes; its dataset has %(want)s")
+            % {"got": output.shape[1], "want": len(info.class_names)}
+        )
+    return output

@@ -7,6 +7,9 @@ values the dataset holds; the training's preprocessing is inside the ONNX graph)
     plane    points clicked on the plane of a two-feature dataset, over its training data's range
     numbers  the values of one input, typed
     tokens   a token sequence, typed in the dataset's vocabulary
+    text     a text, for a model of a text dataset: sent to the server (a form), encoded there
+             with the model's own tokeniser (texts.py) and run on the inference pool as the
+             prediction API runs texts; the browser never tokenises
 """
 
 from functools import cache
@@ -25,10 +28,13 @@ VOCABULARIES = {"sequences": ("A", "B", "C", *(str(i) for i in range(3, 16)))}
 PLANE_MARGIN = 0.1
 
 
-def try_input_for(info: DatasetInfo) -> dict:
-    """The page's input description (try-model.js reads it) for a model of dataset `info`."""
+def try_input_for(info: DatasetInfo, *, tokenizer=None) -> dict:
+    """The page's input description (try-model.js reads it) for a model of dataset `info`;
+    `tokenizer`: a text model's (its card's), which makes the input a text."""
     shape = list(info.input_shape)
     base = {"shape": shape, "dtype": "int64" if info.kind == "tokens" else "float32"}
+    if info.kind == "tokens" and tokenizer is not None:
+        return {**base, "widget": "text", "layout": "vector", "tokenizer": tokenizer.kind}
     if info.name in DRAWN_VECTORS:
         height, width, ink = DRAWN_VECTORS[info.name]
         return {
@@ -70,8 +76,9 @@ def plane_of(dataset: str) -> dict:
 
 
 def example_for(info: DatasetInfo, widget: dict) -> str:
-    """A typed input to start from: the first test input of the dataset (its values only)."""
-    if widget["widget"] not in ("numbers", "tokens"):
+    """A typed input to start from: the first test input of the dataset (its values only). A
+    teacher's dataset is split with an assignment's secret, which the page does not hold: none."""
+    if widget["widget"] not in ("numbers", "tokens") or ":" in info.name:
         return ""
     sample = load_dataset(info.name, data_dir=settings.DATA_DIR, device="cpu").test.x[0]
     if widget["widget"] == "tokens":

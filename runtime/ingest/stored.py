@@ -7,7 +7,9 @@ list) with each example's label. `stored_splits` draws the four parts with the s
 the trusted grader only) and gives them as the runtime's `DatasetSplits`, the test split holding
 both hidden parts in an order drawn from the secret, `test_part` saying which is which. A text
 dataset gets a tokeniser trained on its train part alone (no hidden text shapes the
-vocabulary), which encodes every part the same way and goes with the trained model.
+vocabulary), which encodes every part the same way and goes with the trained model: its
+token ids padded with PAD_ID (0) to TEXT_MAX_LENGTH, described by a `TextDatasetInfo` (a
+DatasetInfo that says `pad_id`, so that a spec's recurrent layers read packed sequences).
 """
 
 from dataclasses import dataclass
@@ -28,21 +30,48 @@ from runtime.ingest.splits import (
     secret_rng,
     split_parts,
 )
-from runtime.text import TextTokenizer
+from runtime.text import KINDS, PAD_ID, TextTokenizer
 
 __all__ = [
     "TEXT_MAX_LENGTH",
     "TEXT_VOCABULARY",
     "Stored",
     "StoredSplits",
+    "TextDatasetInfo",
+    "info_from_fields",
     "stored_info",
     "stored_read",
     "stored_splits",
+    "stored_tokenizer",
 ]
 
 TEXT_VOCABULARY = 8000
 TEXT_MAX_LENGTH = 64
 DEFAULT_PLAN = SplitPlan()
+
+
+@dataclass(frozen=True)
+class TextDatasetInfo(DatasetInfo):
+    """A text dataset: token ids of its tokeniser, each text padded with `pad_id` to
+    input_shape's steps (runtime/text.py). runtime.spec reads `pad_id` (build_model: recurrent
+    layers read packed sequences, the embedding keeps the padding's vector at zero)."""
+
+    pad_id: int = PAD_ID
+
+
+def info_from_fields(fields: dict) -> DatasetInfo:
+    """The DatasetInfo stored as JSON (`vars(info)`, lists for tuples): a TextDatasetInfo for a
+    text dataset, also one stored before `pad_id` was (an uploaded text is always padded)."""
+    values = {
+        **fields,
+        "input_shape": tuple(fields["input_shape"]),
+        "class_names": tuple(fields["class_names"]),
+        "sizes": tuple(fields["sizes"]),
+    }
+    if values["kind"] == "tokens":
+        return TextDatasetInfo(**values)
+    values.pop("pad_id", None)
+    return DatasetInfo(**values)
 
 
 @dataclass(frozen=True)
@@ -132,22 +161,54 @@ def stored_info(
 
 def _info(stored: Stored, name: str, title: str, *, sizes: tuple[int, int, int]) -> DatasetInfo:
     num_classes = len(stored.class_names)
+    fields = {
+        "name": name,
+        "title": title,
+        "task": "binary" if num_classes == 2 else "multiclass",
+        "num_classes": num_classes,
+        "class_names": stored.class_names,
+        "sizes": sizes,
+        "requires_download": False,
+    }
     if stored.kind == "text":  # ids below the vocabulary's cap, whatever the texts learnt
-        kind, input_shape, vocab = "tokens", (TEXT_MAX_LENGTH,), TEXT_VOCABULARY
-    else:
-        kind, input_shape, vocab = stored.kind, tuple(stored.x.shape[1:]), None
+        return TextDatasetInfo(
+            kind="tokens",
+            input_shape=(TEXT_MAX_LENGTH,),
+            vocab_size=TEXT_VOCABULARY,
+            pad_id=PAD_ID,
+            **fields,
+        )
     return DatasetInfo(
-        name=name,
-        title=title,
-        kind=kind,
-        task="binary" if num_classes == 2 else "multiclass",
-        input_shape=input_shape,
-        num_classes=num_classes,
-        class_names=stored.class_names,
-        vocab_size=vocab,
-        sizes=sizes,
-        requires_download=False,
+        kind=stored.kind, input_shape=tuple(stored.x.shape[1:]), vocab_size=None, **fields
     )
+
+
+def _labels_and_parts(stored: Stored, secret: bytes, plan: SplitPlan):
+    index = {label: i for i, label in enumerate(stored.class_names)}
+    y = np.fromiter((index[label] for label in stored.labels), dtype=np.int64, count=stored.rows)
+    return y, split_parts(y, secret=secret, plan=plan)
+
+
+def _trained_tokenizer(stored: Stored, train: np.ndarray, kind: str) -> TextTokenizer:
+    if kind not in KINDS:
+        raise ValueError(f"tokenizer must be one of {', '.join(KINDS)}, not {kind!r}")
+    return TextTokenizer.train(
+        [stored.x[i] for i in train],
+        kind=kind,
+        vocabulary=TEXT_VOCABULARY,
+        max_length=TEXT_MAX_LENGTH,
+    )
+
+
+def stored_tokenizer(
+    stored: Stored, *, secret: bytes, plan: SplitPlan = DEFAULT_PLAN, tokenizer: str = "word"
+) -> TextTokenizer:
+    """The tokeniser `stored_splits` trains for this text dataset and secret, without encoding
+    anything: the same train part, the same training, so the same tokeniser (tested)."""
+    if stored.kind != "text":
+        raise ValueError(f"a {stored.kind} dataset has no tokeniser")
+    _y, parts = _labels_and_parts(stored, secret, plan)
+    return _trained_tokenizer(stored, np.flatnonzero(parts == TRAIN), tokenizer)
 
 
 def stored_splits(
@@ -157,26 +218,20 @@ def stored_splits(
     title: str,
     secret: bytes,
     plan: SplitPlan = DEFAULT_PLAN,
+    tokenizer: str = "word",
 ) -> StoredSplits:
-    """The four parts of `stored` drawn with `secret`, as DatasetSplits on the CPU."""
-    index = {label: i for i, label in enumerate(stored.class_names)}
-    y = np.fromiter((index[label] for label in stored.labels), dtype=np.int64, count=stored.rows)
-    parts = split_parts(y, secret=secret, plan=plan)
+    """The four parts of `stored` drawn with `secret`, as DatasetSplits on the CPU. A text
+    dataset's tokeniser is of the kind `tokenizer` names ("word", "bpe" or "char")."""
+    y, parts = _labels_and_parts(stored, secret, plan)
     chosen = {part: np.flatnonzero(parts == part) for part in (TRAIN, VALIDATION)}
     hidden = np.flatnonzero((parts == PUBLIC) | (parts == PRIVATE))
     # The hidden parts in an order drawn from the secret, so position says nothing of the part.
     order = secret_rng(secret, "test-order").permutation(len(hidden))
     chosen["test"] = hidden[order]
-    tokenizer = None
+    trained = None
     if stored.kind == "text":
-        texts = stored.x
-        tokenizer = TextTokenizer.train(
-            [texts[i] for i in chosen[TRAIN]],
-            kind="word",
-            vocabulary=TEXT_VOCABULARY,
-            max_length=TEXT_MAX_LENGTH,
-        )
-        x_all, _lengths = tokenizer.encode(texts)
+        trained = _trained_tokenizer(stored, chosen[TRAIN], tokenizer)
+        x_all, _lengths = trained.encode(stored.x)
     else:
         x_all = stored.x
 
@@ -190,4 +245,4 @@ def stored_splits(
     splits = DatasetSplits(
         info, train, val, test, test_part=torch.from_numpy(test_part.astype(np.int8))
     )
-    return StoredSplits(splits=splits, tokenizer=tokenizer)
+    return StoredSplits(splits=splits, tokenizer=trained)

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from ..errors import Problem, SpecInvalid
 from .document import AugmentSpec, LayerSpec, ModelSpec
-from .layers import LAYERS, Act, Halt, LayerError, Resolved, build_layer
+from .layers import LAYERS, RECURRENT, Act, Halt, LayerError, Resolved, build_layer
 from .limits import MAX_ELEMENTS, MAX_PARAMS
 from .parse import parse_spec
 from .report import LayerReport, ModelBudget, SpecReport, memory_estimate, over_budget
@@ -22,6 +22,9 @@ class DatasetFacts:
     task: str  # "multiclass" | "binary"
     num_classes: int
     vocab_size: int | None = None
+    # tokens: the id that pads shorter sequences to input_shape (a text dataset's 0); None when
+    # every sequence is full. A model with a recurrent layer then reads packed sequences.
+    pad_id: int | None = None
 
     def __post_init__(self):
         rank = {"image": 3, "vector": 1, "tokens": 1}.get(self.kind)
@@ -35,24 +38,36 @@ class DatasetFacts:
             raise ValueError(f"num_classes {classes!r} does not fit a {self.task} task")
         if self.vocab_size is not None and not _positive(self.vocab_size):
             raise ValueError(f"vocab_size must be a positive int or None, not {self.vocab_size!r}")
+        if self.pad_id is not None and not (
+            self.kind == "tokens"
+            and isinstance(self.pad_id, int)
+            and not isinstance(self.pad_id, bool)
+            and 0 <= self.pad_id < (self.vocab_size or self.pad_id + 1)
+        ):
+            raise ValueError(
+                f"pad_id {self.pad_id!r} is not a token id of this {self.kind} dataset"
+            )
 
 
 def _positive(n: object) -> bool:
     return isinstance(n, int) and not isinstance(n, bool) and n > 0
 
 
-def _dataset(info, input_shape, kind, task, num_classes, vocab_size) -> DatasetFacts:
+def _dataset(info, input_shape, kind, task, num_classes, vocab_size, pad_id) -> DatasetFacts:
+    """The facts from a DatasetInfo, or given one by one. A DatasetInfo says which id pads by
+    its `pad_id` when it has one (a text dataset's, runtime.ingest.stored.TextDatasetInfo)."""
     if info is not None:
         input_shape, kind, task = info.input_shape, info.kind, info.task
         num_classes, vocab_size = info.num_classes, info.vocab_size
-    return DatasetFacts(tuple(input_shape or ()), kind, task, num_classes, vocab_size)
+        pad_id = getattr(info, "pad_id", None)
+    return DatasetFacts(tuple(input_shape or ()), kind, task, num_classes, vocab_size, pad_id)
 
 
 class Walk:
     """Shape inference over a stack of layers; implements layers.Context."""
 
     def __init__(self, dataset: DatasetFacts, batch_size: int):
-        self.kind, self.vocab_size = dataset.kind, dataset.vocab_size
+        self.kind, self.vocab_size, self.pad_id = dataset.kind, dataset.vocab_size, dataset.pad_id
         self.batch_size = batch_size
         self.prev: LayerSpec | None = None
         self.flattened = False
@@ -120,13 +135,14 @@ def inspect_spec(
     task: str | None = None,
     num_classes: int | None = None,
     vocab_size: int | None = None,
+    pad_id: int | None = None,
     budget: ModelBudget | None = None,
 ) -> SpecReport:
     """Like check_spec, but returns the problems in the report instead of raising, with the
     shapes as far as they could be inferred: for the model builder to show as it is edited.
     A document that does not parse still raises SpecInvalid."""
     spec = parse_spec(spec)
-    dataset = _dataset(info, input_shape, kind, task, num_classes, vocab_size)
+    dataset = _dataset(info, input_shape, kind, task, num_classes, vocab_size, pad_id)
     walk = Walk(dataset, spec.training.batch_size)
     start = Act(dataset.input_shape, tokens=dataset.kind == "tokens")
     out, resolved = walk.stack(spec.layers, start)
@@ -150,6 +166,7 @@ def check_spec(
     task: str | None = None,
     num_classes: int | None = None,
     vocab_size: int | None = None,
+    pad_id: int | None = None,
     budget: ModelBudget | None = None,
 ) -> SpecReport:
     """Every layer's output shape, parameters and FLOPs for this dataset, or SpecInvalid with
@@ -162,6 +179,7 @@ def check_spec(
         task=task,
         num_classes=num_classes,
         vocab_size=vocab_size,
+        pad_id=pad_id,
         budget=budget,
     )
     if report.problems:
@@ -178,9 +196,13 @@ def build_model(
     task: str | None = None,
     num_classes: int | None = None,
     vocab_size: int | None = None,
+    pad_id: int | None = None,
 ):
-    """The torch.nn.Sequential of exactly the spec's layers, inferred sizes filled in. It checks
-    the spec first (raising SpecInvalid), so an unchecked spec is never built."""
+    """The model of exactly the spec's layers, inferred sizes filled in: a SpecModel, which is a
+    torch.nn.Sequential. It checks the spec first (raising SpecInvalid), so an unchecked spec is
+    never built. On padded token ids (`pad_id`, or the DatasetInfo's) a model with a recurrent
+    layer computes the samples' lengths from its input and its recurrent layers read packed
+    sequences (modules.py); any other model ignores the padding as it always did."""
     report = check_spec(
         spec,
         info,
@@ -189,10 +211,17 @@ def build_model(
         task=task,
         num_classes=num_classes,
         vocab_size=vocab_size,
+        pad_id=pad_id,
     )
     from torch import nn  # here, so that parsing and checking never load torch
 
-    return nn.Sequential(*(build_layer(r, nn) for r in report.resolved))
+    from .modules import SpecModel
+
+    if info is not None:
+        pad_id = getattr(info, "pad_id", None)
+    recurrent = any(r.layer.type in RECURRENT for r in _walk(report.resolved))
+    layers = (build_layer(r, nn) for r in report.resolved)
+    return SpecModel(*layers, pad_id=pad_id if recurrent else None)
 
 
 def _walk(resolved: tuple[Resolved, ...]):

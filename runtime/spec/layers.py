@@ -65,6 +65,7 @@ class Context(Protocol):
 
     kind: str
     vocab_size: int | None
+    pad_id: int | None  # the id that pads token sequences; None when every one is full
     batch_size: int
     prev: LayerSpec | None  # the layer whose output this one receives
     flattened: bool
@@ -390,7 +391,9 @@ class EmbeddingLayer(LayerType):
     type, torch_name, title = "embedding", "Embedding", "Embedding"
     description = (
         "Turns each token id into a learned vector of embedding_dim numbers: [steps] becomes "
-        "[steps, embedding_dim]. The first layer of a model on a token dataset."
+        "[steps, embedding_dim]. The first layer of a model on a token dataset. On a text "
+        "dataset, whose texts are padded to the same number of steps with id 0, the padding's "
+        "vector stays zero and is not learned."
     )
     fields = {
         "embedding_dim": Int("length of each token's vector", 1, MAX_UNITS),
@@ -417,7 +420,10 @@ class EmbeddingLayer(LayerType):
             )
             ctx.problem(layer, tail, "num_embeddings")
         n, d = wanted or vocab, layer.options["embedding_dim"]
-        return Out((*x.shape, d), n * d, 0, {"num_embeddings": n, "embedding_dim": d})
+        args = {"num_embeddings": n, "embedding_dim": d}
+        if ctx.pad_id is not None and ctx.pad_id < n:
+            args["padding_idx"] = ctx.pad_id
+        return Out((*x.shape, d), n * d, 0, args)
 
     @staticmethod
     def misplaced(x: Act, ctx: Context) -> str:
@@ -439,7 +445,8 @@ class RecurrentLayer(LayerType):
         "bidirectional": Bool("also read the sequence backwards", default=False),
         "output": Choice(
             '"last": the hidden state after the last step, [hidden_size]; "all": every '
-            "step's, [steps, hidden_size] (both twice as wide when bidirectional)",
+            "step's, [steps, hidden_size] (both twice as wide when bidirectional). On padded "
+            'texts, "last" is each text\'s own last token and "all" is zero at the padding',
             ("last", "all"),
             default="last",
         ),
@@ -451,7 +458,9 @@ class RecurrentLayer(LayerType):
         self.description = (
             f"{title} over a sequence [steps, features], batch first; returns the last step or "
             "all steps (output). Bidirectional last: the forward last step joined with the "
-            "backward first step."
+            "backward first step. On a text dataset, whose texts are padded with id 0 to the "
+            "same number of steps, it reads each text only up to its own length (packed "
+            "sequences): the padding never enters its state."
         )
 
     def validate(self, options: dict[str, Any]) -> list[tuple[str, str]]:

@@ -66,6 +66,8 @@ def test_the_demo_course_is_seeded_once_and_open_to_its_learners():
             e.dataset: (e.min_metric, e.target_metric, e.allowed_kinds, e.max_seconds, e.max_epochs)
             for e in Exercise.objects.filter(course=course)
         }
+        (corpus,) = [name for name in exercises if name.startswith("upload:")]
+        assert exercises.pop(corpus) == (0.25, 0.7, ["spec", "code"], 120, 60)
         assert exercises == {
             "xor": (0.5, 0.95, ["spec", "code"], 60, 200),
             "shapes": (0.3, 0.9, ["spec", "code"], 300, 30),
@@ -81,7 +83,8 @@ def test_the_demo_course_is_seeded_once_and_open_to_its_learners():
             [{"type": "linear", "out_features": 10}],
             "",
         )
-        assert Assignment.objects.filter(course=course, published_at__isnull=False).count() == 4
+        assert Assignment.objects.filter(course=course, published_at__isnull=False).count() == 5
+        assert set(Assignment.objects.values_list("scores_shown", flat=True)) == {"grade_live"}
 
     # Hashing five passwords is most of a seed's time, so one test covers both runs.
     ada = User.objects.get(email="ada@demo.aula.localhost")
@@ -95,6 +98,7 @@ def test_the_demo_course_is_seeded_once_and_open_to_its_learners():
         ("digits", "open", 9, None),
         ("sequences", "open", 10, None),
         ("shapes", "open", 10, None),
+        (corpus, "open", 10, None),
         ("xor", "open", 9, None),
     ]
     with scope(tenant=tenant):

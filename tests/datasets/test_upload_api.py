@@ -212,6 +212,33 @@ def test_options_that_do_not_fit_the_format_are_named(tenant_a):
     assert storage_used(tenant_a.tenant.id) == 0
 
 
+def test_a_text_table_chooses_its_tokeniser_and_others_cannot(tenant_a):
+    client = teacher_client(tenant_a)
+    client.post(base(tenant_a), {"slug": "d", "title": "D"}, format="json")
+    text = {"file_name": "d.csv", "size": 10, "format": "csv", "label_column": "label"}
+    made = client.post(
+        f"{base(tenant_a)}d/versions/",
+        {**text, "kind": "text", "text_column": "sentence", "tokenizer": "char"},
+        format="json",
+    )
+    assert made.status_code == 201, made.content
+    with scopes_disabled():
+        version = DatasetVersion.objects.get(dataset__slug="d", number=1)
+    assert version.options["tokenizer"] == "char"
+    for body, message in (
+        ({**text, "kind": "tabular", "tokenizer": "bpe"}, "Only a text table is tokenised."),
+        (
+            {**text, "kind": "text", "text_column": "s", "tokenizer": "sentencepiece"},
+            '"sentencepiece" is not a valid choice.',
+        ),
+    ):
+        answer = client.post(f"{base(tenant_a)}d/versions/", body, format="json")
+        assert answer.status_code == 400
+        assert answer.json()["error"]["fields"] == {"tokenizer": [message]}
+    with scopes_disabled():
+        assert DatasetVersion.objects.filter(dataset__slug="d").count() == 1
+
+
 def test_a_refused_file_names_its_problems_and_keeps_nothing(
     tenant_a, django_capture_on_commit_callbacks
 ):

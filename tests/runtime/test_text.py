@@ -80,3 +80,32 @@ def test_a_stored_tokeniser_with_other_special_ids_is_refused():
     data["max_length"] = 10**9
     with pytest.raises(TokenizerInvalid, match="kind or max_length"):
         TextTokenizer.from_json(json.dumps(data))
+
+
+def test_a_literal_pad_token_in_a_text_is_unknown_not_padding():
+    tokenizer = TextTokenizer.train(TEXTS, vocabulary=100, max_length=8)
+    ids, lengths = tokenizer.encode(["wonderful [PAD] music"])
+    assert lengths.tolist() == [3]
+    assert ids[0, :3].tolist() == [tokenizer.tokenizer.token_to_id("wonderful"), UNK_ID, ids[0, 2]]
+    assert (ids[0, :3] != PAD_ID).all() and (ids[0, 3:] == PAD_ID).all()
+
+
+def test_the_model_cards_entry_gives_back_the_same_tokeniser_and_is_checked():
+    from runtime.text import tokenizer_card, tokenizer_from_card
+
+    trained = TextTokenizer.train(TEXTS, kind="bpe", vocabulary=120, max_length=16)
+    entry = tokenizer_card(trained)
+    assert {key: entry[key] for key in ("kind", "max_length", "pad_id", "unk_id")} == {
+        "kind": "bpe",
+        "max_length": 16,
+        "pad_id": PAD_ID,
+        "unk_id": UNK_ID,
+    }
+    assert entry["vocabulary"] == trained.vocabulary and entry["json"] == trained.to_json()
+    loaded = tokenizer_from_card(json.loads(json.dumps(entry)))  # as a JSON column keeps it
+    for got, want in zip(loaded.encode(TEXTS), trained.encode(TEXTS), strict=True):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(TokenizerInvalid, match="not the one it was stored with"):
+        tokenizer_from_card({**entry, "json": entry["json"].replace("[UNK]", "[UNK]", 1) + " "})
+    with pytest.raises(TokenizerInvalid, match="holds no stored tokeniser"):
+        tokenizer_from_card({"sha256": entry["sha256"]})

@@ -8,6 +8,7 @@ import json
 import struct
 import zlib
 
+import numpy as np
 import pytest
 from django.test import override_settings
 from django_scopes import scopes_disabled
@@ -250,3 +251,38 @@ def test_images_are_converted_to_the_models_channels_and_size():
     array = samples_decode(spec=spec, images=[data, f"data:image/jpeg;base64,{data}"])
     assert array.shape == (2, 3, 32, 32) and array.dtype.name == "float32"
     assert abs(float(array.mean()) - 200) < 1.5
+
+
+def test_texts_become_the_models_tokeniser_ids_and_other_models_take_none():
+    from runtime.ingest.stored import TextDatasetInfo
+    from runtime.text import TextTokenizer
+
+    tokenizer = TextTokenizer.train(["今天下雨", "we play football"], vocabulary=50, max_length=8)
+    info = TextDatasetInfo(
+        name="upload:" + "0" * 32,
+        title="Texts",
+        kind="tokens",
+        task="binary",
+        input_shape=(8,),
+        num_classes=2,
+        class_names=("a", "b"),
+        vocab_size=8000,
+        sizes=(2, 0, 0),
+        requires_download=False,
+    )
+    spec = InputSpec.of(info, tokenizer)
+    samples = samples_decode(spec=spec, texts=["今天 football", ""])
+    np.testing.assert_array_equal(samples, tokenizer.encode(["今天 football", ""])[0])
+    assert samples.dtype == np.int64 and samples.shape == (2, 8)
+    with pytest.raises(BadInput) as refused:
+        samples_decode(spec=spec, texts=["fine", 3])
+    assert (refused.value.field, refused.value.message) == ("texts", "texts[1] is not a string")
+    with pytest.raises(BadInput) as refused:
+        samples_decode(spec=spec, texts=["x"], inputs=[[1] * 8])
+    assert refused.value.message == "Send one of texts and inputs, not both."
+    with pytest.raises(BadInput) as refused:
+        samples_decode(spec=InputSpec.of(dataset_info("sequences")), texts=["A B C"])
+    assert refused.value.message == "this model takes no texts: its data is tokens; send inputs"
+    with pytest.raises(BadInput) as refused:
+        samples_decode(spec=InputSpec.of(dataset_info("xor")), texts=None, inputs=None)
+    assert refused.value.message == "Send either inputs (numbers) or images (base64 PNG or JPEG)."
