@@ -33,6 +33,7 @@ urlpatterns = [
     path("", include("apps.console.urls")),
     path("", include("apps.learning.urls")),
     path("", include("apps.trained_models.urls")),
+    path("", include("apps.datasets.urls")),
 ]
 
 handler400 = "apps.core.errors.bad_request"

@@ -1,6 +1,7 @@
-"""The words of the learner's course pages and of the join-code parts are translatable: every
-text a reader sees there (text between tags, and the aria-label, title, placeholder and alt
-attributes) is inside {% translate %} or {% blocktranslate %}, or is a template value."""
+"""The words of the learner's course pages, of the join-code parts and of the teachers' dataset
+pages are translatable: every text a reader sees there (text between tags, and the aria-label,
+title, placeholder and alt attributes) is inside {% translate %} or {% blocktranslate %}, or is
+a template value."""
 
 import re
 
@@ -19,6 +20,10 @@ CHECKED = {
     "courses/my_course.html": None,
     "courses/my_courses.html": None,
     "courses/teach/course.html": ('<section aria-labelledby="join-code-heading">', "</section>"),
+    "datasets/datasets.html": None,
+    "datasets/preview.html": None,
+    "datasets/version.html": None,
+    "datasets/version_new.html": None,
     "tenants/home.html": (
         "{% if assignments is not None %}",
         '<section aria-labelledby="next-heading"',

@@ -76,6 +76,9 @@ def example_values(world, slug_of=None) -> dict[str, object]:
         "job_id": world.job.id,
         "dataset_slug": world.dataset.slug,
         "number": world.dataset_version.number,
+        # A class and an image of a version's preview grid (the world's version has none yet).
+        "class_index": 0,
+        "position": 0,
         # The worlds keep no trained model (tests/trained_models make their own): an id that
         # names none, so walkers see its routes answer 404 like any unknown object, unless a
         # test gave the world one (tests/test_api_input.py).

@@ -3,11 +3,15 @@ no critical violation, nor a serious one. The same pages are the ones the flows 
 each is loaded as its user sees it and checked whole."""
 
 import pytest
+from django_scopes import scope
 from playwright.sync_api import Page
 
+from apps.datasets import services
 from tests.browser.test_pages import _log_in
 from tests.conftest import ROOT
 from tests.console.support import job_in
+from tests.datasets.support import clusters_csv
+from tests.datasets.test_pages import _images_zip
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -46,9 +50,31 @@ def test_the_learners_pages_have_no_critical_or_serious_violation(page: Page, te
     assert [v for path in paths for v in _violations(page, path)] == []
 
 
+def _ready_version(world, data: bytes, format: str, **options):
+    """A ready version of the world's dataset: `data` uploaded and ingested here (the server
+    reads the same datasets storage)."""
+    with scope(tenant=world.tenant.id):
+        version = services.version_create(
+            dataset=world.dataset,
+            created_by=world.teacher.user,
+            file_name="upload",
+            size=len(data),
+            format=format,
+            options=options,
+        )
+        services.chunk_append(version=version, offset=0, data=data)
+        return services.version_ingest(version_id=version.id)
+
+
 def test_the_teachers_pages_have_no_critical_or_serious_violation(page: Page, tenant_a):
+    table = _ready_version(
+        tenant_a, clusters_csv(rows_per_class=10), "csv", kind="tabular", label_column="label"
+    )
+    images = _ready_version(tenant_a, _images_zip()[0], "images")
+    assert (table.state, images.state) == ("ready", "ready")
     _log_in(page, tenant_a.teacher.user.email)
     course = f"/t/alpha/teach/courses/{tenant_a.course.id}/"
+    datasets = "/t/alpha/teach/datasets/"
     paths = [
         "/t/alpha/teach/",
         "/t/alpha/teach/skills/",
@@ -60,6 +86,12 @@ def test_the_teachers_pages_have_no_critical_or_serious_violation(page: Page, te
         f"{course}mastery/",
         f"{course}assignments/{tenant_a.assignment.id}/leaderboard/",
         f"/t/alpha/runs/{tenant_a.submission.id}/",
+        datasets,
+        f"{datasets}alpha-data/versions/new/",
+        f"{datasets}alpha-data/versions/1/",
+        f"{datasets}alpha-data/versions/{table.number}/",
+        f"{datasets}alpha-data/versions/{table.number}/preview/",
+        f"{datasets}alpha-data/versions/{images.number}/preview/",  # its thumbnails load too
     ]
     assert [v for path in paths for v in _violations(page, path)] == []
 
