@@ -6,7 +6,8 @@ label). Each is ingested four ways, each in a fresh process whose peak RSS is re
 included): the larger of its own peak (VmHWM) and the sum over it and its worker processes,
 sampled every 20 ms:
 
-- **Aula, images**: `runtime.ingest.images.images_ingest` (streaming, checked, Arrow file);
+- **Aula, images**: `runtime.ingest.images.images_ingest` (streaming, checked, Arrow file), in
+  one process as the platform runs it (`DATASET_INGEST_PROCESSES`, 1; `--processes N` for more);
 - **baseline, images**: every member read and decoded with PIL into a list, then stacked with
   NumPy and written as the same Arrow columns;
 - **Aula, CSV**: `runtime.ingest.tables.table_ingest(kind="tabular")`;
@@ -64,13 +65,17 @@ def _csv(path: Path, rows: int) -> None:
     pyarrow.csv.write_csv(pa.table(columns), str(path))
 
 
-# Each child: its imports (not timed), "#---", then the work that is timed.
+# Each child: its imports (not timed), "#---", then the work that is timed. pyarrow imports
+# pandas, when it is installed (the baseline's), at its first pa.array(): an import too, done
+# before the clock starts (a worker pays it once; production has no pandas).
 CHILD = {
     "aula-images": """
+import pyarrow
 from runtime.ingest.images import images_ingest
+pyarrow.array([0])
 #---
 with open(SOURCE, "rb") as f:
-    summary = images_ingest(f, OUT)
+    summary = images_ingest(f, OUT, processes=PROCESSES)
 ITEMS = summary.images
 """,
     "baseline-images": """
@@ -95,7 +100,9 @@ with pa.OSFile(OUT, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer
 ITEMS = len(images)
 """,
     "aula-csv": """
+import pyarrow
 from runtime.ingest.tables import table_ingest
+pyarrow.array([0])
 #---
 with open(SOURCE, "rb") as f:
     summary = table_ingest(f, OUT, kind="tabular", label_column="label")
@@ -117,7 +124,7 @@ ITEMS = len(frame)
 WRAPPER = """
 import json, sys, time
 sys.path.insert(0, {root!r})
-SOURCE, OUT = {source!r}, {out!r}
+SOURCE, OUT, PROCESSES = {source!r}, {out!r}, {processes!r}
 {imports}
 started = time.perf_counter()
 {body}
@@ -139,10 +146,15 @@ def _tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def _run(name: str, source: Path, out: Path) -> dict:
+def _run(name: str, source: Path, out: Path, processes: int) -> dict:
     imports, body = CHILD[name].split("#---")
     script = WRAPPER.format(
-        root=str(ROOT), source=str(source), out=str(out), imports=imports, body=body
+        root=str(ROOT),
+        source=str(source),
+        out=str(out),
+        processes=processes,
+        imports=imports,
+        body=body,
     )
     child = subprocess.Popen(  # noqa: S603 (this file's own scripts)
         [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -168,10 +180,17 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs of each way (alternating): the median is kept"
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="processes for Aula's image ingester (1: as the platform runs it)",
+    )
     args = parser.parse_args()
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.2f} at start; Python {platform.python_version()}"
+        f"load average {os.getloadavg()[0]:.2f} at start; Python {platform.python_version()}; "
+        f"Aula's image ingester in {args.processes} process(es)"
     )
     with tempfile.TemporaryDirectory(prefix="aula-ingest-") as folder:
         folder = Path(folder)
@@ -189,7 +208,8 @@ def main() -> None:
             runs = {"baseline": [], "aula": []}
             for _ in range(args.repeat):  # alternating, so that both see the same machine
                 for who in runs:
-                    runs[who].append(_run(f"{who}-{what}", source, folder / "out.arrow"))
+                    out = folder / "out.arrow"
+                    runs[who].append(_run(f"{who}-{what}", source, out, args.processes))
             for who, done in runs.items():
                 result = sorted(done, key=lambda run: run["seconds"])[len(done) // 2]
                 result["peak_mb"] = max(run["peak_mb"] for run in done)

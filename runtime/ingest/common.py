@@ -147,19 +147,23 @@ class ProgressReader:
         self._read = 0
         self._reported = 0.0
 
-    def _count(self, data: bytes) -> bytes:
-        self._read += len(data)
+    def add(self, count: int) -> None:
+        """Counts `count` bytes as read: read here, or from a memory map of the file."""
+        self._read += count
         fraction = min(self._read / self._size, 1.0)
         if fraction >= self._reported + self._step:
             self._reported = fraction
             self._on_progress(fraction)
-        return data
 
     def read(self, size=-1):
-        return self._count(self._source.read(size))
+        data = self._source.read(size)
+        self.add(len(data))
+        return data
 
     def readline(self, size=-1):
-        return self._count(self._source.readline(size))
+        data = self._source.readline(size)
+        self.add(len(data))
+        return data
 
     def done(self) -> None:
         if self._reported < 1.0:

@@ -38,6 +38,9 @@ from runtime.ingest.common import (
 
 BATCH_ROWS = 8192
 HEAD_BYTES = 64 * 1024
+# A file up to this size is parsed whole, its blocks on every core at once (pyarrow.csv.read_csv,
+# memory a few times the file's size); a larger one streams, a block at a time, in bounded memory.
+WHOLE_FILE_BYTES = 128 * 1024 * 1024
 KINDS = ("tabular", "text")
 DEFAULT_LIMITS = IngestLimits()
 
@@ -91,7 +94,9 @@ def table_ingest(
     delimiter = delimiter or _delimiter(head)
     try:
         reader = ProgressReader(source, on_progress) if on_progress else source
-        fast = _fast(reader, out_path, kind, label_column, text_column, delimiter, codec, limits)
+        fast = _fast(
+            reader, size, out_path, kind, label_column, text_column, delimiter, codec, limits
+        )
         if fast is None:  # something is irregular: the exact reader finds and names it
             source.seek(0)
             reader = ProgressReader(source, on_progress) if on_progress else source
@@ -160,7 +165,7 @@ class _Lines:
             ) from None
 
 
-def _fast(source, out_path, kind, label_column, text_column, delimiter, codec, limits):
+def _fast(source, size, out_path, kind, label_column, text_column, delimiter, codec, limits):
     """The whole file through pyarrow's CSV reader (C++, in blocks, on every core), every check
     made on each block with pyarrow.compute; None at the first thing that is not plainly right
     (a ragged row, a cell that is not a number, an empty label, NUL, an over-long cell or line,
@@ -200,11 +205,11 @@ def _fast(source, out_path, kind, label_column, text_column, delimiter, codec, l
         # Closed on the way out, however it ends: its read-ahead must not go on reading the
         # file (the exact reader may read it next) or call into Python at the process's exit.
         with (
-            pacsv.open_csv(source, *reader_options) as stream,
+            _batches(source, size, reader_options) as batches,
             pa.OSFile(str(out_path), "wb") as sink,
             pa.ipc.new_file(sink, schema) as writer,
         ):
-            for batch in stream:
+            for batch in batches:
                 rows += batch.num_rows
                 columns = _fast_columns(batch, kind, features, label_column, limits)
                 if columns is None or rows > limits.max_rows:
@@ -229,6 +234,17 @@ def _fast(source, out_path, kind, label_column, text_column, delimiter, codec, l
         encoding=ENCODINGS[codec],
         delimiter=delimiter,
     )
+
+
+@contextlib.contextmanager
+def _batches(source, size: int, reader_options):
+    """The file's record batches: parsed whole when it is at most WHOLE_FILE_BYTES, else
+    streamed (the stream closed on the way out)."""
+    if size <= WHOLE_FILE_BYTES:
+        yield pacsv.read_csv(source, *reader_options).to_batches()
+        return
+    with pacsv.open_csv(source, *reader_options) as stream:
+        yield stream
 
 
 def _fast_columns(batch, kind, features, label_column, limits) -> list | None:

@@ -231,14 +231,17 @@ def test_a_zip_bomb_is_refused_from_its_declared_sizes(tmp_path):
 
 
 def test_an_archive_of_too_many_files_is_refused(tmp_path):
-    entries = {f"c{i % 2}/{i}.png": b"" for i in range(100_000)}
-    problems = _refusal(_zip(entries, compression=zipfile.ZIP_STORED), tmp_path)
+    """Read in one pass (from memory), it is refused at the entry past the limit; the default
+    limit against 100,000 files, from a file on disk, is tests/runtime/test_ingest_memory.py's."""
+    entries = {f"c{i % 2}/{i}.png": b"" for i in range(1_001)}
+    limits = IngestLimits(max_files=1_000)
+    problems = _refusal(_zip(entries, compression=zipfile.ZIP_STORED), tmp_path, limits=limits)
     assert problems[:2] == [
         ("c0/0.png", "not an image: PNG, JPEG or WebP cannot read it"),
         ("c1/1.png", "not an image: PNG, JPEG or WebP cannot read it"),
     ]
     assert len(problems) == 21  # the first twenty, then what ended the reading
-    assert problems[-1] == ("archive", "more than 80000 entries")
+    assert problems[-1] == ("archive", "more than 1000 entries")
 
 
 def test_a_large_zip_is_scanned_by_several_processes_with_the_same_result(tmp_path):
@@ -270,3 +273,104 @@ def test_a_large_zip_is_scanned_by_several_processes_with_the_same_result(tmp_pa
             )
         ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.zip", "out1.arrow", "out2.arrow"]
+
+
+def _png_of(array: np.ndarray, **save) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, format="PNG", **save)
+    return out.getvalue()
+
+
+def _kinds() -> dict[str, bytes]:
+    """PNGs of every kind a camera, an editor or a script writes, 6 x 5 pixels each."""
+    rng = np.random.default_rng(7)
+    rgb = rng.integers(0, 256, (5, 6, 3), dtype=np.uint8)
+    grey = rng.integers(0, 256, (5, 6), dtype=np.uint8)
+    rgba = rng.integers(0, 256, (5, 6, 4), dtype=np.uint8)
+    palette = Image.fromarray(rgb).quantize(16)
+    sixteen = Image.fromarray(rng.integers(0, 65536, (5, 6), dtype=np.uint16))
+    buffers = {}
+    for name, image in {"palette": palette, "sixteen": sixteen}.items():
+        out = io.BytesIO()
+        image.save(out, format="PNG")
+        buffers[name] = out.getvalue()
+    return {
+        "rgb": _png_of(rgb),
+        "rgb-tight": _png_of(rgb, compress_level=9),
+        "rgb-transparent": _png_of(rgb, transparency=(1, 2, 3)),
+        "grey": _png_of(grey),
+        "grey-alpha": _png_of(np.stack([grey, grey], axis=-1)),
+        "rgba": _png_of(rgba),
+        **buffers,
+    }
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_every_kind_of_png_reads_as_pillow_converts_it_from_a_zip_on_disk(tmp_path, compression):
+    """Plain 8-bit grey and RGB PNGs are decoded by OpenCV, the rest by Pillow; every one reads
+    back as Pillow's own conversion to RGB, from members sliced out of a memory map."""
+    kinds = _kinds()
+    entries = {f"{c}/{kind}.png": data for kind, data in kinds.items() for c in ("a", "b")}
+    archive = tmp_path / "kinds.zip"
+    archive.write_bytes(_zip(entries, compression=compression))
+    with open(archive, "rb") as source:
+        summary = images_ingest(source, tmp_path / "out.arrow", processes=1)
+    assert (summary.images, summary.width, summary.height, summary.channels) == (16, 6, 5, 3)
+    table, _ = _read(tmp_path / "out.arrow")
+    for row, data in enumerate(entries.values()):
+        expected = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        got = np.frombuffer(table["image"][row].as_py(), np.uint8).reshape(5, 6, 3)
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_plain_grey_pngs_from_disk_keep_one_channel_and_resize_as_pillow_does(tmp_path):
+    rng = np.random.default_rng(3)
+    arrays = {f"{c}/{i}.png": rng.integers(0, 256, (6, 6), np.uint8) for c in "xy" for i in "12"}
+    arrays["y/big.png"] = rng.integers(0, 256, (9, 7), np.uint8)
+    archive = tmp_path / "grey.zip"
+    archive.write_bytes(_zip({name: _png_of(array) for name, array in arrays.items()}))
+    with open(archive, "rb") as source:
+        summary = images_ingest(source, tmp_path / "out.arrow", resize_to=(6, 6), processes=1)
+    assert (summary.images, summary.channels, summary.resized) == (5, 1, 1)
+    table, _ = _read(tmp_path / "out.arrow")
+    for row, array in enumerate(arrays.values()):
+        expected = np.asarray(Image.fromarray(array).resize((6, 6), Image.Resampling.BILINEAR))
+        got = np.frombuffer(table["image"][row].as_py(), np.uint8).reshape(6, 6)
+        np.testing.assert_array_equal(got, expected)
+
+
+def _damaged(tmp_path, change) -> list[tuple[str, str]]:
+    """The refusal of a zip on disk, stored, whose bytes `change` alters in place."""
+    entries, _ = _dataset()
+    data = bytearray(_zip(entries, compression=zipfile.ZIP_STORED))
+    change(data)
+    archive = tmp_path / "damaged.zip"
+    archive.write_bytes(bytes(data))
+    with open(archive, "rb") as source, pytest.raises(IngestRefused) as refused:
+        images_ingest(source, tmp_path / "out.arrow", processes=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.zip"]
+    return [(p.path, p.message) for p in refused.value.problems]
+
+
+def test_a_zip_member_whose_bytes_or_header_do_not_match_its_directory_is_refused(tmp_path):
+    def flip_a_pixel_byte(data):
+        at = data.index(b"IDAT", data.index(b"cat/1.png")) + 8
+        data[at] ^= 0xFF
+
+    def rename_in_the_header(data):
+        at = data.index(b"cat/1.png")  # the first: the local header's copy
+        data[at : at + 3] = b"dog"
+
+    def mark_encrypted(data):  # the first entry's flags, in its header and the directory
+        for signature, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+            data[data.index(signature) + flags_at] |= 0x1
+
+    assert _damaged(tmp_path, flip_a_pixel_byte) == [
+        ("cat/1.png", "cannot be unpacked: Bad CRC-32 for file 'cat/1.png'")
+    ]
+    assert _damaged(tmp_path, rename_in_the_header) == [
+        ("cat/1.png", "cannot be unpacked: its name in the directory and in its header differ")
+    ]
+    assert _damaged(tmp_path, mark_encrypted) == [
+        ("dog/0.png", "encrypted: save it without a password")
+    ]

@@ -8,20 +8,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from runtime.ingest import tables
 from runtime.ingest.arrays import arrays_ingest
 from runtime.ingest.images import PARALLEL_ENTRIES, images_ingest
 from runtime.ingest.tables import table_ingest
+from tests.runtime.test_ingest_tables import READERS, use_reader
 
 
 def _rising_to_one(seen: list[float]) -> bool:
     return len(seen) >= 2 and seen == sorted(seen) and seen[-1] == 1.0 and 0 < seen[0] < 1
 
 
-@pytest.mark.parametrize("exact", [False, True], ids=["pyarrow", "exact"])
-def test_a_csv_reports_its_progress(tmp_path, monkeypatch, exact):
-    if exact:
-        monkeypatch.setattr(tables, "_fast", lambda *args: None)
+@pytest.mark.parametrize("reader", READERS)
+def test_a_csv_reports_its_progress(tmp_path, monkeypatch, reader):
+    use_reader(monkeypatch, reader)
     data = "x,label\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(1_500_000))
     seen: list[float] = []
     table_ingest(

@@ -96,12 +96,23 @@ def test_a_tsv_of_numbers_is_read_back_as_float32(tmp_path):
     assert table["label"].to_pylist() == ["a", "b", "a", "b"]
 
 
-@pytest.mark.parametrize("exact", [False, True], ids=["pyarrow", "exact"])
-def test_many_rows_are_read_back_in_order_by_either_reader(tmp_path, monkeypatch, exact):
-    """A regular file goes through pyarrow's reader; `exact`: through the one that names
-    problems (what an irregular file gets), with the same file written."""
-    if exact:
+READERS = ["whole", "streamed", "exact"]
+
+
+def use_reader(monkeypatch, reader: str) -> None:
+    """A regular file goes through pyarrow's reader, parsed whole ("whole", a file of at most
+    WHOLE_FILE_BYTES) or in a stream ("streamed", a larger one); "exact": through the reader
+    that names problems, which an irregular file gets."""
+    if reader == "streamed":
+        monkeypatch.setattr(tables, "WHOLE_FILE_BYTES", 0)
+    elif reader == "exact":
         monkeypatch.setattr(tables, "_fast", lambda *args: None)
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_many_rows_are_read_back_in_order_by_each_reader(tmp_path, monkeypatch, reader):
+    """The same file written, whichever reader reads it."""
+    use_reader(monkeypatch, reader)
     lines = ["a,b,label"] + [f"{i},{-i / 4},{'odd' if i % 2 else 'even'}" for i in range(20_000)]
     out = tmp_path / "big.arrow"
     summary = table_ingest(
