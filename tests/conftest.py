@@ -92,6 +92,27 @@ def pytest_unconfigure(config):
     shutil.rmtree(os.environ["AULA_TEST_DATASETS"], ignore_errors=True)
 
 
+# The files that take longest (a minute or more on two cores; `--durations` shows them), run
+# first. pytest-xdist's `--dist loadfile` hands files out in collection order, where these come
+# late (tests/test_*.py after the folders): one process then spent minutes on them while the
+# other had nothing left. First, they overlap the many short files instead.
+LONGEST_FIRST = (
+    "tests/test_launcher.py",
+    "tests/test_api_conformance.py",
+    "tests/jobs/test_websocket.py",
+    "tests/runtime/test_sandbox.py",
+    "tests/runtime/test_trainer.py",
+    "tests/jobs/test_faults.py",
+    "tests/test_any_date.py",
+    "tests/jobs/test_hostile_code.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {path: index for index, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))  # stable
+
+
 def pytest_report_header(config) -> str:
     # The day this run's clock reads: tests/test_any_date.py checks it moved a year ahead.
     return f"today: {date.today().isoformat()}"
