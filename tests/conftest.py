@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -93,24 +94,32 @@ def pytest_unconfigure(config):
 
 
 # The files that take longest (a minute or more on two cores; `--durations` shows them), run
-# first. pytest-xdist's `--dist loadfile` hands files out in collection order, where these come
-# late (tests/test_*.py after the folders): one process then spent minutes on them while the
-# other had nothing left. First, they overlap the many short files instead.
+# first, then the rest by their number of tests, most first. `make test` hands files to the two
+# processes in this order (`--dist loadfile --no-loadscope-reorder`): xdist's own order, by
+# number of tests alone, put these few-test files last, and one process spent minutes on them
+# while the other had nothing left.
 LONGEST_FIRST = (
     "tests/test_launcher.py",
     "tests/test_api_conformance.py",
+    "tests/test_any_date.py",
     "tests/jobs/test_websocket.py",
     "tests/runtime/test_sandbox.py",
     "tests/runtime/test_trainer.py",
     "tests/jobs/test_faults.py",
-    "tests/test_any_date.py",
     "tests/jobs/test_hostile_code.py",
+    "tests/browser/test_accessibility.py",
 )
 
 
 def pytest_collection_modifyitems(config, items):
     rank = {path: index for index, path in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))  # stable
+    files = Counter(item.nodeid.partition("::")[0] for item in items)
+
+    def order(item) -> tuple[int, int]:
+        path = item.nodeid.partition("::")[0]
+        return (rank.get(path, len(rank)), -files[path])
+
+    items.sort(key=order)  # stable: a file's own tests keep their order
 
 
 def pytest_report_header(config) -> str:

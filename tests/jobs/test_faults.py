@@ -129,7 +129,7 @@ def epoch_ends(events) -> list[int]:
 
 
 def test_a_job_whose_worker_is_killed_runs_again_on_another_and_succeeds_once(stack, tenant_a):
-    epochs = 15  # seconds of training: the kill, right after the first progress, lands mid-run
+    epochs = 8  # seconds of training: the kill, right after the first progress, lands mid-run
     assignment, spec = digits_assignment(tenant_a, epochs=epochs)
     stack.beat(**FAST_REAPER)
     first = stack.worker("first", **FAST_REAPER)
