@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
+import tarfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -714,44 +714,56 @@ def _hold_out(name, folder, x_train, y_train, x_test, y_test) -> tuple[torch.Ten
     )
 
 
-def _cifar10_class():
-    from torchvision.datasets import CIFAR10
+# CIFAR-10's binary version: fixed records, one label byte then 3072 pixel bytes (1024 red, 1024
+# green, then 1024 blue values, each 32 rows of 32). Not the python version torchvision reads,
+# whose batches are pickles: no pickle is ever loaded here.
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+CIFAR10_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
+CIFAR10_FOLDER = "cifar-10-batches-bin"
+CIFAR10_TRAIN_FILES = tuple(f"data_batch_{number}.bin" for number in range(1, 6))
+CIFAR10_TEST_FILE = "test_batch.bin"
+CIFAR10_RECORD = 1 + 3 * 32 * 32
 
-    return CIFAR10
+
+def _cifar10_present(folder: Path) -> bool:
+    base = folder / CIFAR10_FOLDER
+    return all((base / name).is_file() for name in (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE))
+
+
+def _download_cifar10(folder: Path) -> None:
+    """The binary archive, fetched by torchvision (which checks its MD5, or raises), then
+    unpacked with tarfile's "data" filter: regular files and folders under `folder` only."""
+    from torchvision.datasets.utils import download_url
+
+    download_url(CIFAR10_URL, str(folder), md5=CIFAR10_MD5)
+    archive = folder / CIFAR10_URL.rsplit("/", 1)[1]
+    with tarfile.open(archive, "r:gz") as unpacked:
+        unpacked.extractall(folder, filter="data")
+    archive.unlink()
 
 
 def _read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One batch of the CIFAR-10 python version: a pickled dict with "data", uint8 [n, 3072]
-    (1024 red, 1024 green, then 1024 blue values, each 32 rows of 32), and "labels", n ints."""
-    with open(path, "rb") as f:
-        # The files come from DATA_DIR, which only the operator and the download command write
-        # (torchvision reads them the same way, after the download has checked the archive's MD5).
-        entry = pickle.load(f, encoding="latin1")  # noqa: S301
-    data = np.asarray(entry["data"])
-    labels = np.asarray(entry["labels"] if "labels" in entry else entry["fine_labels"])
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise ValueError(f"{path.name} holds {data.dtype} {data.shape}, not uint8 [n, 3072]")
-    if labels.shape != (len(data),) or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
-        raise ValueError(f"{path.name} has {labels.shape[0]} labels for {len(data)} images")
-    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
+    """One batch file: its images uint8 [n, 3, 32, 32] and labels int64 [n]."""
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size == 0 or raw.size % CIFAR10_RECORD:
+        raise ValueError(f"{path.name} holds {raw.size} bytes, not records of {CIFAR10_RECORD}")
+    records = raw.reshape(-1, CIFAR10_RECORD)
+    labels = records[:, 0].astype(np.int64)
+    if labels.max() > 9:
+        raise ValueError(f"{path.name} has labels outside 0..9")
+    return np.ascontiguousarray(records[:, 1:]).reshape(-1, 3, 32, 32), labels
 
 
 def _read_cifar10(folder: Path) -> tuple[torch.Tensor, ...]:
-    """CIFAR-10 from `folder`/cifar-10-batches-py, in the layout torchvision downloads.
-
-    Read directly rather than through torchvision.datasets.CIFAR10, which checks each batch's MD5
-    (about a second) and would turn the images into PIL ones per sample; structure is checked
-    here instead, and the download checks the archive's MD5.
-    """
-    cls = _cifar10_class()
-    base = folder / cls.base_folder
-    files = [name for name, _ in cls.train_list + cls.test_list]
-    if not all((base / name).is_file() for name in files):
+    """CIFAR-10 from `folder`/cifar-10-batches-bin, as its binary archive unpacks. Structure is
+    checked here (whole records, labels 0..9); the download checks the archive's MD5."""
+    if not _cifar10_present(folder):
         raise DatasetMissing("cifar10", folder)
+    base = folder / CIFAR10_FOLDER
     try:
-        train = [_read_cifar10_batch(base / name) for name, _ in cls.train_list]
-        x_test, y_test = _read_cifar10_batch(base / cls.test_list[0][0])
-    except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError, ValueError) as exc:
+        train = [_read_cifar10_batch(base / name) for name in CIFAR10_TRAIN_FILES]
+        x_test, y_test = _read_cifar10_batch(base / CIFAR10_TEST_FILE)
+    except (OSError, ValueError) as exc:
         raise DatasetMissing("cifar10", folder, str(exc)) from exc
     x_train = torch.from_numpy(np.concatenate([x for x, _ in train]))
     y_train = torch.from_numpy(np.concatenate([y for _, y in train]))
@@ -854,14 +866,15 @@ def download_urls(name: str) -> tuple[str, ...]:
     if not _entry(name).info.requires_download:
         return ()
     if name == "cifar10":
-        return (_cifar10_class().url,)
+        return (CIFAR10_URL,)
     cls = _mnist_class(name)
     return tuple(cls.mirrors)
 
 
 def download_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Path:
     """Download `name` into `data_dir` (default: `default_data_dir()`) with torchvision, which
-    checks the files' MD5 and skips what is already there; then check it loads.
+    checks the files' MD5 (cifar10: its binary archive, unpacked here) and skips what is already
+    there; then check it loads.
 
     Returns the data directory. Generated and bundled datasets need nothing: returns at once.
     Raises `DatasetDownloadFailed` (no internet, server error, bad checksum).
@@ -873,12 +886,16 @@ def download_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Pa
         return folder
     from urllib.error import URLError
 
-    cls = _cifar10_class() if name == "cifar10" else _mnist_class(name)
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        for train in (True, False):
-            cls(root=str(folder), train=train, download=True)
-    except (URLError, OSError, RuntimeError) as exc:
+        if name == "cifar10":
+            if not _cifar10_present(folder):
+                _download_cifar10(folder)
+        else:
+            cls = _mnist_class(name)
+            for train in (True, False):
+                cls(root=str(folder), train=train, download=True)
+    except (URLError, OSError, RuntimeError, tarfile.TarError) as exc:
         reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
         reason = " ".join(str(reason).split())  # torchvision's MNIST message spans lines
         raise DatasetDownloadFailed(name, download_urls(name), reason) from exc

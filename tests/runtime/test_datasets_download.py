@@ -1,10 +1,11 @@
 """The downloaded datasets (cifar10, mnist, fashion_mnist), without the internet: tiny fakes in
-the exact on-disk formats torchvision downloads, the errors when files are missing, and the
-`download_datasets` management command."""
+the exact on-disk formats they download in (CIFAR-10's binary version, MNIST's idx files), the
+errors when files are missing, and the `download_datasets` management command."""
 
 import gzip
-import pickle
+import io
 import struct
+import tarfile
 import urllib.error
 import urllib.request
 from io import StringIO
@@ -43,11 +44,11 @@ def _fresh_cache():
     clear_dataset_cache()
 
 
-# --- Fakes in torchvision's formats ---------------------------------------------------------------
+# --- Fakes in the downloads' formats --------------------------------------------------------------
 
 
 def cifar_image(i: int) -> np.ndarray:
-    """Image i as the CIFAR python batches store it: 3072 bytes, 1024 per channel (R, G, B), each
+    """Image i as the CIFAR batches store it: 3072 bytes, 1024 per channel (R, G, B), each
     channel's 32 rows in order. Red is i % 256, green i // 256, blue 7, except a marker at row 1,
     column 2 of the blue channel (255), so a wrong reshape or transpose shows."""
     image = np.empty((3, 32, 32), dtype=np.uint8)
@@ -57,32 +58,24 @@ def cifar_image(i: int) -> np.ndarray:
 
 
 def write_cifar10(root: Path) -> None:
-    base = root / "cifar-10-batches-py"
+    """The folder the binary archive unpacks to: five training batches and a test batch, each of
+    records of one label byte and the image's 3072 bytes."""
+    base = root / "cifar-10-batches-bin"
     base.mkdir(parents=True)
     index = 0
 
     def batch(path: Path, count: int, first_label: int) -> None:
         nonlocal index
-        data = np.stack([cifar_image(index + k) for k in range(count)])
-        labels = [(first_label + k) % 10 for k in range(count)]
-        entry = {
-            "batch_label": path.name,
-            "labels": labels,
-            "data": data,
-            "filenames": [f"{index + k}.png" for k in range(count)],
-        }
+        records = [
+            bytes([(first_label + k) % 10]) + cifar_image(index + k).tobytes() for k in range(count)
+        ]
         index += count
-        path.write_bytes(pickle.dumps(entry, protocol=2))
+        path.write_bytes(b"".join(records))
 
     for number in range(1, 6):
-        batch(base / f"data_batch_{number}", CIFAR_PER_BATCH, first_label=0)
-    batch(base / "test_batch", CIFAR_TEST, first_label=3)
-    meta = {
-        "label_names": list(dataset_info("cifar10").class_names),
-        "num_cases_per_batch": CIFAR_PER_BATCH,
-        "num_vis": 3072,
-    }
-    (base / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+        batch(base / f"data_batch_{number}.bin", CIFAR_PER_BATCH, first_label=0)
+    batch(base / "test_batch.bin", CIFAR_TEST, first_label=3)
+    (base / "batches.meta.txt").write_text("\n".join(dataset_info("cifar10").class_names) + "\n")
 
 
 def idx_file(array: np.ndarray) -> bytes:
@@ -145,19 +138,20 @@ def test_cifar10_becomes_uint8_nchw_with_the_last_5000_training_images_as_valida
     assert data.test.y[:3].tolist() == [3, 4, 5]
 
 
-def test_cifar10_reads_as_torchvision_reads_it(data_dir, monkeypatch):
-    # torchvision refuses the fakes only because their MD5s are not the real ones.
-    monkeypatch.setattr(torchvision.datasets.CIFAR10, "_check_integrity", lambda self: True)
-    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *args: True)
-    theirs_train = torchvision.datasets.CIFAR10(root=str(data_dir), train=True)
-    theirs_test = torchvision.datasets.CIFAR10(root=str(data_dir), train=False)
-    ours = load_dataset("cifar10", data_dir=data_dir)
-    train_x = torch.cat([ours.train.x, ours.val.x]).permute(0, 2, 3, 1)  # torchvision: NHWC
-    assert torch.equal(train_x, torch.from_numpy(theirs_train.data))
-    assert torch.cat([ours.train.y, ours.val.y]).tolist() == theirs_train.targets
-    assert torch.equal(ours.test.x.permute(0, 2, 3, 1), torch.from_numpy(theirs_test.data))
-    assert ours.test.y.tolist() == theirs_test.targets
-    assert tuple(theirs_train.classes) == dataset_info("cifar10").class_names
+def test_cifar10_in_the_python_version_alone_is_missing_and_never_unpickled(tmp_path):
+    """What torchvision downloads (pickled batches) is not read: a pickle there that would
+    create a file when loaded creates nothing, and the dataset is reported missing."""
+    base = tmp_path / "cifar-10-batches-py"
+    base.mkdir()
+    marker = tmp_path / "unpickled"
+    payload = (
+        b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."  # os.system("touch ...")
+    )
+    for name in [f"data_batch_{n}" for n in range(1, 6)] + ["test_batch"]:
+        (base / name).write_bytes(payload)
+    with pytest.raises(DatasetMissing, match="is not in DATA_DIR"):
+        load_dataset("cifar10", data_dir=tmp_path)
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
@@ -206,14 +200,14 @@ def test_without_a_data_dir_the_default_is_used(tmp_path, monkeypatch):
 
 def test_a_partly_downloaded_cifar10_is_missing(data_dir, tmp_path):
     write_cifar10(tmp_path)
-    (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
+    (tmp_path / "cifar-10-batches-bin" / "data_batch_3.bin").unlink()
     with pytest.raises(DatasetMissing, match="is not in DATA_DIR"):
         load_dataset("cifar10", data_dir=tmp_path)
 
 
 def test_a_truncated_file_is_reported_as_corrupted(tmp_path):
     write_cifar10(tmp_path)
-    path = tmp_path / "cifar-10-batches-py" / "data_batch_2"
+    path = tmp_path / "cifar-10-batches-bin" / "data_batch_2.bin"
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(DatasetMissing) as caught:
         load_dataset("cifar10", data_dir=tmp_path)
@@ -268,7 +262,7 @@ def offline(monkeypatch):
 @pytest.mark.parametrize(
     ("name", "url"),
     [
-        ("cifar10", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"),
+        ("cifar10", "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"),
         ("mnist", "https://ossci-datasets.s3.amazonaws.com/mnist/"),
         ("fashion_mnist", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
     ],
@@ -300,6 +294,54 @@ def test_downloading_fetches_with_torchvision_and_checks_the_result(tmp_path, mo
     assert download_dataset("mnist", tmp_path) == tmp_path.resolve()
     assert calls == [("MNIST", str(tmp_path.resolve()))] * 2  # train and test
     assert load_dataset("mnist", data_dir=tmp_path).info.sizes == (100, 5000, MNIST_TEST)
+
+
+def _fake_cifar10_download(monkeypatch, make_archive) -> list:
+    """torchvision's download_url replaced by one that writes `make_archive(path)` where the
+    archive would arrive; the calls it got."""
+    import torchvision.datasets.utils
+
+    calls = []
+
+    def download_url(url, root, filename=None, md5=None):
+        calls.append((url, root, md5))
+        make_archive(Path(root) / url.rsplit("/", 1)[1])
+
+    monkeypatch.setattr(torchvision.datasets.utils, "download_url", download_url)
+    return calls
+
+
+def test_downloading_cifar10_unpacks_its_binary_archive_and_checks_it(tmp_path, monkeypatch):
+    source = tmp_path / "source"
+    write_cifar10(source)
+
+    def archive(path):
+        with tarfile.open(path, "w:gz") as tar:
+            tar.add(source / "cifar-10-batches-bin", arcname="cifar-10-batches-bin")
+
+    calls = _fake_cifar10_download(monkeypatch, archive)
+    folder = tmp_path / "data"
+    assert download_dataset("cifar10", folder) == folder.resolve()
+    url = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+    assert calls == [(url, str(folder.resolve()), "c32a1d4ab5d03f1284b67883e8d87530")]
+    assert sorted(p.name for p in folder.iterdir()) == ["cifar-10-batches-bin"]  # archive gone
+    assert load_dataset("cifar10", data_dir=folder).info.sizes == (100, 5000, CIFAR_TEST)
+    assert download_dataset("cifar10", folder) == folder.resolve()
+    assert len(calls) == 1  # already there: not downloaded again
+
+
+def test_a_cifar10_archive_with_a_path_outside_its_folder_is_refused(tmp_path, monkeypatch):
+    def archive(path):
+        with tarfile.open(path, "w:gz") as tar:
+            info = tarfile.TarInfo("../escaped.bin")
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"bad"))
+
+    _fake_cifar10_download(monkeypatch, archive)
+    folder = tmp_path / "data"
+    with pytest.raises(DatasetDownloadFailed, match="is outside the destination"):
+        download_dataset("cifar10", folder)
+    assert not (tmp_path / "escaped.bin").exists()
 
 
 # --- The management command -----------------------------------------------------------------------
@@ -346,7 +388,7 @@ def test_the_command_without_internet_fails_clearly(tmp_path, offline):
     message = str(caught.value)
     assert message.startswith(
         "Could not download the cifar10 dataset from "
-        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz: "
+        "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz: "
     )
     assert "Temporary failure in name resolution" in message
     assert message.endswith(
