@@ -204,6 +204,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "trained_models.artifacts_purge",
         "schedule": crontab(minute=29),
     },
+    # Mastery's observations of grades withheld with nothing shown, once their due date passed.
+    "withheld-grades-observe": {
+        "task": "apps.learning.tasks.withheld_grades_observe",
+        "schedule": crontab(minute="*/10"),
+    },
     # Refits every tenant's knowledge-tracing parameters (teachers can also ask for a fit).
     "bkt-fit-all": {
         "task": "apps.learning.tasks.bkt_fit_all",

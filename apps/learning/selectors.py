@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
-from apps.courses.models import Enrollment, Lesson, Skill
+from apps.courses.models import Enrollment, Lesson, ScoresShown, Skill
 from apps.courses.selectors import AssignmentStatus, course_list_for_learner
 from apps.jobs.selectors import assignment_list_for_learner
 from apps.learning.bkt import mastery_percent
@@ -269,8 +270,20 @@ def run_hint_list(*, job, course) -> list[dict]:
     return hints
 
 
-def grade_notice_list_open(*, tenant, user) -> QuerySet:
-    """The user's notices of grades a regrade changed, not yet dismissed, newest first."""
-    return GradeNotice.objects.filter(
-        tenant_id=tenant.id, learner_id=user.pk, dismissed_at__isnull=True
-    ).order_by("-created_at", "-id")
+def grade_notice_list_open(*, tenant, user, now=None) -> QuerySet:
+    """The user's notices of grades a regrade changed, not yet dismissed, newest first; not
+    those of a grade withheld from them until the due date (a notice quotes the scores), which
+    appear once it has passed: apps.jobs.selectors.grade_withheld_until, as a query."""
+    now = now or timezone.now()
+    withheld = (
+        Q(submission__grade__metrics__has_key="public")
+        & Q(submission__assignment__due_at__gt=now)
+        & ~Q(submission__assignment__scores_shown=ScoresShown.GRADE_LIVE)
+    )
+    return (
+        GradeNotice.objects.filter(
+            tenant_id=tenant.id, learner_id=user.pk, dismissed_at__isnull=True
+        )
+        .exclude(withheld)
+        .order_by("-created_at", "-id")
+    )

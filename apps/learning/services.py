@@ -25,12 +25,16 @@ from urllib.parse import urlsplit
 from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
-from django_scopes import scope
+from django_scopes import scope, scopes_disabled
 
 from apps.audit.services import audit_record
-from apps.jobs.grading import run_diagnosis
+from apps.courses.models import ScoresShown
+from apps.jobs import selectors as job_selectors
+from apps.jobs.grading import grade_compute, run_diagnosis
+from apps.jobs.models import Grade
 from apps.learning import bkt
 from apps.learning.crypto import encrypt
 from apps.learning.models import (
@@ -49,6 +53,8 @@ from apps.learning.tutor.egress import EndpointRefused, endpoint_check
 from apps.learning.xapi import aula_iri, duration
 
 logger = logging.getLogger(__name__)
+
+WITHHELD_OBSERVED_PER_RUN = 500  # grades a run of withheld_grades_observe takes; the next, more
 
 
 def statement_record(
@@ -219,7 +225,7 @@ def grade_given(*, grade, automatic: bool) -> Statement:
         submission = grade.submission
         assignment = submission.assignment
         score, top = Decimal(grade.score), Decimal(grade.max_score)
-        success = top > 0 and score >= top * Decimal(str(settings.LEARNING_PASS_FRACTION))
+        success = _passes(score, top)
         statement = statement_record(
             tenant_id=grade.tenant_id,
             actor_id=submission.learner_id,
@@ -242,17 +248,79 @@ def grade_given(*, grade, automatic: bool) -> Statement:
             course_id=assignment.course_id,
             assignment_id=assignment.pk,
         )
-        if automatic:
-            skill_ids = list(assignment.exercise.skills.values_list("pk", flat=True))
-            for skill_id in skill_ids:
-                mastery_observe(
-                    tenant_id=grade.tenant_id,
-                    user_id=submission.learner_id,
-                    skill_id=skill_id,
-                    submission_id=submission.pk,
-                    correct=bool(success),
-                )
+        observed = _observed(grade, success=success) if automatic else None
+        if observed is not None:
+            _observe_skills(grade, correct=observed)
         return statement
+
+
+def _passes(score, top) -> bool:
+    score, top = Decimal(score), Decimal(top)
+    return bool(top > 0 and score >= top * Decimal(str(settings.LEARNING_PASS_FRACTION)))
+
+
+def _observed(grade, *, success: bool) -> bool | None:
+    """What an automatic grade tells its learner's mastery now, from what they see of it (their
+    mastery is on their pages: it must not show a score they may not see yet). A grade they see:
+    its pass or fail. A grade withheld until the due date (a dataset's private part): the
+    public part's, when it is shown at once; None when nothing of it is shown before the due
+    date, the observation then made after it (`withheld_grades_observe`)."""
+    now = timezone.now()
+    if job_selectors.grade_withheld_until(grade=grade, teaches=False, now=now) is None:
+        return success
+    public = job_selectors.grade_public_shown(grade=grade, now=now)
+    if public is None:
+        return None
+    assignment = grade.submission.assignment
+    result = grade_compute(
+        exercise=assignment.exercise, assignment=assignment, metrics=public, is_late=False
+    )
+    return _passes(result.score, result.max_score)
+
+
+def _observe_skills(grade, *, correct: bool) -> None:
+    submission = grade.submission
+    skill_ids = submission.assignment.exercise.skills.values_list("pk", flat=True)
+    for skill_id in list(skill_ids):
+        mastery_observe(
+            tenant_id=grade.tenant_id,
+            user_id=submission.learner_id,
+            skill_id=skill_id,
+            submission_id=submission.pk,
+            correct=correct,
+        )
+
+
+def withheld_grades_observe(*, now=None) -> int:
+    """The observations of the automatic grades given while nothing of them was shown (scores
+    shown both at the end), made once their assignment's due date has passed: each from its
+    grade's automatic score, in the order they were given. Periodic (beat); a grade already
+    observed is left alone, so a run that stops halfway loses nothing. Returns how many."""
+    now = now or timezone.now()
+    with scopes_disabled():
+        observed = Observation.objects.filter(submission_id=OuterRef("submission_id"))
+        due = (
+            Grade.objects.filter(
+                metrics__has_key="public",
+                submission__assignment__scores_shown=ScoresShown.AT_END,
+                submission__assignment__due_at__lte=now,
+                submission__assignment__exercise__skills__isnull=False,
+            )
+            .exclude(Exists(observed))
+            .select_related("submission__assignment__exercise")
+            .distinct()
+            .order_by("created_at", "pk")
+        )
+        grades = list(due[:WITHHELD_OBSERVED_PER_RUN])
+    done = 0
+    for grade in grades:
+        try:
+            with scope(tenant=grade.tenant_id), transaction.atomic():
+                _observe_skills(grade, correct=_passes(grade.automatic_score, grade.max_score))
+        except IntegrityError:  # another run observed it first (one observation per skill)
+            continue
+        done += 1
+    return done
 
 
 def skill_params(skill_id) -> dict:

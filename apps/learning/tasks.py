@@ -1,4 +1,5 @@
-"""Celery tasks of learning records: fitting knowledge tracing, forwarding statements to an LRS."""
+"""Celery tasks of learning records: fitting knowledge tracing, forwarding statements to an LRS,
+observing withheld grades after their due date."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 
 from celery import shared_task
 
+from apps.learning import services
 from apps.learning.lrs import ForwardFailed, statements_forward_all
 from apps.learning.tracing import bkt_fit_tenant
 from apps.tenants.models import Tenant
@@ -28,6 +30,13 @@ def bkt_fit_all() -> int:
     for tenant_id in ids:
         bkt_fit.delay(str(tenant_id))
     return len(ids)
+
+
+@shared_task(name="apps.learning.tasks.withheld_grades_observe", ignore_result=True)
+def withheld_grades_observe() -> int:
+    """Periodic (beat): mastery's observations of the grades withheld with nothing shown, once
+    their due date has passed (services.withheld_grades_observe)."""
+    return services.withheld_grades_observe()
 
 
 @shared_task(

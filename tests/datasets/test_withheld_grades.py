@@ -7,9 +7,13 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from django_scopes import scopes_disabled
+from django_scopes import scope, scopes_disabled
 
 from apps.jobs.models import Grade
+from apps.learning import bkt
+from apps.learning import selectors as learning_selectors
+from apps.learning import services as learning_services
+from apps.learning.models import Mastery, Observation
 from tests.conftest import api_client_for, page_client_for
 from tests.factories import AssignmentFactory, ExerciseFactory, graded_submission
 
@@ -137,3 +141,100 @@ def test_the_assignment_and_home_pages_and_the_best_score_withhold_it(tenant_a):
     assert rows.status_code == 200, rows.content
     (row,) = [r for r in rows.json()["results"] if r["id"] == str(assignment.id)]
     assert row["best_score"] is None
+
+
+# --- Mastery and regrade notices: no side channel to a withheld grade ---------------------------
+
+
+def _graded_on_a_skill(world, *, due_in, scores_shown, public_accuracy):
+    """A grade of 95 (a pass) whose public part scored `public_accuracy`, on an exercise that
+    practises the world's skill, given as the worker gives it (services.grade_given)."""
+    assignment, submission = _graded(world, due_in=due_in, scores_shown=scores_shown)
+    with scopes_disabled():
+        assignment.exercise.skills.add(world.skill)
+        grade = Grade.objects.get(submission=submission)
+        grade.metrics = {**grade.metrics, "public": {**PUBLIC, "accuracy": public_accuracy}}
+        grade.save(update_fields=["metrics"])
+    learning_services.grade_given(grade=grade, automatic=True)
+    return assignment, submission
+
+
+def _observations(world) -> list[bool]:
+    with scopes_disabled():
+        return list(
+            Observation.objects.filter(user=world.learner.user, skill=world.skill).values_list(
+                "correct", flat=True
+            )
+        )
+
+
+def _mastery(world) -> float | None:
+    with scopes_disabled():
+        row = Mastery.objects.filter(user=world.learner.user, skill=world.skill).first()
+        return row.probability if row else None
+
+
+@pytest.mark.parametrize(
+    ("scores_shown", "observed"),
+    [("grade_live", [True]), ("public_live", [False])],
+    ids=["grade-shown", "public-part-shown"],
+)
+def test_mastery_moves_with_what_the_learner_sees_of_the_grade(tenant_a, scores_shown, observed):
+    """A private pass, a public fail (30 %): shown at once, the grade is observed; withheld,
+    the public part the learner sees is, so their mastery says nothing of the private part."""
+    _graded_on_a_skill(
+        tenant_a, due_in=timedelta(days=1), scores_shown=scores_shown, public_accuracy=0.3
+    )
+    assert _observations(tenant_a) == observed
+    with scopes_disabled():
+        params = learning_services.skill_params(tenant_a.skill.id)
+    expected = bkt.update(
+        params["prior"],
+        observed[0],
+        learn=params["learn"],
+        slip=params["slip"],
+        guess=params["guess"],
+    )
+    assert _mastery(tenant_a) == pytest.approx(expected)
+
+
+def test_shown_only_at_the_end_mastery_observes_the_grade_after_the_due_date(tenant_a):
+    assignment, _ = _graded_on_a_skill(
+        tenant_a, due_in=timedelta(days=1), scores_shown="at_end", public_accuracy=0.3
+    )
+    assert (_observations(tenant_a), _mastery(tenant_a)) == ([], None)
+    before = assignment.due_at - timedelta(seconds=1)
+    assert learning_services.withheld_grades_observe(now=before) == 0  # not yet
+    assert _observations(tenant_a) == []
+    after = assignment.due_at  # the private part is shown from the due date on
+    assert learning_services.withheld_grades_observe(now=after) == 1
+    assert _observations(tenant_a) == [True]  # the grade's 95: a pass
+    assert learning_services.withheld_grades_observe(now=after) == 0  # once
+    assert _observations(tenant_a) == [True]
+
+
+def test_a_regrade_notice_of_a_withheld_grade_waits_for_the_due_date(tenant_a):
+    assignment, submission = _graded(tenant_a, due_in=timedelta(days=1))
+    with scopes_disabled():
+        grade = Grade.objects.get(submission=submission)
+        revision = grade.revisions.create(tenant=grade.tenant, score=90, source="regrade")
+    with scope(tenant=tenant_a.tenant.id):
+        notice = learning_services.grade_notice_create(
+            grade=grade, revision=revision, score_before=95, score_after=90
+        )
+    learner = tenant_a.learner.user
+
+    def listed(now):
+        with scope(tenant=tenant_a.tenant.id):
+            return list(
+                learning_selectors.grade_notice_list_open(
+                    tenant=tenant_a.tenant, user=learner, now=now
+                )
+            )
+
+    assert listed(timezone.now()) == []
+    home = page_client_for(learner).get(f"/t/{tenant_a.tenant.slug}/")
+    assert home.status_code == 200
+    assert 'id="grade-notices"' not in home.content.decode()
+    assert f'id="grade-notice-{notice.id}"' not in home.content.decode()
+    assert listed(assignment.due_at) == [notice]
