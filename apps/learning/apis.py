@@ -7,6 +7,7 @@ Who reads which statements: a learner their own; a teacher those of the courses 
 
 from __future__ import annotations
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -67,6 +68,7 @@ class StatementsApi(ApiView):
             if membership is None:
                 raise ValidationError({"learner": ["No member with this id in this tenant."]})
             learner = membership.user
+        own = False  # reading one's own statements, as their learner
         if not access.allows(Role.ADMIN):
             if access.allows(Role.TEACHER) and course is not None:
                 if not course_teaches(access=access, user=user, course=course):
@@ -74,7 +76,7 @@ class StatementsApi(ApiView):
             elif learner is not None and learner != user:
                 raise PermissionDenied("You may read your own statements only.")
             else:
-                learner = user  # a learner (or a teacher without a course) reads their own
+                learner, own = user, True  # a learner (or a teacher without a course)
         rows = list(
             selectors.statement_list(
                 tenant=request.tenant,
@@ -82,6 +84,7 @@ class StatementsApi(ApiView):
                 course=course,
                 verb=query.get("verb"),
                 after_id=query.get("after"),
+                withheld_now=timezone.now() if own else None,
             )[: EXPORT_PAGE + 1]
         )
         more = ""

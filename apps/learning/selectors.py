@@ -13,11 +13,30 @@ from apps.courses.models import Enrollment, Lesson, ScoresShown, Skill
 from apps.courses.selectors import AssignmentStatus, course_list_for_learner
 from apps.jobs.selectors import assignment_list_for_learner
 from apps.learning.bkt import mastery_percent
-from apps.learning.models import GradeNotice, Mastery, RunDiagnosis, SkillParams, Statement
+from apps.learning.models import (
+    GradeNotice,
+    Mastery,
+    RunDiagnosis,
+    SkillParams,
+    Statement,
+    Verb,
+)
 
 
-def statement_list(*, tenant, learner=None, course=None, verb=None, after_id=None) -> QuerySet:
+def statement_list(
+    *, tenant, learner=None, course=None, verb=None, after_id=None, withheld_now=None
+) -> QuerySet:
+    """The tenant's statements, oldest first, of a learner, a course, a verb, after an id.
+    `withheld_now`: for a learner reading their own, leave out the "scored" statements of grades
+    withheld from them at that time (until the due date: they quote the private part's score;
+    apps.jobs.selectors.grade_withheld_until, as a query). They appear from the due date on."""
     rows = Statement.objects.filter(tenant=tenant).select_related("actor")
+    if withheld_now is not None:
+        rows = rows.exclude(
+            Q(verb=Verb.SCORED)
+            & Q(assignment__due_at__gt=withheld_now)
+            & ~Q(assignment__scores_shown=ScoresShown.GRADE_LIVE)
+        )
     if learner is not None:
         rows = rows.filter(actor=learner)
     if course is not None:

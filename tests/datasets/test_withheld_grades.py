@@ -238,3 +238,26 @@ def test_a_regrade_notice_of_a_withheld_grade_waits_for_the_due_date(tenant_a):
     assert 'id="grade-notices"' not in home.content.decode()
     assert f'id="grade-notice-{notice.id}"' not in home.content.decode()
     assert listed(assignment.due_at) == [notice]
+
+
+def test_the_scored_statement_of_a_withheld_grade_is_not_in_the_learners_own_statements(
+    tenant_a, time_machine
+):
+    """It quotes the private part's score: the learner reads it from the due date on; their
+    teachers (the course's statements) and administrators at once."""
+    assignment, submission = _graded(tenant_a, due_in=timedelta(days=1))
+    with scopes_disabled():
+        grade = Grade.objects.get(submission=submission)
+    learning_services.grade_given(grade=grade, automatic=False)
+    url = f"/api/v1/t/{tenant_a.tenant.slug}/xapi/statements/?verb=scored"
+
+    def scored(user, query="") -> list[float]:
+        response = api_client_for(user).get(url + query)
+        assert response.status_code == 200, response.content
+        return [s["result"]["score"]["raw"] for s in response.json()["statements"]]
+
+    assert scored(tenant_a.learner.user) == []
+    assert scored(tenant_a.teacher.user, f"&course={tenant_a.course.id}") == [95.0]
+    assert scored(tenant_a.admin.user) == [95.0]
+    time_machine.move_to(assignment.due_at)
+    assert scored(tenant_a.learner.user) == [95.0]
