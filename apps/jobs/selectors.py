@@ -108,6 +108,14 @@ def part_shown(*, assignment, part: str, now) -> bool:
     return part == "public" and assignment.scores_shown == ScoresShown.PUBLIC_LIVE
 
 
+def private_part_hidden_q(*, now, assignment: str = "assignment__") -> Q:
+    """part_shown(part="private") negated, as a query on the assignment reached by the lookup
+    `assignment` (its private part, and so a grade with hidden parts, is not shown at `now`)."""
+    return Q(**{f"{assignment}due_at__gt": now}) & ~Q(
+        **{f"{assignment}scores_shown": ScoresShown.GRADE_LIVE}
+    )
+
+
 def grade_withheld_until(*, grade, teaches: bool, now):
     """The due date until which this viewer may not see `grade` (its score, its private part's
     metrics, its feedback and its history), or None when they may. Withheld: from a learner (not

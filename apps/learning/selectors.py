@@ -9,9 +9,9 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from apps.courses.models import Enrollment, Lesson, ScoresShown, Skill
+from apps.courses.models import Enrollment, Lesson, Skill
 from apps.courses.selectors import AssignmentStatus, course_list_for_learner
-from apps.jobs.selectors import assignment_list_for_learner
+from apps.jobs.selectors import assignment_list_for_learner, private_part_hidden_q
 from apps.learning.bkt import mastery_percent
 from apps.learning.models import (
     GradeNotice,
@@ -32,11 +32,7 @@ def statement_list(
     apps.jobs.selectors.grade_withheld_until, as a query). They appear from the due date on."""
     rows = Statement.objects.filter(tenant=tenant).select_related("actor")
     if withheld_now is not None:
-        rows = rows.exclude(
-            Q(verb=Verb.SCORED)
-            & Q(assignment__due_at__gt=withheld_now)
-            & ~Q(assignment__scores_shown=ScoresShown.GRADE_LIVE)
-        )
+        rows = rows.exclude(Q(verb=Verb.SCORED) & private_part_hidden_q(now=withheld_now))
     if learner is not None:
         rows = rows.filter(actor=learner)
     if course is not None:
@@ -294,10 +290,8 @@ def grade_notice_list_open(*, tenant, user, now=None) -> QuerySet:
     those of a grade withheld from them until the due date (a notice quotes the scores), which
     appear once it has passed: apps.jobs.selectors.grade_withheld_until, as a query."""
     now = now or timezone.now()
-    withheld = (
-        Q(submission__grade__metrics__has_key="public")
-        & Q(submission__assignment__due_at__gt=now)
-        & ~Q(submission__assignment__scores_shown=ScoresShown.GRADE_LIVE)
+    withheld = Q(submission__grade__metrics__has_key="public") & private_part_hidden_q(
+        now=now, assignment="submission__assignment__"
     )
     return (
         GradeNotice.objects.filter(

@@ -17,9 +17,9 @@ from runtime.ingest.common import IngestLimits, IngestRefused
 from runtime.ingest.images import PARALLEL_ENTRIES, images_ingest
 
 
-def _png(array: np.ndarray) -> bytes:
+def _png(array: np.ndarray, **save) -> bytes:
     out = io.BytesIO()
-    Image.fromarray(array).save(out, format="PNG")
+    Image.fromarray(array).save(out, format="PNG", **save)
     return out.getvalue()
 
 
@@ -275,12 +275,6 @@ def test_a_large_zip_is_scanned_by_several_processes_with_the_same_result(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.zip", "out1.arrow", "out2.arrow"]
 
 
-def _png_of(array: np.ndarray, **save) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(array).save(out, format="PNG", **save)
-    return out.getvalue()
-
-
 def _kinds() -> dict[str, bytes]:
     """PNGs of every kind a camera, an editor or a script writes, 6 x 5 pixels each."""
     rng = np.random.default_rng(7)
@@ -295,12 +289,12 @@ def _kinds() -> dict[str, bytes]:
         image.save(out, format="PNG")
         buffers[name] = out.getvalue()
     return {
-        "rgb": _png_of(rgb),
-        "rgb-tight": _png_of(rgb, compress_level=9),
-        "rgb-transparent": _png_of(rgb, transparency=(1, 2, 3)),
-        "grey": _png_of(grey),
-        "grey-alpha": _png_of(np.stack([grey, grey], axis=-1)),
-        "rgba": _png_of(rgba),
+        "rgb": _png(rgb),
+        "rgb-tight": _png(rgb, compress_level=9),
+        "rgb-transparent": _png(rgb, transparency=(1, 2, 3)),
+        "grey": _png(grey),
+        "grey-alpha": _png(np.stack([grey, grey], axis=-1)),
+        "rgba": _png(rgba),
         **buffers,
     }
 
@@ -328,7 +322,7 @@ def test_plain_grey_pngs_from_disk_keep_one_channel_and_resize_as_pillow_does(tm
     arrays = {f"{c}/{i}.png": rng.integers(0, 256, (6, 6), np.uint8) for c in "xy" for i in "12"}
     arrays["y/big.png"] = rng.integers(0, 256, (9, 7), np.uint8)
     archive = tmp_path / "grey.zip"
-    archive.write_bytes(_zip({name: _png_of(array) for name, array in arrays.items()}))
+    archive.write_bytes(_zip({name: _png(array) for name, array in arrays.items()}))
     with open(archive, "rb") as source:
         summary = images_ingest(source, tmp_path / "out.arrow", resize_to=(6, 6), processes=1)
     assert (summary.images, summary.channels, summary.resized) == (5, 1, 1)
